@@ -1,0 +1,161 @@
+"""Pinhole camera geometry: projection, inverse projection, lens undistortion, rotations.
+
+Frames and units used everywhere in pads-stream:
+- camera frame: OpenCV axes (x right, y down, z forward), metres;
+- image: pixels, origin at the top-left pixel's corner as in OpenCV;
+- ``K``: 3x3 intrinsics in pixels; ``dist``: OpenCV (k1, k2, p1, p2, k3) coefficients;
+- motion-capture "world" data: Y up, metres (see :func:`yup_to_camera`).
+All functions broadcast over leading dimensions and use plain numpy (float64 inside).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def project(x_cam: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Project camera-frame points to pixels through a pinhole.
+
+    Args:
+        x_cam: (..., J, 3) points in the camera frame, metres, z > 0.
+        K: (..., 3, 3) intrinsics, broadcastable against ``x_cam``'s leading dims.
+
+    Returns:
+        (..., J, 2) pixel coordinates.
+    """
+    uvw = np.einsum("...ij,...kj->...ki", K, x_cam)
+    return uvw[..., :2] / uvw[..., 2:3]
+
+
+def normalized_rays(kp: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Rays K⁻¹[u, v, 1] of pixel points (the normalised image coordinates, z = 1).
+
+    Args:
+        kp: (..., J, 2) pixels.
+        K: (..., 3, 3) intrinsics.
+
+    Returns:
+        (..., J, 3) ray directions in the camera frame with z = 1.
+    """
+    hom = np.concatenate([kp, np.ones_like(kp[..., :1])], axis=-1)
+    return np.einsum("...ij,...kj->...ki", np.linalg.inv(K), hom)
+
+
+def inverse_projection(kp: np.ndarray, K: np.ndarray, root: np.ndarray) -> np.ndarray:
+    """The estimation prior's starting point (PADS Eq. 8): each joint's ray scaled to ‖T‖.
+
+    Every 2D joint is lifted onto the sphere of radius ‖T‖ around the camera centre and the
+    root T is subtracted, so the result is pelvis-relative. For an exact pelvis keypoint this is
+    the paper's centring on the pelvis; centring on T keeps a missing or noisy pelvis keypoint
+    from shifting the whole pose.
+
+    Args:
+        kp: (N, J, 2) pixels.
+        K: (N, 3, 3) intrinsics.
+        root: (N, 3) pelvis position T in the camera frame, metres.
+
+    Returns:
+        (N, J, 3) pelvis-relative joints in the camera frame, metres.
+    """
+    rays = normalized_rays(kp, K)
+    rays = rays / np.linalg.norm(rays, axis=-1, keepdims=True)
+    return rays * np.linalg.norm(root, axis=-1)[:, None, None] - root[:, None, :]
+
+
+def undistort_points(kp: np.ndarray, K: np.ndarray, dist: np.ndarray, iters: int = 10) -> np.ndarray:
+    """Remove OpenCV radial-tangential distortion from pixel points (fixed-point iteration).
+
+    Args:
+        kp: (..., J, 2) distorted pixels.
+        K: (3, 3) intrinsics.
+        dist: (5,) coefficients (k1, k2, p1, p2, k3).
+        iters: fixed-point iterations (10 is below 0.01 px for common lenses).
+
+    Returns:
+        (..., J, 2) undistorted pixels under the same ``K``.
+    """
+    k1, k2, p1, p2, k3 = (float(c) for c in dist)
+    fx, fy, cx, cy, skew = K[0, 0], K[1, 1], K[0, 2], K[1, 2], K[0, 1]
+    yd = (kp[..., 1] - cy) / fy
+    xd = (kp[..., 0] - cx - skew * yd) / fx
+    x, y = xd.copy(), yd.copy()
+    for _ in range(iters):
+        r2 = x * x + y * y
+        radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
+        dx = 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
+        dy = p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
+        x = (xd - dx) / radial
+        y = (yd - dy) / radial
+    return np.stack([fx * x + skew * y + cx, fy * y + cy], axis=-1)
+
+
+def distort_points(kp: np.ndarray, K: np.ndarray, dist: np.ndarray) -> np.ndarray:
+    """Apply OpenCV radial-tangential distortion to ideal pixel points (inverse of undistort).
+
+    Args:
+        kp: (..., J, 2) undistorted pixels.
+        K: (3, 3) intrinsics.
+        dist: (5,) coefficients (k1, k2, p1, p2, k3).
+
+    Returns:
+        (..., J, 2) distorted pixels.
+    """
+    k1, k2, p1, p2, k3 = (float(c) for c in dist)
+    fx, fy, cx, cy, skew = K[0, 0], K[1, 1], K[0, 2], K[1, 2], K[0, 1]
+    y = (kp[..., 1] - cy) / fy
+    x = (kp[..., 0] - cx - skew * y) / fx
+    r2 = x * x + y * y
+    radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
+    xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
+    yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
+    return np.stack([fx * xd + skew * yd + cx, fy * yd + cy], axis=-1)
+
+
+def rotation_x(angle: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) rotations about the x axis by ``angle`` radians (right-handed)."""
+    c, s = np.cos(angle), np.sin(angle)
+    o, z = np.ones_like(c), np.zeros_like(c)
+    return np.stack([o, z, z, z, c, -s, z, s, c], axis=-1).reshape(*np.shape(angle), 3, 3)
+
+
+def rotation_y(angle: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) rotations about the y axis by ``angle`` radians (right-handed)."""
+    c, s = np.cos(angle), np.sin(angle)
+    o, z = np.ones_like(c), np.zeros_like(c)
+    return np.stack([c, z, s, z, o, z, -s, z, c], axis=-1).reshape(*np.shape(angle), 3, 3)
+
+
+def rotation_z(angle: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) rotations about the z axis by ``angle`` radians (right-handed)."""
+    c, s = np.cos(angle), np.sin(angle)
+    o, z = np.ones_like(c), np.zeros_like(c)
+    return np.stack([c, -s, z, s, c, z, z, z, o], axis=-1).reshape(*np.shape(angle), 3, 3)
+
+
+def yup_to_camera(x_world: np.ndarray) -> np.ndarray:
+    """Turn Y-up, right-handed points into a level camera's frame looking along world +Z.
+
+    The camera's right is world -X, its down is world -Y, its forward is world +Z (a proper
+    rotation, 180° about Z), so a body facing -Z (towards the camera) keeps its left on the
+    image's right, as a camera sees it.
+
+    Args:
+        x_world: (..., 3) points, Y up.
+
+    Returns:
+        (..., 3) points in the OpenCV camera frame.
+    """
+    return x_world * np.array([-1.0, -1.0, 1.0], dtype=x_world.dtype)
+
+
+def check_intrinsics(K: np.ndarray, name: str = "K") -> None:
+    """Raise ValueError unless ``K`` is a finite, invertible (..., 3, 3) intrinsics matrix."""
+    if K.shape[-2:] != (3, 3):
+        raise ValueError(f"{name} must have shape (..., 3, 3), got {K.shape}")
+    if not np.all(np.isfinite(K)):
+        raise ValueError(f"{name} has NaN or infinite entries")
+    det = np.linalg.det(K.astype(np.float64))
+    if np.any(np.abs(det) < 1e-9):
+        raise ValueError(f"{name} is singular (determinant {det.min():.3g})")
+    if np.any(K[..., 0, 0] <= 0) or np.any(K[..., 1, 1] <= 0):
+        raise ValueError(f"{name} needs positive focal lengths fx, fy")

@@ -1,0 +1,25 @@
+"""The ``pads-stream`` console command: one subcommand per tool."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "train": ("pads_stream.train", "train the pose prior"),
+    "baseline": ("pads_stream.baseline", "train the supervised lifting baseline"),
+    "tune": ("pads_stream.tune", "tune the sampler on held-out S8 views and store it in a checkpoint"),
+    "eval": ("pads_stream.evaluate", "accuracy tables and plots on the V-H36M test set"),
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        width = max(map(len, COMMANDS))
+        print("usage: pads-stream COMMAND [options]\n\ncommands:")
+        for name, (_, text) in COMMANDS.items():
+            print(f"  {name:<{width}}  {text}")
+        sys.exit(0 if argv and argv[0] in ("-h", "--help") else 2)
+    module = importlib.import_module(COMMANDS[argv[0]][0])
+    module.main(argv[1:])

@@ -1,0 +1,298 @@
+"""``pads-stream eval``: accuracy tables on the V-H36M test set (S9, S11), JSON and PNG plots.
+
+Rows: estimation from ground-truth and detected 2D (PADS at several step counts, cheap
+guidance, the inverse-projection start alone, the supervised baseline), an accuracy-against-
+steps curve with its cost, denoising, completion and generation. Every PADS row runs the same
+sampler as the node, through ``load_model``. Metrics in millimetres.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics
+from .api import PoseModel, load_model
+from .camera import inverse_projection
+from .skeleton import H36M_JOINTS, H36M_PARENTS, bone_lengths
+
+DEFAULT_TEST = "../shared/data/h36m/test_vh36m.npz"
+LIMBS = {
+    "left arm": (11, 12, 13),
+    "right arm": (14, 15, 16),
+    "left leg": (4, 5, 6),
+    "right leg": (1, 2, 3),
+}
+
+
+def load_test(path: str | Path, samples: int | None, seed: int = 123) -> dict[str, np.ndarray]:
+    """The test set, or ``samples`` of it drawn as ``default_rng(seed).choice(N, samples)``."""
+    data = dict(np.load(path))
+    n = len(data["gt"])
+    if samples and samples < n:
+        idx = np.random.default_rng(seed).choice(n, samples, replace=False)
+        data = {k: v[idx] for k, v in data.items()}
+    return data
+
+
+def scores(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
+    """Mean MPJPE, PA-MPJPE, N-MPJPE (mm), PCK@150 mm and AUC over all samples."""
+    return {
+        "mpjpe": float(metrics.mpjpe(pred, gt).mean()),
+        "pa_mpjpe": float(metrics.p_mpjpe(pred, gt).mean()),
+        "n_mpjpe": float(metrics.n_mpjpe(pred, gt).mean()),
+        "pck150": float(metrics.pck(pred, gt).mean()),
+        "auc": float(metrics.auc(pred, gt).mean()),
+    }
+
+
+def per_action(pred: np.ndarray, gt: np.ndarray, actions: np.ndarray) -> dict[str, list[float]]:
+    """{action: [MPJPE, PA-MPJPE]} in mm."""
+    e, pa = metrics.mpjpe(pred, gt), metrics.p_mpjpe(pred, gt)
+    return {a: [float(e[actions == a].mean()), float(pa[actions == a].mean())] for a in np.unique(actions)}
+
+
+def timed(fn, *args, **kwargs) -> tuple[np.ndarray, float]:
+    start = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - start
+
+
+def estimation_rows(model: PoseModel, test: dict, steps_list: list[int], baseline: str | None) -> dict:
+    """Estimation from GT and detected 2D for every method; returns rows and predictions."""
+    gt, acts = test["gt"], test["action"]
+    rows: dict[str, dict] = {}
+    preds: dict[str, np.ndarray] = {}
+    inputs = {"gt2d": (test["kp2d"], None), "det2d": (test["kp2d_det"], test["conf_det"])}
+    for src, (kp, conf) in inputs.items():
+        init = inverse_projection(kp.astype(np.float64), test["K"].astype(np.float64), test["root"].astype(np.float64))
+        rows[f"init/{src}"] = scores(init, gt)
+        for steps in steps_list:
+            x, sec = timed(model.estimate, kp, test["K"], test["root"], conf, steps=steps, seed=0)
+            rows[f"pads{steps}/{src}"] = {**scores(x, gt), "ms_per_pose": 1000 * sec / len(gt)}
+            preds[f"pads{steps}/{src}"] = x
+        cheap = dataclasses.replace(model.sampler, guidance="cheap")
+        model_sampler, model.sampler = model.sampler, cheap
+        try:
+            steps = 10
+            x, sec = timed(model.estimate, kp, test["K"], test["root"], conf, steps=steps, seed=0)
+        finally:
+            model.sampler = model_sampler
+        rows[f"cheap{steps}/{src}"] = {**scores(x, gt), "ms_per_pose": 1000 * sec / len(gt)}
+        if baseline:
+            from .baseline import Baseline
+
+            x = Baseline(baseline).estimate(kp, test["K"], test["root"], conf)
+            rows[f"supervised/{src}"] = scores(x, gt)
+            preds[f"supervised/{src}"] = x
+    main = f"pads{10 if 10 in steps_list else steps_list[0]}"
+    actions = {k: per_action(preds[k], gt, acts) for k in preds if k.startswith(main) or k.startswith("supervised")}
+    return {"rows": rows, "per_action": actions, "preds": preds}
+
+
+def steps_curve(model: PoseModel, test: dict, steps_list: list[int]) -> list[dict]:
+    """Accuracy and cost against the number of steps, GT 2D."""
+    out = []
+    for steps in steps_list:
+        x, sec = timed(model.estimate, test["kp2d"], test["K"], test["root"], None, steps=steps, seed=0)
+        out.append({"steps": steps, **scores(x, test["gt"]), "ms_per_pose": 1000 * sec / len(x)})
+    return out
+
+
+def denoise_rows(model: PoseModel, gt: np.ndarray, rng: np.random.Generator) -> list[dict]:
+    out = []
+    for sigma_mm in (10, 25, 50):
+        noisy = gt + rng.normal(0, sigma_mm / 1000, gt.shape)
+        noisy -= noisy[:, :1]
+        x = model.denoise(noisy, steps=10, seed=0)
+        out.append(
+            {
+                "sigma_mm": sigma_mm,
+                "before": float(metrics.mpjpe(noisy, gt).mean()),
+                "after": float(metrics.mpjpe(x, gt).mean()),
+            }
+        )
+    return out
+
+
+def completion_rows(model: PoseModel, gt: np.ndarray, rng: np.random.Generator) -> list[dict]:
+    """MPJPE on the missing joints only; the pelvis is always observed (it is the origin)."""
+    n = len(gt)
+    cases: dict[str, np.ndarray] = {}
+    for frac in (0.25, 0.5):
+        mask = np.ones((n, 17), bool)
+        for i in range(n):
+            mask[i, 1 + rng.choice(16, int(round(frac * 16)), replace=False)] = False
+        cases[f"{int(frac * 100)}% random"] = mask
+    for name, joints in LIMBS.items():
+        mask = np.ones((n, 17), bool)
+        mask[:, list(joints)] = False
+        cases[name] = mask
+    out = []
+    for name, mask in cases.items():
+        x = model.complete(np.where(mask[..., None], gt, np.nan), mask, steps=20, seed=0)
+        err = 1000 * np.linalg.norm(x - gt, axis=-1)[~mask].mean()
+        out.append({"case": name, "mpjpe_missing": float(err)})
+    return out
+
+
+def generation_row(model: PoseModel, gt: np.ndarray, n: int = 500) -> dict:
+    """APD of ``n`` samples; plausibility as bone-length error against the mean test skeleton
+    (relative, %), and the mean distance to the nearest test pose after Procrustes (mm)."""
+    x = model.generate(n, steps=50, seed=0)
+    ref = bone_lengths(gt).mean(axis=0)
+    rel = np.abs(bone_lengths(x) / ref - 1).mean() * 100
+    sub = gt[:: max(1, len(gt) // 2000)]
+    nearest = np.full(n, np.inf)
+    for k in range(len(sub)):  # the nearest test pose after similarity alignment
+        nearest = np.minimum(nearest, metrics.p_mpjpe(x, np.broadcast_to(sub[k], x.shape).copy()))
+    return {"apd_mm": metrics.apd(x), "bone_error_pct": float(rel), "nearest_pa_mm": float(nearest.mean())}
+
+
+def markdown(report: dict) -> str:
+    """The report's tables as markdown."""
+    lines = ["### Estimation (V-H36M; mm; MPJPE / PA-MPJPE / N-MPJPE, PCK@150, AUC)", "",
+             "| method | GT 2D | detected 2D | ms/pose (GT) |", "|---|---|---|---|"]  # fmt: skip
+    rows = report["estimation"]["rows"]
+    for method in dict.fromkeys(k.split("/")[0] for k in rows):
+        cells = []
+        for src in ("gt2d", "det2d"):
+            r = rows.get(f"{method}/{src}")
+            cells.append(
+                f"{r['mpjpe']:.1f} / {r['pa_mpjpe']:.1f} / {r['n_mpjpe']:.1f}, {r['pck150']:.3f}, {r['auc']:.3f}"
+                if r
+                else "—"
+            )
+        ms = rows.get(f"{method}/gt2d", {}).get("ms_per_pose")
+        lines.append(f"| {method} | {cells[0]} | {cells[1]} | {'' if ms is None else f'{ms:.2f}'} |")
+    acts = report["estimation"]["per_action"]
+    if acts:
+        keys = list(acts)
+        lines += ["", "### Per action (MPJPE / PA-MPJPE, mm)", "", "| action | " + " | ".join(keys) + " |",
+                  "|---" * (len(keys) + 1) + "|"]  # fmt: skip
+        for a in next(iter(acts.values())):
+            lines.append(f"| {a} | " + " | ".join(f"{acts[k][a][0]:.1f} / {acts[k][a][1]:.1f}" for k in keys) + " |")
+    if report.get("curve"):
+        lines += [
+            "",
+            "### Accuracy against steps (GT 2D)",
+            "",
+            "| steps | MPJPE | PA-MPJPE | ms/pose |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {c['steps']} | {c['mpjpe']:.1f} | {c['pa_mpjpe']:.1f} | {c['ms_per_pose']:.2f} |"
+            for c in report["curve"]
+        ]
+    if report.get("denoise"):
+        lines += ["", "### Denoising (MPJPE mm, 10 steps)", "", "| noise σ | before | after |", "|---|---|---|"]
+        lines += [f"| {d['sigma_mm']} mm | {d['before']:.1f} | {d['after']:.1f} |" for d in report["denoise"]]
+    if report.get("completion"):
+        lines += ["", "### Completion (MPJPE on missing joints, mm, 20 steps)", "", "| missing | MPJPE |", "|---|---|"]
+        lines += [f"| {c['case']} | {c['mpjpe_missing']:.1f} |" for c in report["completion"]]
+    if report.get("generation"):
+        g = report["generation"]
+        lines += ["", "### Generation (500 samples, 50 steps)", "",
+                  f"APD {g['apd_mm']:.1f} mm; bone-length error {g['bone_error_pct']:.1f}%; "
+                  f"nearest test pose (PA) {g['nearest_pa_mm']:.1f} mm"]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def plots(report: dict, preds: dict, test: dict, out: Path) -> None:
+    """Skeletons side by side, error per joint, error against steps (PNG files in ``out``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    key = next((k for k in preds if k.startswith("pads10/gt2d")), next(iter(preds)))
+    pred, gt = preds[key], test["gt"]
+    fig = plt.figure(figsize=(12, 4))
+    for col, i in enumerate(np.linspace(0, len(gt) - 1, 3).astype(int)):
+        ax = fig.add_subplot(1, 3, col + 1, projection="3d")
+        for pose, color, label in ((gt[i], "k", "truth"), (pred[i], "r", key)):
+            for j, p in enumerate(H36M_PARENTS):
+                if p >= 0:  # camera frame: x right, y down, z forward -> plot (x, z, -y)
+                    ax.plot(*[[pose[j, a] * s, pose[p, a] * s] for a, s in ((0, 1), (2, 1), (1, -1))], color, lw=2)
+            ax.plot([], [], color, label=label)
+        ax.set_title(f"{test['action'][i]} ({1000 * np.linalg.norm(pred[i] - gt[i], axis=-1).mean():.0f} mm)")
+        ax.legend(loc="upper left", fontsize=7)
+    fig.savefig(out / "skeletons.png", dpi=90)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(9, 3.5))
+    for k in preds:
+        if k.endswith("gt2d"):
+            ax.plot(1000 * np.linalg.norm(preds[k] - gt, axis=-1).mean(0), marker="o", label=k)
+    ax.set_xticks(range(17), H36M_JOINTS, rotation=60, fontsize=7)
+    ax.set_ylabel("mean error (mm)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "error_per_joint.png", dpi=90)
+    plt.close(fig)
+
+    if report.get("curve"):
+        c = report["curve"]
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        ax.plot([r["steps"] for r in c], [r["mpjpe"] for r in c], marker="o", label="MPJPE")
+        ax.plot([r["steps"] for r in c], [r["pa_mpjpe"] for r in c], marker="o", label="PA-MPJPE")
+        ax.set_xscale("log")
+        ax.set_xlabel("DDIM steps")
+        ax.set_ylabel("mm (GT 2D)")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "error_vs_steps.png", dpi=90)
+        plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="pads-stream eval", description=__doc__)
+    parser.add_argument("--model", help="checkpoint (default: the shipped model)")
+    parser.add_argument("--backend", default="auto")
+    parser.add_argument("--test", default=DEFAULT_TEST, help="V-H36M test npz")
+    parser.add_argument("--samples", type=int, default=2000, help="test samples (0 = all 29,560)")
+    parser.add_argument("--steps", default="5,10,20", help="step counts of the estimation rows")
+    parser.add_argument("--curve", default="5,10,20,50,100", help="step counts of the curve ('' = none)")
+    parser.add_argument("--curve-samples", type=int, default=1000)
+    parser.add_argument("--baseline", help="supervised baseline checkpoint (pads-stream baseline)")
+    parser.add_argument("--tasks", default="estimate,denoise,complete,generate")
+    parser.add_argument("--out", default="runs/eval", help="folder for report.json, report.md, PNGs")
+    args = parser.parse_args(argv)
+
+    model = load_model(args.model, backend=args.backend)
+    test = load_test(args.test, args.samples)
+    tasks = set(args.tasks.split(","))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report: dict = {
+        "model": str(model.path), "model_hash": model.model_hash, "backend": model.backend.name,
+        "sampler": dataclasses.asdict(model.sampler), "test": args.test, "samples": len(test["gt"]),
+    }  # fmt: skip
+    preds: dict = {}
+    if "estimate" in tasks:
+        est = estimation_rows(model, test, [int(s) for s in args.steps.split(",")], args.baseline)
+        preds = est.pop("preds")
+        report["estimation"] = est
+        if args.curve:
+            curve_test = load_test(args.test, args.curve_samples)
+            report["curve"] = steps_curve(model, curve_test, [int(s) for s in args.curve.split(",")])
+    rng = np.random.default_rng(0)
+    small = test["gt"][:1000]
+    if "denoise" in tasks:
+        report["denoise"] = denoise_rows(model, small, rng)
+    if "complete" in tasks:
+        report["completion"] = completion_rows(model, small, rng)
+    if "generate" in tasks:
+        report["generation"] = generation_row(model, test["gt"])
+    text = markdown(report) if "estimation" in report else ""
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    (out / "report.md").write_text(text)
+    if preds:
+        plots(report, preds, test, out)
+    print(text)
+    print(f"wrote {out}/report.json, report.md and plots")

@@ -1,0 +1,92 @@
+import numpy as np
+import pytest
+
+from pads_stream import metrics
+from pads_stream.camera import (
+    check_intrinsics,
+    distort_points,
+    inverse_projection,
+    normalized_rays,
+    project,
+    rotation_x,
+    rotation_y,
+    undistort_points,
+)
+
+K = np.array([[1145.0, 0.0, 512.0], [0.0, 1143.0, 515.0], [0.0, 0.0, 1.0]])
+
+
+def random_poses(n: int, rng: np.random.Generator) -> np.ndarray:
+    x = rng.normal(0, 0.3, (n, 17, 3))
+    return x - x[:, :1]
+
+
+def test_projection_inverse_projection_round_trip():
+    rng = np.random.default_rng(0)
+    rel = random_poses(8, rng)
+    root = np.stack([rng.uniform(-1, 1, 8), rng.uniform(-0.5, 0.5, 8), rng.uniform(3, 7, 8)], -1)
+    Ks = np.broadcast_to(K, (8, 3, 3))
+    kp = project(rel + root[:, None], Ks)
+    # every lifted joint lies on the pixel's ray at distance ‖T‖ from the camera centre
+    lifted = inverse_projection(kp, Ks, root) + root[:, None]
+    np.testing.assert_allclose(np.linalg.norm(lifted, axis=-1), np.linalg.norm(root, axis=-1)[:, None] * np.ones(17))
+    np.testing.assert_allclose(project(lifted, Ks), kp, atol=1e-9)
+    # a joint at the root's distance is recovered exactly
+    np.testing.assert_allclose(inverse_projection(kp, Ks, root)[:, 0], rel[:, 0], atol=1e-9)
+    rays = normalized_rays(kp, Ks)
+    cam = rel + root[:, None]
+    np.testing.assert_allclose(rays[..., :2], cam[..., :2] / cam[..., 2:], atol=1e-12)
+
+
+def test_undistort_inverts_distort():
+    rng = np.random.default_rng(1)
+    kp = rng.uniform(100, 900, (50, 2))
+    dist = np.array([-0.2, 0.05, 0.001, -0.0005, 0.0])
+    d = distort_points(kp, K, dist)
+    assert np.abs(d - kp).max() > 5  # the lens really moves points
+    np.testing.assert_allclose(undistort_points(d, K, dist), kp, atol=1e-2)
+
+
+def test_check_intrinsics_rejects_singular_and_nan():
+    with pytest.raises(ValueError, match="singular"):
+        check_intrinsics(np.zeros((3, 3)))
+    bad = K.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        check_intrinsics(bad)
+
+
+def test_procrustes_recovers_known_similarity():
+    rng = np.random.default_rng(2)
+    gt = random_poses(4, rng)
+    rot = rotation_y(np.array([0.3, 1.0, -2.0, 3.0])) @ rotation_x(np.array([0.2, -0.4, 0.1, 0.0]))
+    pred = 1.7 * np.einsum("nij,nkj->nki", rot, gt) + np.array([0.1, -0.2, 0.3])
+    np.testing.assert_allclose(metrics.procrustes_align(pred, gt), gt, atol=1e-9)
+    assert metrics.p_mpjpe(pred, gt).max() < 1e-6
+    assert metrics.mpjpe(pred, gt).min() > 10
+
+
+def test_procrustes_never_reflects():
+    rng = np.random.default_rng(3)
+    gt = random_poses(1, rng)
+    mirrored = gt * np.array([-1.0, 1.0, 1.0])
+    assert metrics.p_mpjpe(mirrored, gt)[0] > 1.0  # a reflection is not a similarity
+
+
+def test_metrics_hand_computed():
+    gt = np.zeros((1, 2, 3))
+    pred = np.array([[[0.003, 0.004, 0.0], [0.0, 0.0, 0.2]]])  # 5 mm and 200 mm
+    assert metrics.mpjpe(pred, gt)[0] == pytest.approx(102.5)
+    assert metrics.pck(pred, gt, 150.0)[0] == pytest.approx(0.5)
+    # AUC over thresholds 0, 5, ..., 150 (31): joint 1 counts from 5 mm (30 of 31), joint 2 never
+    assert metrics.auc(pred, gt)[0] == pytest.approx(0.5 * 30 / 31)
+    gt2 = np.array([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
+    assert metrics.n_mpjpe(2.0 * gt2, gt2)[0] == pytest.approx(0.0, abs=1e-9)  # scale removed
+    samples = np.array([[[0.0, 0.0, 0.0]], [[0.0, 0.0, 0.1]], [[0.0, 0.3, 0.0]]])
+    # pairs: 100, 300, sqrt(0.1) m -> mean in mm
+    assert metrics.apd(samples) == pytest.approx(1000 * (0.1 + 0.3 + np.sqrt(0.1)) / 3)
+
+
+def test_metrics_reject_bad_shapes():
+    with pytest.raises(ValueError, match="pred and gt"):
+        metrics.mpjpe(np.zeros((2, 17, 3)), np.zeros((2, 17, 2)))

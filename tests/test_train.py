@@ -1,0 +1,47 @@
+import numpy as np
+import torch
+
+from pads_stream.checkpoint import load_checkpoint
+from pads_stream.data import AugmentConfig, augment_to_camera, load_positions_3d
+from pads_stream.model import Denoiser, PriorConfig
+from pads_stream.schedule import DiffusionConfig, add_noise, alphas_cumprod
+from pads_stream.skeleton import bone_lengths
+from pads_stream.train import TrainConfig, train
+
+from .conftest import H36M
+
+
+def held_out_loss(net: Denoiser, x0: torch.Tensor) -> float:
+    g = torch.Generator().manual_seed(0)
+    abar = torch.tensor(alphas_cumprod(DiffusionConfig()), dtype=torch.float32)
+    t = torch.randint(0, 1000, (x0.shape[0],), generator=g)
+    eps = torch.randn(x0.shape, generator=g)
+    with torch.no_grad():
+        return float(((net(add_noise(x0, eps, abar[t][:, None, None]), t) - eps) ** 2).mean())
+
+
+def test_a_few_training_steps_lower_the_loss(tmp_path):
+    prior = {"d_model": 32, "n_layers": 2, "n_heads": 4, "d_ff": 64}
+    cfg = TrainConfig(
+        h36m=str(H36M), bvh_dirs=(), train_subjects=("S1",), holdout_takes="", prior=prior,
+        batch_size=64, steps=150, warmup=10, lr=3e-3, checkpoint_every=1000, threads=1,
+    )  # fmt: skip
+    final = train(cfg, tmp_path)
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    assert ckpt["step"] == 150 and "optimizer" not in load_checkpoint(final)
+
+    poses = load_positions_3d(H36M)["S5"]["walking_1"][:256]  # another subject
+    x0 = torch.from_numpy(augment_to_camera(poses, np.random.default_rng(1), AugmentConfig())) / ckpt["scale"]
+    torch.manual_seed(cfg.seed)
+    untrained = Denoiser(PriorConfig(**prior))
+    trained = Denoiser(PriorConfig(**prior))
+    trained.load_state_dict(ckpt["raw_weights"])
+    assert held_out_loss(trained, x0) < 0.7 * held_out_loss(untrained, x0)
+
+
+def test_augmentation_varies_bones_and_stays_pelvis_relative():
+    poses = load_positions_3d(H36M)["S1"]["walking_1"][:100]
+    x = augment_to_camera(poses, np.random.default_rng(0), AugmentConfig())
+    np.testing.assert_allclose(x[:, 0], 0.0, atol=1e-6)
+    ratio = bone_lengths(x) / bone_lengths(poses)
+    assert 0.05 < ratio.std() < 0.2 and 0.9 < ratio.mean() < 1.1
