@@ -137,19 +137,20 @@ class PoseModel:
         K, r = self._check_camera(K, root, kp.shape[0])
         x_init = inverse_projection(kp, K, r)  # (N, 17, 3) m
         rays = normalized_rays(kp, K)[..., :2]  # (N, 17, 2)
-        sched = make_schedule(self.abar, self.sampler.t_start, steps, self.sampler.eta)
+        sched = make_schedule(self.abar, self.sampler.t_start, steps, self.sampler.eta, device=self.backend.device)
         h = self.sampler.hypotheses
         noise = self._noise(seed, steps, kp.shape[0] * h)
+        dev = self.backend.device
         out = np.empty((kp.shape[0], NUM_JOINTS, 3), dtype=np.float32)
         for lo in range(0, kp.shape[0], MAX_CHUNK):
             n = min(MAX_CHUNK, kp.shape[0] - lo)
             idx = np.concatenate([np.arange(lo, lo + n) + k * kp.shape[0] for k in range(h)])  # h copies
 
             def batch(a: np.ndarray, idx: np.ndarray = idx % kp.shape[0]) -> torch.Tensor:
-                return torch.as_tensor(a[idx], dtype=torch.float32)  # (h * n, ...)
+                return torch.as_tensor(a[idx], dtype=torch.float32, device=dev)  # (h * n, ...)
 
             step = self.backend.estimation_step(sched, batch(rays), batch(r), batch(c), self.sampler.rho)
-            x = sample(step, sched, self.scale, batch(x_init), noise[:, idx])
+            x = sample(step, sched, self.scale, batch(x_init), noise[:, idx].to(dev))
             out[lo : lo + n] = x.reshape(h, n, NUM_JOINTS, 3).mean(0).cpu().numpy()
         return out
 
@@ -174,10 +175,11 @@ class PoseModel:
         Returns:
             (n, 17, 3) float32 pelvis-relative poses, metres.
         """
-        sched = make_schedule(self.abar, t_start, steps, self.sampler.eta)
+        dev = next(self.net.parameters()).device
+        sched = make_schedule(self.abar, t_start, steps, self.sampler.eta, device=dev)
         step = torch_step(self.net, sched, self.scale, operator, rho, self.sampler.guidance)
-        init = None if x_init is None else torch.as_tensor(x_init, dtype=torch.float32)
-        return sample(step, sched, self.scale, init, self._noise(seed, steps, n)).numpy()
+        init = None if x_init is None else torch.as_tensor(x_init, dtype=torch.float32, device=dev)
+        return sample(step, sched, self.scale, init, self._noise(seed, steps, n).to(dev)).cpu().numpy()
 
     def denoise(self, noisy: np.ndarray, steps: int = 10, seed: int = 0) -> np.ndarray:
         """Denoise (N, 17, 3) pelvis-relative poses in metres (f = identity) -> (N, 17, 3)."""
@@ -185,7 +187,8 @@ class PoseModel:
         if not np.all(np.isfinite(y)):
             raise ValueError("noisy has NaN or infinite values")
         y = y - y[:, :1]
-        op = Identity(torch.as_tensor(y, dtype=torch.float32), torch.ones(y.shape[:2]))
+        dev = next(self.net.parameters()).device
+        op = Identity(torch.as_tensor(y, dtype=torch.float32, device=dev), torch.ones(y.shape[:2], device=dev))
         s = self.sampler
         return self.solve(op, y, y.shape[0], steps, seed, s.denoise_t_start, s.denoise_rho)
 
@@ -207,7 +210,10 @@ class PoseModel:
         if not np.all(np.isfinite(y[m])):
             raise ValueError("partial has NaN or infinite values at observed joints")
         y = np.where(m[..., None], y, 0.0)
-        op = JointMask(torch.as_tensor(y, dtype=torch.float32), torch.as_tensor(m, dtype=torch.float32))
+        dev = next(self.net.parameters()).device
+        op = JointMask(
+            torch.as_tensor(y, dtype=torch.float32, device=dev), torch.as_tensor(m, dtype=torch.float32, device=dev)
+        )
         return self.solve(op, None, y.shape[0], steps, seed, len(self.abar) - 1, self.sampler.complete_rho)
 
     def generate(self, n: int, steps: int = 50, seed: int = 0) -> np.ndarray:

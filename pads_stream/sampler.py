@@ -53,37 +53,72 @@ class SamplerConfig:
 
 @dataclass(frozen=True)
 class Schedule:
-    """A run's DDIM coefficients as float32 tensors of shape (steps,)."""
+    """A run's DDIM coefficients as float32 tensors: ``timesteps`` (steps,) and ``coef``
+    (steps, 4) holding [√ᾱ_t, c_x0, c_eps, σ] per step (see :class:`DdimCoefficients`)."""
 
     timesteps: torch.Tensor
-    sqrt_abar: torch.Tensor
-    sqrt_one_minus_abar: torch.Tensor
-    c_x0: torch.Tensor
-    c_eps: torch.Tensor
-    sigma: torch.Tensor
+    coef: torch.Tensor
 
     @classmethod
     def from_coefficients(cls, c: DdimCoefficients, device: torch.device | str = "cpu") -> Schedule:
-        def f32(a: np.ndarray) -> torch.Tensor:
-            return torch.as_tensor(a, dtype=torch.float32, device=device)
-
+        coef = np.stack([np.sqrt(c.abar), c.c_x0, c.c_eps, c.sigma], axis=-1)
         return cls(
-            timesteps=f32(c.timesteps),
-            sqrt_abar=f32(np.sqrt(c.abar)),
-            sqrt_one_minus_abar=f32(np.sqrt(1 - c.abar)),
-            c_x0=f32(c.c_x0),
-            c_eps=f32(c.c_eps),
-            sigma=f32(c.sigma),
+            timesteps=torch.as_tensor(c.timesteps, dtype=torch.float32, device=device),
+            coef=torch.as_tensor(coef, dtype=torch.float32, device=device),
         )
 
     @property
     def steps(self) -> int:
         return int(self.timesteps.shape[0])
 
+    @property
+    def sqrt_abar(self) -> torch.Tensor:
+        """(steps,) √ᾱ of each step's starting timestep."""
+        return self.coef[:, 0]
 
-def make_schedule(abar_table: np.ndarray, t_start: int, steps: int, eta: float = 0.0) -> Schedule:
+
+def make_schedule(
+    abar_table: np.ndarray, t_start: int, steps: int, eta: float = 0.0, device: torch.device | str = "cpu"
+) -> Schedule:
     """The DDIM schedule of a ``steps``-step run from ``t_start`` down to the clean sample."""
-    return Schedule.from_coefficients(ddim_coefficients(abar_table, ddim_timesteps(t_start, steps), eta))
+    return Schedule.from_coefficients(ddim_coefficients(abar_table, ddim_timesteps(t_start, steps), eta), device)
+
+
+def guided_update(
+    net: torch.nn.Module,
+    x_t: torch.Tensor,
+    z: torch.Tensor,
+    t: torch.Tensor,
+    coef: torch.Tensor,
+    operator: ForwardOperator | None,
+    rho: torch.Tensor | float,
+    guidance: str,
+    scale: float,
+) -> torch.Tensor:
+    """One reverse step (stages 1-4 of the module docstring) on (B, 17, 3) normalised poses.
+
+    Args:
+        t: () timestep. coef: (4,) [√ᾱ_t, c_x0, c_eps, σ] of this step (see :class:`Schedule`).
+        rho: guidance step size; guidance is skipped when ``operator`` is None.
+
+    This is the function the exporter traces, so it is written in plain tensor ops.
+    """
+    sqrt_abar, c_x0, c_eps, sigma = coef[0], coef[1], coef[2], coef[3]
+    guided = operator is not None
+    with torch.enable_grad() if guided else torch.no_grad():
+        x_t = x_t.detach().requires_grad_(guided and guidance == "dps")
+        eps = net(x_t, t.expand(x_t.shape[0]))  # 1.
+        x0 = predict_x0(x_t, eps, sqrt_abar * sqrt_abar)  # 2.
+        x_next = c_x0 * x0 + c_eps * eps + sigma * z  # 3.
+        if not guided:
+            return x_next.detach()
+        if guidance == "cheap":
+            x0 = x0.detach().requires_grad_(True)
+        norm = operator.residual(x0 * scale).flatten(1).norm(dim=1)  # (B,) per-sample norm
+        (grad,) = torch.autograd.grad(norm.sum(), x_t if guidance == "dps" else x0)
+        if guidance == "cheap":
+            grad = grad / sqrt_abar
+        return (x_next - rho * grad).detach()  # 4.
 
 
 def guided_step(
@@ -97,23 +132,9 @@ def guided_step(
     guidance: str,
     scale: float,
 ) -> torch.Tensor:
-    """One reverse step (stages 1-4 of the module docstring) on (B, 17, 3) normalised poses."""
-    guided = operator is not None and rho > 0
-    with torch.enable_grad() if guided else torch.no_grad():
-        x_t = x_t.detach().requires_grad_(guided and guidance == "dps")
-        t = sched.timesteps[i].expand(x_t.shape[0])
-        eps = net(x_t, t)  # 1.
-        x0 = predict_x0(x_t, eps, sched.sqrt_abar[i] ** 2)  # 2.
-        x_next = sched.c_x0[i] * x0 + sched.c_eps[i] * eps + sched.sigma[i] * z  # 3.
-        if not guided:
-            return x_next.detach()
-        if guidance == "cheap":
-            x0 = x0.detach().requires_grad_(True)
-        norm = operator.residual(x0 * scale).flatten(1).norm(dim=1)  # (B,) per-sample norm
-        (grad,) = torch.autograd.grad(norm.sum(), x_t if guidance == "dps" else x0)
-        if guidance == "cheap":
-            grad = grad / sched.sqrt_abar[i]
-        return (x_next - rho * grad).detach()  # 4.
+    """Step ``i`` of the run ``sched`` (:func:`guided_update` with the step's coefficients)."""
+    op = operator if rho > 0 else None
+    return guided_update(net, x_t, z, sched.timesteps[i], sched.coef[i], op, rho, guidance, scale)
 
 
 StepFn = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]

@@ -53,7 +53,7 @@ def test_dps_gradient_matches_finite_differences(tiny_checkpoint):
     net, diffusion, scale = build_denoiser(load_checkpoint(tiny_checkpoint))
     net = net.double()
     sched = make_schedule(alphas_cumprod(diffusion), 400, 5)
-    sched = type(sched)(**{k: v.double() for k, v in vars(sched).items()})
+    sched = type(sched)(timesteps=sched.timesteps.double(), coef=sched.coef.double())
     op = _projection_problem()
     g = torch.Generator().manual_seed(1)
     x_t = torch.randn(3, 17, 3, generator=g, dtype=torch.float64)
