@@ -119,6 +119,8 @@ class PoseModel:
         conf: np.ndarray | None = None,
         steps: int = 10,
         seed: int = 0,
+        init: np.ndarray | None = None,
+        t_start: int | None = None,
     ) -> np.ndarray:
         """Lift 2D keypoints to 3D (perspective projection, known root).
 
@@ -129,15 +131,22 @@ class PoseModel:
             conf: (N, 17) confidences in [0, 1] weighting the 2D residual; 0 = missing joint.
             steps: DDIM steps from the sampler's ``t_start``.
             seed: noise seed; the same inputs and seed give the same output.
+            init: (N, 17, 3) pelvis-relative metres to start from instead of the inverse
+                projection (a warm start from the previous frame).
+            t_start: starting noise level; default the sampler's ``t_start``.
 
         Returns:
             (N, 17, 3) float32 pelvis-relative joints, camera frame, metres.
         """
         kp, c = self._check_keypoints(kp2d, conf)
         K, r = self._check_camera(K, root, kp.shape[0])
-        x_init = inverse_projection(kp, K, r)  # (N, 17, 3) m
+        if init is None:
+            x_init = inverse_projection(kp, K, r)  # (N, 17, 3) m
+        else:
+            x_init = _as_array(init, "init", (kp.shape[0], NUM_JOINTS, 3))
         rays = normalized_rays(kp, K)[..., :2]  # (N, 17, 2)
-        sched = make_schedule(self.abar, self.sampler.t_start, steps, self.sampler.eta, device=self.backend.device)
+        t0 = self.sampler.t_start if t_start is None else t_start
+        sched = make_schedule(self.abar, t0, steps, self.sampler.eta, device=self.backend.device)
         h = self.sampler.hypotheses
         noise = self._noise(seed, steps, kp.shape[0] * h)
         dev = self.backend.device

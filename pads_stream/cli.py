@@ -10,6 +10,12 @@ COMMANDS = {
     "baseline": ("pads_stream.baseline", "train the supervised lifting baseline"),
     "tune": ("pads_stream.tune", "tune the sampler on held-out S8 views and store it in a checkpoint"),
     "eval": ("pads_stream.evaluate", "accuracy tables and plots on the V-H36M test set"),
+    "export": ("pads_stream.export", "export the guided sampler to ONNX (and TensorRT where present)"),
+    "bench": ("pads_stream.bench", "latency and throughput of every backend against the compute floor"),
+    "node": ("pads_stream.node", "the streaming node: ZeroMQ 2D in, 3D out"),
+    "replay": ("pads_stream.replay", "publish recorded 2D keypoints as live streams"),
+    "listen": ("pads_stream.listen", "subscribe to 3D poses; print, record, score"),
+    "demo": ("pads_stream.demo", "replay -> node -> listen in one command"),
 }
 
 
@@ -23,3 +29,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(0 if argv and argv[0] in ("-h", "--help") else 2)
     module = importlib.import_module(COMMANDS[argv[0]][0])
     module.main(argv[1:])
+
+
+if __name__ == "__main__":
+    main()

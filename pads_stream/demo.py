@@ -1,0 +1,119 @@
+"""``pads-stream demo``: replay -> node -> listen in one command, on the shipped model.
+
+The node runs as its own process (``pads-stream node``) on loopback sockets; replay and listen
+share this process and its one thread, interleaved. Prints FPS, latency p50/p99 and accuracy
+against the replayed truth. The same function runs the load test (``tools/loadtest.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import zmq
+
+from .listen import Listener
+from .replay import Replayer, add_arguments, load_recording
+
+
+def free_endpoint() -> str:
+    """A loopback TCP endpoint with a port nobody is using right now."""
+    with zmq.Context.instance().socket(zmq.PUB) as s:
+        port = s.bind_to_random_port("tcp://127.0.0.1")
+    return f"tcp://127.0.0.1:{port}"
+
+
+def start_node(inp: str, out: str, extra: list[str]) -> subprocess.Popen:
+    """Start ``pads-stream node`` bound to ``inp``/``out`` and wait until it says it is up."""
+    cmd = [sys.executable, "-m", "pads_stream.cli", "node", "--in", inp, "--out", out, *extra]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("pads-stream node: in"):
+            return proc
+    raise RuntimeError(f"the node exited before it was up (code {proc.wait()})")
+
+
+def run(args: argparse.Namespace, node_args: list[str]) -> dict:
+    """Replay ``args`` through a fresh node process; returns the measured figures."""
+    rec = load_recording(args)
+    inp, out = free_endpoint(), free_endpoint()
+    node = start_node(inp, out, node_args)
+    listener = Listener(out)
+    replayer = Replayer(rec, inp, args.rate, send_root=not args.no_root)
+    try:
+        deadline = time.monotonic() + 60
+        while not all((n, -1) in listener.frames for n in replayer.names):  # end-to-end readiness
+            if time.monotonic() > deadline:
+                raise RuntimeError("the node did not answer the probe frames within 60 s")
+            replayer.probe()
+            listener.poll(100)
+        start = time.monotonic()
+        while replayer.send_due():
+            listener.poll(max(1, int(1000 * replayer.next_due())))
+        sent = time.monotonic() - start
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < 1.0:  # collect stragglers
+            if listener.poll(100):
+                quiet_since = time.monotonic()
+        node.send_signal(signal.SIGTERM)
+        code = node.wait(timeout=30)
+        listener.poll(200)
+    finally:
+        replayer.close()
+        if node.poll() is None:
+            node.kill()
+    with tempfile.TemporaryDirectory() as tmp:
+        truth = Path(tmp) / "truth.npz"
+        rec.save_truth(truth, replayer.names)
+        scores = listener.score(truth)
+    received = len([f for f in listener.frames if f[1] >= 0])
+    status = listener.status or {}
+    listener.close()
+    return {
+        "streams": rec.kp2d.shape[0], "persons": rec.kp2d.shape[2], "rate": args.rate,
+        "frames_sent": replayer.frame * len(replayer.names), "frames_received": received,
+        "fps_in": replayer.frame * len(replayer.names) / sent, "fps_out": received / sent,
+        "dropped": status.get("dropped", {}), "errors": status.get("errors", {}), "backend": status.get("backend"),
+        "node_exit_code": code, **listener.latency(), **scores,
+    }  # fmt: skip
+
+
+def report(r: dict) -> str:
+    lines = [
+        f"streams x persons @ rate: {r['streams']} x {r['persons']} @ {r['rate']:.0f} FPS (backend {r['backend']})",
+        f"frames: sent {r['frames_sent']}, received {r['frames_received']} ({r['fps_out']:.1f} frames/s out of "
+        f"{r['fps_in']:.1f} in); dropped {r['dropped'] or 0}; errors {r['errors'] or 0}",
+        f"latency: node p50 {r['node_p50_ms']:.1f} ms, p99 {r['node_p99_ms']:.1f} ms; "
+        f"end-to-end p50 {r['e2e_p50_ms']:.1f} ms, p99 {r['e2e_p99_ms']:.1f} ms",
+    ]
+    if "mpjpe" in r:
+        acc = (
+            f"accuracy: MPJPE {r['mpjpe']:.1f} mm, PA-MPJPE {r['pa_mpjpe']:.1f} mm, root error {r['root_error']:.1f} mm"
+        )
+        if "accel_error" in r:
+            acc += f", acceleration error {r['accel_error']:.1f} mm/frame²"
+        lines.append(acc + f" ({r['persons_received']} of {r['persons_expected']} persons)")
+    lines.append(f"node exit code {r['node_exit_code']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="pads-stream demo", description=__doc__)
+    add_arguments(parser)
+    parser.add_argument("--backend", default="auto")
+    parser.add_argument("--model", help="checkpoint (default: the shipped model)")
+    parser.set_defaults(frames=150, streams=2, persons=2, rate=25.0)
+    args = parser.parse_args(argv)
+    node_args = ["--backend", args.backend] + (["--model", args.model] if args.model else [])
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    result = run(args, node_args)
+    print(report(result))
+    if result["node_exit_code"] != 0 or result["frames_received"] == 0:
+        sys.exit(1)

@@ -1,0 +1,127 @@
+"""``pads-stream listen``: subscribe to the node's 3D poses; print, record, and score them.
+
+Scores against the truth written by ``pads-stream replay``: MPJPE and PA-MPJPE of the
+pelvis-relative pose (mm), root error (mm), and jitter as the mean per-joint acceleration
+error (mm/frame², consecutive frames of a person). Latency: the node's t_pub − t_recv and the
+end-to-end time from the sender's t_ns to arrival here (same host clock).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import zmq
+
+from . import metrics
+from .wire import WireError, decode, decode_pose3d
+
+
+class Listener:
+    """Owns one SUB socket on the node's output; :meth:`poll` collects what arrives."""
+
+    def __init__(self, endpoint: str, context: zmq.Context | None = None):
+        self.socket = (context or zmq.Context.instance()).socket(zmq.SUB)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.setsockopt(zmq.RCVHWM, 100000)
+        for topic in (b"pose3d/", b"status", b"error"):
+            self.socket.setsockopt(zmq.SUBSCRIBE, topic)
+        self.socket.connect(endpoint)
+        self.poses: dict[tuple[str, int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self.frames: set[tuple[str, int]] = set()
+        self.node_latency_ms: list[float] = []
+        self.e2e_latency_ms: list[float] = []
+        self.status: dict | None = None
+        self.errors: list[dict] = []
+
+    def poll(self, timeout_ms: int) -> int:
+        """Receive for up to ``timeout_ms`` (returns at the first quiet poll); messages handled."""
+        handled = 0
+        while self.socket.poll(timeout_ms if handled == 0 else 0):
+            frames = self.socket.recv_multipart()
+            arrived = time.time_ns()
+            handled += 1
+            topic = frames[0].decode(errors="replace")
+            if topic == "status":
+                self.status = decode(frames)[1]
+            elif topic == "error":
+                self.errors.append(decode(frames)[1])
+            else:
+                try:
+                    msg = decode_pose3d(frames)
+                except WireError:
+                    continue
+                self.frames.add((msg["stream"], msg["frame"]))
+                if msg["frame"] >= 0:
+                    self.node_latency_ms.append((msg["t_pub_ns"] - msg["t_recv_ns"]) / 1e6)
+                    self.e2e_latency_ms.append((arrived - msg["t_ns"]) / 1e6)
+                for p in msg["persons"]:
+                    self.poses[(msg["stream"], msg["frame"], p["id"])] = (p["rel"], p["root"])
+        return handled
+
+    def score(self, truth_path: Path) -> dict[str, float]:
+        """Accuracy of what arrived against the replay's truth file (mm)."""
+        truth = np.load(truth_path)
+        keys = list(zip(truth["stream"].tolist(), truth["frame"].tolist(), truth["id"].tolist(), strict=True))
+        have = np.array([k in self.poses for k in keys])
+        out = {"persons_expected": len(keys), "persons_received": int(have.sum())}
+        if not have.any():
+            return out
+        pred = np.stack([self.poses[k][0] for k, h in zip(keys, have, strict=True) if h])
+        root = np.stack([self.poses[k][1] for k, h in zip(keys, have, strict=True) if h])
+        gt, gt_root = truth["gt"][have], truth["root"][have]
+        out["mpjpe"] = float(metrics.mpjpe(pred, gt).mean())
+        out["pa_mpjpe"] = float(metrics.p_mpjpe(pred, gt).mean())
+        out["root_error"] = float(1000 * np.linalg.norm(root - gt_root, axis=-1).mean())
+        accel = []
+        index = {k: i for i, k in enumerate(k for k, h in zip(keys, have, strict=True) if h)}
+        for (s, f, m), i in index.items():
+            prev, nxt = index.get((s, f - 1, m)), index.get((s, f + 1, m))
+            if prev is not None and nxt is not None:
+                a_pred = pred[nxt] - 2 * pred[i] + pred[prev]
+                a_gt = gt[nxt] - 2 * gt[i] + gt[prev]
+                accel.append(np.linalg.norm(a_pred - a_gt, axis=-1).mean())
+        if accel:
+            out["accel_error"] = float(1000 * np.mean(accel))
+        return out
+
+    def latency(self) -> dict[str, float]:
+        def pct(values: list[float], q: float) -> float:
+            return float(np.percentile(values, q)) if values else float("nan")
+
+        return {"node_p50_ms": pct(self.node_latency_ms, 50), "node_p99_ms": pct(self.node_latency_ms, 99),
+                "e2e_p50_ms": pct(self.e2e_latency_ms, 50), "e2e_p99_ms": pct(self.e2e_latency_ms, 99)}  # fmt: skip
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="pads-stream listen", description=__doc__)
+    parser.add_argument("--from", dest="endpoint", default="tcp://127.0.0.1:5556", help="the node's output")
+    parser.add_argument("--truth", help="truth npz written by pads-stream replay, to score against")
+    parser.add_argument("--record", help="write received poses to this npz")
+    parser.add_argument("--seconds", type=float, default=0.0, help="stop after this long (0 = until Ctrl-C)")
+    parser.add_argument("--quiet", action="store_true", help="do not print each frame")
+    args = parser.parse_args(argv)
+    listener = Listener(args.endpoint)
+    start = time.monotonic()
+    try:
+        while not args.seconds or time.monotonic() - start < args.seconds:
+            before = len(listener.frames)
+            listener.poll(100)
+            if not args.quiet and len(listener.frames) > before:
+                print(f"{len(listener.frames)} frames, node latency p50 {listener.latency()['node_p50_ms']:.1f} ms")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        listener.close()
+    if args.record:
+        keys = sorted(listener.poses)
+        rel = np.array([listener.poses[k][0] for k in keys])
+        root = np.array([listener.poses[k][1] for k in keys])
+        streams, frames, ids = (np.array([k[i] for k in keys]) for i in range(3))
+        np.savez(args.record, stream=streams, frame=frames, id=ids, rel=rel, root=root)
+    print({**listener.latency(), **(listener.score(Path(args.truth)) if args.truth else {})})

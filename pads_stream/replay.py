@@ -1,0 +1,203 @@
+"""``pads-stream replay``: publish recorded 2D keypoints as live streams, truth kept aside.
+
+Sources (all pixels through a pinhole; ground truth pelvis-relative metres, camera frame):
+- ``test``: the V-H36M test set; stream s carries samples of camera s mod 4, M per frame.
+- ``h36m``: consecutive 25 Hz frames of S9/S11 takes through a fixed virtual camera per
+  stream (for warm start and jitter); person m of stream s plays take s·M + m.
+- ``bvh``: a BVH file through a virtual camera (``--bvh``, mapped with ``--mapping``).
+The truth goes to ``--truth`` (npz: stream, frame, id, gt (N, 17, 3), root (N, 3)), never on
+the wire. Streams are published on one PUB socket that connects to the node's input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import zmq
+
+from .bvh import JointMapping, load_bvh_h36m
+from .data import TEST_SUBJECTS, load_positions_3d, to_17
+from .rig import RigConfig, detector_noise, random_cameras, world_views
+from .wire import kp2d_message
+
+DEFAULT_TEST = "../shared/data/h36m/test_vh36m.npz"
+DEFAULT_H36M = "../shared/data/h36m/positions_3d_25hz.npz"
+
+
+@dataclass(frozen=True)
+class Recording:
+    """Frames to publish: (S streams, F frames, M persons) arrays.
+
+    kp2d (S, F, M, 17, 2) px; conf (S, F, M, 17); K (S, F, 3, 3); root (S, F, M, 3) m;
+    gt (S, F, M, 17, 3) m pelvis-relative, camera frame; fps the recording's frame rate.
+    """
+
+    kp2d: np.ndarray
+    conf: np.ndarray
+    K: np.ndarray
+    root: np.ndarray
+    gt: np.ndarray
+    fps: float
+
+    def save_truth(self, path: Path, names: list[str]) -> None:
+        s, f, m = self.gt.shape[:3]
+        idx = np.indices((s, f, m)).reshape(3, -1)
+        np.savez(path, stream=np.array(names)[idx[0]], frame=idx[1], id=idx[2],
+                 gt=self.gt.reshape(-1, 17, 3), root=self.root.reshape(-1, 3))  # fmt: skip
+
+
+def from_test_set(path: str, streams: int, persons: int, frames: int, detected: bool) -> Recording:
+    data = np.load(path)
+    cams = data["camera"]
+    per = []
+    for s in range(streams):
+        idx = np.flatnonzero(cams == s % 4)[s // 4 :: max(1, (streams + 3) // 4)][: frames * persons]
+        if len(idx) < frames * persons:
+            raise ValueError(f"the test set has too few samples for {frames} frames x {persons} persons")
+        per.append(idx.reshape(frames, persons))
+    idx = np.stack(per)  # (S, F, M)
+    kp = data["kp2d_det" if detected else "kp2d"][idx]
+    conf = data["conf_det"][idx] if detected else np.ones(idx.shape + (17,), np.float32)
+    return Recording(
+        kp2d=kp, conf=conf, K=data["K"][idx[:, :, 0]], root=data["root"][idx], gt=data["gt"][idx], fps=25.0
+    )
+
+
+def through_camera(seqs: list[np.ndarray], streams: int, persons: int, frames: int, rng: np.random.Generator,
+                   detected: bool, fps: float) -> Recording:  # fmt: skip
+    """Y-up sequences placed apart on the floor, each stream a fixed virtual camera."""
+    kp, conf, K, root, gt = [], [], [], [], []
+    for s in range(streams):
+        Ks, R, centre = random_cameras(1, rng, RigConfig())
+        views = []
+        for m in range(persons):
+            seq = seqs[(s * persons + m) % len(seqs)]
+            seq = seq[np.arange(frames) % len(seq)].astype(np.float64)
+            offset = np.array([1.2 * (m - (persons - 1) / 2), -seq[0, :, 1].min(), rng.uniform(-0.5, 0.5)])
+            world = seq + offset
+            views.append(
+                world_views(world, np.repeat(Ks, frames, 0), np.repeat(R, frames, 0), np.repeat(centre, frames, 0))
+            )
+        k2 = np.stack([v.kp2d for v in views], 1)  # (F, M, 17, 2)
+        c = np.ones(k2.shape[:3])
+        if detected:
+            k2, c = detector_noise(k2, rng)
+        kp.append(k2)
+        conf.append(c)
+        K.append(np.repeat(Ks, frames, 0))
+        root.append(np.stack([v.root for v in views], 1))
+        gt.append(np.stack([v.gt for v in views], 1))
+    return Recording(*(np.stack(a) for a in (kp, conf, K, root, gt)), fps=fps)
+
+
+def load_recording(args: argparse.Namespace) -> Recording:
+    rng = np.random.default_rng(args.seed)
+    if args.source == "test":
+        return from_test_set(args.test, args.streams, args.persons, args.frames, args.detected)
+    if args.source == "h36m":
+        data = load_positions_3d(args.h36m)
+        # Y-up sequences with their original heading; each person plays a different take
+        seqs = [x for s in TEST_SUBJECTS for x in data[s].values()]
+        return through_camera(seqs, args.streams, args.persons, args.frames, rng, args.detected, 25.0)
+    poses, fps = load_bvh_h36m(args.bvh, JointMapping.from_json(args.mapping))
+    return through_camera([to_17(poses)], args.streams, args.persons, args.frames, rng, args.detected, fps)
+
+
+class Replayer:
+    """Publishes a Recording frame by frame at ``rate`` Hz on a PUB socket it owns."""
+
+    def __init__(self, rec: Recording, endpoint: str, rate: float, send_root: bool = True, camera_inline: bool = True,
+                 context: zmq.Context | None = None, prefix: str = "cam"):  # fmt: skip
+        self.rec, self.rate, self.send_root, self.camera_inline = rec, rate, send_root, camera_inline
+        self.names = [f"{prefix}{s}" for s in range(rec.kp2d.shape[0])]
+        self.socket = (context or zmq.Context.instance()).socket(zmq.PUB)
+        self.socket.setsockopt(zmq.LINGER, 2000)
+        self.socket.setsockopt(zmq.SNDHWM, 100000)
+        self.socket.connect(endpoint)
+        self.frame = 0
+        self.start = 0.0
+        self.sent_K: dict[int, np.ndarray] = {}
+
+    @property
+    def frames(self) -> int:
+        return self.rec.kp2d.shape[1]
+
+    def probe(self) -> None:
+        """An empty frame per stream (frame -1): the node answers each with an empty pose3d."""
+        for s, name in enumerate(self.names):
+            camera = {"K": self.rec.K[s, 0].tolist()}
+            self.socket.send_multipart(kp2d_message(name, -1, time.time_ns(), [], camera=camera))
+
+    def send_due(self) -> bool:
+        """Send every frame whose time has come; False once all frames are sent."""
+        if self.frame == 0 and self.start == 0.0:
+            self.start = time.monotonic()
+        while self.frame < self.frames and time.monotonic() >= self.start + self.frame / self.rate:
+            self.send_frame(self.frame)
+            self.frame += 1
+        return self.frame < self.frames
+
+    def next_due(self) -> float:
+        """Seconds until the next frame is due (0 if overdue)."""
+        return max(0.0, self.start + self.frame / self.rate - time.monotonic())
+
+    def send_frame(self, f: int) -> None:
+        rec = self.rec
+        for s, name in enumerate(self.names):
+            persons = []
+            for m in range(rec.kp2d.shape[2]):
+                kp = np.concatenate([rec.kp2d[s, f, m], rec.conf[s, f, m][:, None]], -1).astype("<f4")
+                person = {"id": m, "kp": kp.tobytes()}
+                if self.send_root:
+                    person["root"] = rec.root[s, f, m].tolist()
+                persons.append(person)
+            K = rec.K[s, f]
+            camera = None
+            if self.camera_inline and (s not in self.sent_K or not np.array_equal(self.sent_K[s], K)):
+                camera, self.sent_K[s] = {"K": K.tolist()}, K
+            self.socket.send_multipart(kp2d_message(name, f, time.time_ns(), persons, camera=camera))
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", choices=("test", "h36m", "bvh"), default="test")
+    parser.add_argument("--test", default=DEFAULT_TEST)
+    parser.add_argument("--h36m", default=DEFAULT_H36M)
+    parser.add_argument("--bvh", help="BVH file for --source bvh")
+    parser.add_argument("--mapping", default="configs/bandai_to_h36m.json")
+    parser.add_argument("--streams", type=int, default=2)
+    parser.add_argument("--persons", type=int, default=2)
+    parser.add_argument("--frames", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=25.0, help="frames per second per stream")
+    parser.add_argument("--detected", action="store_true", help="detector-like 2D instead of exact")
+    parser.add_argument("--no-root", action="store_true", help="omit the root: the node estimates it")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="pads-stream replay", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--to", default="tcp://127.0.0.1:5555", help="the node's input endpoint")
+    parser.add_argument("--truth", default="runs/truth.npz", help="where the ground truth is written")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    rec = load_recording(args)
+    rep = Replayer(rec, args.to, args.rate, send_root=not args.no_root)
+    Path(args.truth).parent.mkdir(parents=True, exist_ok=True)
+    rec.save_truth(Path(args.truth), rep.names)
+    try:
+        while rep.send_due():
+            time.sleep(rep.next_due())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        rep.close()
+    print(
+        f"replayed {rep.frame} frames x {len(rep.names)} streams x {rec.kp2d.shape[2]} persons; truth in {args.truth}"
+    )

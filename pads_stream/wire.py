@@ -1,0 +1,224 @@
+"""Wire protocol v1: two ZeroMQ frames per message, a UTF-8 topic and a msgpack map.
+
+Inbound (rigs and detectors -> node): ``kp2d/<stream>`` and ``camera/<stream>``.
+Outbound (node -> consumers): ``pose3d/<stream>``, ``status``, ``error``.
+The full specification is ``docs/protocol.md``. :func:`decode_inbound` validates everything
+it returns and raises :class:`WireError` (with a short ``kind`` for counting) otherwise;
+nothing from the network is ever unpickled or evaluated.
+Units: pixels in, metres out; times in integer nanoseconds; camera frame OpenCV.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from .skeleton import LAYOUTS
+
+VERSION = 1
+MAX_MESSAGE_BYTES = 1 << 20  # larger messages are rejected unread
+MAX_PERSONS = 64
+MAX_STREAM_NAME = 128
+
+
+class WireError(ValueError):
+    """A rejected message: ``kind`` is a short counter key, the message says why."""
+
+    def __init__(self, kind: str, reason: str, stream: str | None = None, frame: int | None = None):
+        super().__init__(reason)
+        self.kind, self.reason, self.stream, self.frame = kind, reason, stream, frame
+
+
+@dataclass(frozen=True)
+class Camera:
+    """Intrinsics K (3, 3) px and optional OpenCV distortion (5,) (k1, k2, p1, p2, k3)."""
+
+    K: np.ndarray
+    dist: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Person:
+    """One person of a frame: id, keypoints (17, 2) px, confidences (17,), optional root (3,) m."""
+
+    id: int
+    kp: np.ndarray
+    conf: np.ndarray
+    root: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class Kp2dFrame:
+    """A validated ``kp2d`` message (keypoints still in the sender's ``layout``)."""
+
+    stream: str
+    frame: int
+    t_ns: int
+    layout: str
+    camera: Camera | None
+    persons: tuple[Person, ...]
+
+
+@dataclass(frozen=True)
+class CameraUpdate:
+    """A validated ``camera`` message: latched for ``stream`` until replaced."""
+
+    stream: str
+    camera: Camera
+
+
+def encode(topic: str, payload: dict[str, Any]) -> list[bytes]:
+    """The two frames of a message."""
+    return [topic.encode(), msgpack.packb(payload, use_bin_type=True)]
+
+
+def decode(frames: list[bytes]) -> tuple[str, dict[str, Any]]:
+    """(topic, payload) of two frames; raises WireError on anything else."""
+    if len(frames) != 2:
+        raise WireError("frames", f"expected 2 frames (topic, msgpack map), got {len(frames)}")
+    size = len(frames[1])
+    if size > MAX_MESSAGE_BYTES:
+        raise WireError("too_large", f"message of {size} bytes exceeds {MAX_MESSAGE_BYTES}")
+    try:
+        topic = frames[0].decode()
+    except UnicodeDecodeError as err:
+        raise WireError("topic", "topic is not UTF-8") from err
+    try:
+        payload = msgpack.unpackb(frames[1], raw=False, strict_map_key=True, max_array_len=4096, max_map_len=64)
+    except Exception as err:  # msgpack raises several unrelated types on bad input
+        raise WireError("not_msgpack", f"payload is not msgpack: {type(err).__name__}") from err
+    if not isinstance(payload, dict):
+        raise WireError("schema", f"payload must be a map, got {type(payload).__name__}")
+    return topic, payload
+
+
+def _int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise WireError("schema", f"{name} must be an integer")
+    return value
+
+
+def _floats(value: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
+    """A float64 array of ``shape`` from a nested list or raw little-endian float32 bytes."""
+    if isinstance(value, bytes):
+        if len(value) != 4 * int(np.prod(shape)):
+            raise WireError("shape", f"{name}: {len(value)} bytes, expected float32 {shape}")
+        return np.frombuffer(value, dtype="<f4").astype(np.float64).reshape(shape)
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise WireError("schema", f"{name} must be numbers of shape {shape}") from err
+    if arr.shape != shape:
+        raise WireError("shape", f"{name} must have shape {shape}, got {arr.shape}")
+    return arr
+
+
+def _camera(value: Any) -> Camera:
+    if not isinstance(value, dict) or "K" not in value:
+        raise WireError("camera", "camera must be a map with K")
+    K = _floats(value["K"], (3, 3), "camera.K")
+    if not np.all(np.isfinite(K)) or abs(np.linalg.det(K)) < 1e-9 or K[0, 0] <= 0 or K[1, 1] <= 0:
+        raise WireError("camera", "camera.K must be finite and invertible with positive focal lengths")
+    dist = None
+    if value.get("dist") is not None:
+        dist = _floats(value["dist"], (5,), "camera.dist")
+        if not np.all(np.isfinite(dist)):
+            raise WireError("camera", "camera.dist must be finite")
+    return Camera(K=K, dist=dist)
+
+
+def _stream(payload: dict, topic: str, prefix: str) -> str:
+    stream = payload.get("stream")
+    if not isinstance(stream, str) or not 0 < len(stream) <= MAX_STREAM_NAME:
+        raise WireError("schema", f"stream must be a string of 1-{MAX_STREAM_NAME} characters")
+    if topic != f"{prefix}/{stream}":
+        raise WireError("schema", f"topic {topic!r} does not match stream {stream!r}", stream)
+    return stream
+
+
+def decode_inbound(frames: list[bytes]) -> Kp2dFrame | CameraUpdate:
+    """Decode and validate one inbound message (``kp2d/…`` or ``camera/…``)."""
+    topic, p = decode(frames)
+    if p.get("v") != VERSION:
+        raise WireError("version", f"unsupported protocol version {p.get('v')!r}; this node speaks {VERSION}")
+    kind = topic.split("/", 1)[0]
+    if kind == "camera":
+        stream = _stream(p, topic, "camera")
+        try:
+            return CameraUpdate(stream=stream, camera=_camera(p.get("camera")))
+        except WireError as err:
+            err.stream = stream
+            raise
+    if kind != "kp2d":
+        raise WireError("topic", f"unknown topic {topic!r}")
+    stream = _stream(p, topic, "kp2d")
+    frame = None
+    try:
+        frame = _int(p.get("frame"), "frame")
+        t_ns = _int(p.get("t_ns"), "t_ns")
+        layout = p.get("layout")
+        if layout not in LAYOUTS:
+            raise WireError("layout", f"unknown layout {layout!r}; supported {list(LAYOUTS)}")
+        camera = _camera(p["camera"]) if p.get("camera") is not None else None
+        persons = p.get("persons")
+        if not isinstance(persons, list):
+            raise WireError("schema", "persons must be a list")
+        if len(persons) > MAX_PERSONS:
+            raise WireError("too_large", f"{len(persons)} persons exceed the limit of {MAX_PERSONS}")
+        out, ids = [], set()
+        for k, person in enumerate(persons):
+            if not isinstance(person, dict):
+                raise WireError("schema", f"persons[{k}] must be a map")
+            pid = _int(person.get("id"), f"persons[{k}].id")
+            if pid in ids:
+                raise WireError("schema", f"person id {pid} appears twice")
+            ids.add(pid)
+            kp = _floats(person.get("kp"), (17, 3), f"persons[{k}].kp")
+            conf = kp[:, 2]
+            if not np.all(np.isfinite(conf)) or np.any((conf < 0) | (conf > 1)):
+                raise WireError("value", f"persons[{k}].kp confidences must be finite and within [0, 1]")
+            if not np.all(np.isfinite(kp[conf > 0, :2])):
+                raise WireError("value", f"persons[{k}].kp has NaN or infinite coordinates where confidence > 0")
+            root = None
+            if person.get("root") is not None:
+                root = _floats(person["root"], (3,), f"persons[{k}].root")
+                if not np.all(np.isfinite(root)) or root[2] <= 0:
+                    raise WireError("value", f"persons[{k}].root must be finite with depth Z > 0 m")
+            out.append(Person(id=pid, kp=np.where(conf[:, None] > 0, kp[:, :2], 0.0), conf=conf, root=root))
+    except WireError as err:
+        err.stream, err.frame = stream, frame
+        raise
+    return Kp2dFrame(stream=stream, frame=frame, t_ns=t_ns, layout=layout, camera=camera, persons=tuple(out))
+
+
+def kp2d_message(
+    stream: str, frame: int, t_ns: int, persons: list[dict], camera: dict | None = None, layout: str = "h36m17"
+) -> list[bytes]:
+    """Encode a ``kp2d`` message (what a rig sends); ``persons`` as in the protocol."""
+    payload: dict[str, Any] = {"v": VERSION, "stream": stream, "frame": frame, "t_ns": t_ns, "layout": layout,
+                               "persons": persons}  # fmt: skip
+    if camera is not None:
+        payload["camera"] = camera
+    return encode(f"kp2d/{stream}", payload)
+
+
+def camera_message(stream: str, K: np.ndarray, dist: np.ndarray | None = None) -> list[bytes]:
+    """Encode a ``camera`` message that latches intrinsics for ``stream``."""
+    camera: dict[str, Any] = {"K": np.asarray(K, float).tolist()}
+    if dist is not None:
+        camera["dist"] = np.asarray(dist, float).tolist()
+    return encode(f"camera/{stream}", {"v": VERSION, "stream": stream, "camera": camera})
+
+
+def decode_pose3d(frames: list[bytes]) -> dict[str, Any]:
+    """Decode a ``pose3d`` message into its map, arrays as float64 numpy (for consumers)."""
+    topic, p = decode(frames)
+    if not topic.startswith("pose3d/"):
+        raise WireError("topic", f"not a pose3d message: {topic!r}")
+    for person in p["persons"]:
+        for key, shape in (("joints", (17, 3)), ("rel", (17, 3)), ("root", (3,)), ("conf", (17,))):
+            person[key] = _floats(person[key], shape, key)
+    return p
