@@ -60,4 +60,4 @@ def solve_root(rel: np.ndarray, rays: np.ndarray, conf: np.ndarray) -> np.ndarra
     b = rays * rel[..., 2:3] - rel[..., :2]  # (N, 17, 2)
     w = np.sqrt(conf)[..., None, None]
     A, b = (A * w).reshape(n, 34, 3), (b * w[..., 0]).reshape(n, 34)
-    return np.linalg.solve(np.einsum("nki,nkj->nij", A, A), np.einsum("nki,nk->ni", A, b))
+    return np.linalg.solve(np.einsum("nki,nkj->nij", A, A), np.einsum("nki,nk->ni", A, b)[..., None])[..., 0]
