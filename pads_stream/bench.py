@@ -1,0 +1,167 @@
+"""``pads-stream bench``: per-frame latency and throughput of every backend, against the
+compute floor, with the accuracy of each configuration beside its cost.
+
+For each backend × batch × steps: p50/p99 of one whole ``estimate()`` call (a frame: all
+persons at once, every step, input checks included) and poses per second. FLOPs per pose per
+step are counted on the guided step itself (``torch.utils.flop_counter``); the device's peak
+is measured in the same run (a large float32 matrix product), so the compute floor is
+FLOPs / peak and each result is reported as a ratio to it. Accuracy: MPJPE / PA-MPJPE on a
+sample of the V-H36M test set (GT 2D) for each step count and backend.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from .api import PoseModel, load_model
+from .backends import BackendUnavailable
+from .evaluate import DEFAULT_TEST, load_test
+from .export import example_inputs, trace_step
+from .metrics import mpjpe, p_mpjpe
+
+
+def step_flops(model: PoseModel, guidance: str, batch: int = 64) -> float:
+    """FLOPs of one guided step per pose, counted by torch on the traced step — the graph that
+    is exported, with the network's forward and, for ``dps``, its vector-Jacobian product."""
+    traced = trace_step(model, guidance)
+    with FlopCounterMode(display=False) as counter:
+        traced(*example_inputs(batch))
+    return counter.get_total_flops() / batch
+
+
+def measured_peak(device: str, n: int = 2048, reps: int = 10) -> float:
+    """FLOP/s of an n×n×n float32 matrix product on ``device`` (best of ``reps``)."""
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    best = float("inf")
+    for _ in range(reps + 2):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        a @ b
+        if device == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+def frame_latency(model: PoseModel, data: dict, batch: int, steps: int, reps: int) -> np.ndarray:
+    """Seconds of ``reps`` estimate() calls on ``batch`` persons (after two warm-up calls)."""
+    kp, K, root = data["kp2d"][:batch], data["K"][:batch], data["root"][:batch]
+    times = []
+    for r in range(reps + 2):
+        start = time.perf_counter()
+        model.estimate(kp, K, root, steps=steps, seed=r)
+        times.append(time.perf_counter() - start)
+    return np.array(times[2:])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="pads-stream bench", description=__doc__)
+    parser.add_argument("--model", help="checkpoint (default: the shipped model)")
+    parser.add_argument("--backends", default="torch,onnxruntime,tensorrt")
+    parser.add_argument("--batches", default="1,8,64")
+    parser.add_argument("--steps", default="5,10,20")
+    parser.add_argument("--reps", type=int, default=30)
+    parser.add_argument("--accuracy-samples", type=int, default=500)
+    parser.add_argument("--test", default=DEFAULT_TEST)
+    parser.add_argument("--out", default="runs/bench", help="folder for bench.json, bench.md and bench.png")
+    args = parser.parse_args(argv)
+
+    data = load_test(args.test, max(args.accuracy_samples, 64), seed=7)
+    batches = [int(b) for b in args.batches.split(",")]
+    steps_list = [int(s) for s in args.steps.split(",")]
+    rows, skipped = [], {}
+    peaks: dict[str, float] = {}
+    flops: dict[str, float] = {}
+    for name in args.backends.split(","):
+        try:
+            model = load_model(args.model, backend=name)
+        except BackendUnavailable as err:
+            skipped[name] = str(err)
+            continue
+        device = model.backend.device.type
+        if device not in peaks:
+            peaks[device] = measured_peak(device)
+        guidance = model.sampler.guidance
+        flops.setdefault(guidance, step_flops(model, guidance))
+        acc = {}
+        for steps in steps_list:
+            n = args.accuracy_samples
+            x = model.estimate(data["kp2d"][:n], data["K"][:n], data["root"][:n], steps=steps)
+            acc[steps] = (float(mpjpe(x, data["gt"][:n]).mean()), float(p_mpjpe(x, data["gt"][:n]).mean()))
+        for batch in batches:
+            for steps in steps_list:
+                t = frame_latency(model, data, batch, steps, args.reps)
+                floor = model.sampler.hypotheses * batch * steps * flops[guidance] / peaks[device]
+                p50 = float(np.median(t))
+                rows.append({
+                    "backend": name, "device": device, "batch": batch, "steps": steps,
+                    "p50_ms": 1000 * p50, "p99_ms": 1000 * float(np.percentile(t, 99)),
+                    "poses_per_s": batch / p50, "floor_ms": 1000 * floor, "ratio_to_floor": p50 / floor,
+                    "mpjpe": acc[steps][0], "pa_mpjpe": acc[steps][1],
+                })  # fmt: skip
+                r = rows[-1]
+                print(f"{name} {device} batch {batch} steps {steps}: p50 {r['p50_ms']:.2f} ms "
+                      f"({r['ratio_to_floor']:.1f}x floor), {r['poses_per_s']:.0f} poses/s", flush=True)  # fmt: skip
+    result = {"rows": rows, "skipped": skipped, "peak_flops": peaks, "flops_per_pose_step": flops,
+              "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine()}  # fmt: skip
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(result, indent=1))
+    text = markdown(result)
+    (out / "bench.md").write_text(text)
+    plot(rows, out / "bench.png")
+    print(text)
+
+
+def markdown(result: dict) -> str:
+    peaks = ", ".join(f"{d}: {p / 1e9:.1f} GFLOP/s" for d, p in result["peak_flops"].items())
+    flops = ", ".join(f"{g}: {f / 1e6:.2f} MFLOP" for g, f in result["flops_per_pose_step"].items())
+    lines = [f"Measured peak (float32 matmul) {peaks}; FLOPs per pose per step {flops}; "
+             f"torch threads {result['torch_threads']}.", "",
+             "| backend | device | batch | steps | p50 ms | p99 ms | poses/s | floor ms | × floor | MPJPE / PA (mm) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in result["rows"]:
+        lines.append(f"| {r['backend']} | {r['device']} | {r['batch']} | {r['steps']} | {r['p50_ms']:.2f} | "
+                     f"{r['p99_ms']:.2f} | {r['poses_per_s']:.0f} | {r['floor_ms']:.2f} | {r['ratio_to_floor']:.1f} | "
+                     f"{r['mpjpe']:.1f} / {r['pa_mpjpe']:.1f} |")  # fmt: skip
+    for name, why in result["skipped"].items():
+        lines.append(f"\n{name}: not run here: {why}")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for (backend, batch), group in _groups(rows).items():
+        ax.plot([r["p50_ms"] / batch for r in group], [r["mpjpe"] for r in group], marker="o",
+                label=f"{backend}, batch {batch}")  # fmt: skip
+        for r in group:
+            ax.annotate(f"{r['steps']}", (r["p50_ms"] / batch, r["mpjpe"]), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("ms per pose (p50 frame latency / batch); labels: steps")
+    ax.set_ylabel("MPJPE (mm, GT 2D)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _groups(rows: list[dict]) -> dict[tuple[str, int], list[dict]]:
+    groups: dict[tuple[str, int], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["backend"], r["batch"]), []).append(r)
+    return groups
