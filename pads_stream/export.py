@@ -162,7 +162,9 @@ def engine_dir_for(model: PoseModel, root: Path | None = None) -> Path:
     return (root or engines_root()) / model.path.stem
 
 
-def build_manifest(model: PoseModel, graphs: dict[str, str], opset: int, precision: str, max_batch: int) -> dict:
+def build_manifest(
+    model: PoseModel, graphs: dict[str, str], opset: int, precision: str, max_batch: int, steps: int = 10
+) -> dict:
     """The manifest describing exported graphs (engines are appended by the builder)."""
     import onnxruntime
 
@@ -180,7 +182,8 @@ def build_manifest(model: PoseModel, graphs: dict[str, str], opset: int, precisi
         "schedule": {
             "diffusion_steps": len(model.abar),
             "sampler": dataclasses.asdict(model.sampler),
-            "steps": "any: the runtime loops over the step graph; the node's default is in configs/node.json",
+            "steps": steps,
+            "steps_note": "default only: the runtime loops over the step graph, so any step count runs",
         },
         "precision": precision,
         "exporter": {
@@ -198,6 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="pads-stream export", description=__doc__)
     parser.add_argument("--model", help="checkpoint (default: the shipped model)")
     parser.add_argument("--out", help="output folder (default: engines/<model name>/)")
+    parser.add_argument("--steps", type=int, default=10, help="default step count recorded in the manifest")
     parser.add_argument("--precision", choices=("fp32", "fp16"), default="fp16", help="TensorRT engine precision")
     parser.add_argument("--max-batch", type=int, default=256, help="largest batch of the engine profile")
     parser.add_argument("--opt-batch", type=int, default=16, help="batch the engine is tuned for")
@@ -215,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"{path} is outside TensorRT 10's ONNX support:\n" + "\n".join(problems))
         graphs[guidance] = path.name
         print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB; every operator within TensorRT 10's table)")
-    manifest = build_manifest(model, graphs, args.opset, args.precision, args.max_batch)
+    manifest = build_manifest(model, graphs, args.opset, args.precision, args.max_batch, args.steps)
     from .tensorrt_engine import build_engines
 
     manifest["engines"], reason = build_engines(out, graphs, args.precision, args.max_batch, args.opt_batch)

@@ -45,3 +45,22 @@ def test_augmentation_varies_bones_and_stays_pelvis_relative():
     np.testing.assert_allclose(x[:, 0], 0.0, atol=1e-6)
     ratio = bone_lengths(x) / bone_lengths(poses)
     assert 0.05 < ratio.std() < 0.2 and 0.9 < ratio.mean() < 1.1
+
+
+def test_torchrun_two_processes_train_and_resume(tmp_path):
+    import json
+    import shutil
+    import subprocess
+
+    torchrun = shutil.which("torchrun")
+    assert torchrun, "torchrun ships with torch"
+    cfg = {"h36m": str(H36M), "batch_size": 32, "steps": 10, "bvh_dirs": [], "train_subjects": ["S1"],
+           "holdout_takes": "", "prior": {"d_model": 32, "n_layers": 1, "n_heads": 4, "d_ff": 64},
+           "checkpoint_every": 5, "threads": 1}  # fmt: skip
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    base = [torchrun, "--nproc_per_node", "2", "-m", "pads_stream.train", "--config", str(tmp_path / "cfg.json"),
+            "--out", str(tmp_path / "run")]  # fmt: skip
+    for extra in ([], ["--resume", "--steps", "15"]):
+        subprocess.run(base + extra, check=True, capture_output=True, timeout=300)
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert ckpt["step"] == 15 and len(ckpt["rng"]) == 2 and ckpt["rng"][0] != ckpt["rng"][1]
