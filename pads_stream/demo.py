@@ -109,9 +109,11 @@ def main(argv: list[str] | None = None) -> None:
     add_arguments(parser)
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--model", help="checkpoint (default: the shipped model)")
+    parser.add_argument("--node-config", help="node config JSON (default: configs/node.json)")
     parser.set_defaults(frames=150, streams=2, persons=2, rate=25.0)
     args = parser.parse_args(argv)
     node_args = ["--backend", args.backend] + (["--model", args.model] if args.model else [])
+    node_args += ["--config", args.node_config] if args.node_config else []
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     result = run(args, node_args)
     print(report(result))

@@ -1,0 +1,87 @@
+"""Measure the node's options end to end (replay -> node process -> listen, loopback TCP):
+
+1. given root vs unknown root (V-H36M test samples, exact 2D);
+2. warm start vs cold start on 25 Hz S9/S11 sequences through fixed virtual cameras:
+   accuracy and jitter (mean per-joint acceleration error);
+3. the load test: sustained rate, latency and drops for streams x persons x FPS.
+Writes docs/node_results.md. Usage: python tools/node_experiments.py [--model PT] [--quick]
+"""
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from pads_stream.demo import run
+from pads_stream.replay import add_arguments
+
+
+def replay_args(**kw) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args([])
+    for k, v in kw.items():
+        setattr(args, k, v)
+    return args
+
+
+def node_args(model, backend, cfg: dict | None = None, tmp: Path | None = None) -> list[str]:
+    out = ["--backend", backend] + (["--model", model] if model else [])
+    if cfg:
+        path = tmp / f"node_{abs(hash(json.dumps(cfg, sort_keys=True)))}.json"
+        path.write_text(json.dumps(cfg))
+        out += ["--config", str(path)]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model")
+    parser.add_argument("--backend", default="auto")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", default="docs/node_results.md")
+    a = parser.parse_args()
+    frames = 40 if a.quick else 150
+    lines = ["# Node measurements", "", "Measured by `python tools/node_experiments.py` on the 2-core CPU machine "
+             "(replay, node and listener on one host, loopback TCP).", ""]  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        lines += ["## Root given vs estimated (V-H36M, exact 2D, 2 streams x 2 persons at 10 FPS)", "",
+                  "| root | MPJPE | PA-MPJPE | root error | node p50 / p99 ms |", "|---|---|---|---|---|"]  # fmt: skip
+        for no_root in (False, True):
+            r = run(
+                replay_args(source="test", frames=frames, rate=10.0, no_root=no_root), node_args(a.model, a.backend)
+            )
+            lines.append(f"| {'estimated' if no_root else 'given'} | {r['mpjpe']:.1f} | {r['pa_mpjpe']:.1f} | "
+                         f"{r['root_error']:.1f} | {r['node_p50_ms']:.1f} / {r['node_p99_ms']:.1f} |")  # fmt: skip
+            print(lines[-1], flush=True)
+        lines += ["", "## Warm vs cold start (S9/S11 sequences at 25 Hz, 2 streams x 2 persons, exact 2D)", "",
+                  "| start | steps | MPJPE | PA-MPJPE | accel. error mm/frame² | node p50 / p99 ms |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
+        for warm in (False, True):
+            cfg = {"warm_start": warm}
+            r = run(replay_args(source="h36m", frames=frames, rate=25.0), node_args(a.model, a.backend, cfg, tmp))
+            steps = "5 from t=200 (10 for a new person)" if warm else "10"
+            accel = r.get("accel_error", float("nan"))
+            lines.append(f"| {'warm' if warm else 'cold'} | {steps} | {r['mpjpe']:.1f} | {r['pa_mpjpe']:.1f} | "
+                         f"{accel:.1f} | {r['node_p50_ms']:.1f} / {r['node_p99_ms']:.1f} |")  # fmt: skip
+            print(lines[-1], flush=True)
+        lines += ["", "## Load test (V-H36M replay, exact 2D, default node config)", "",
+                  "| streams x persons @ FPS | offered frames/s | published frames/s | dropped (superseded, stale) "
+                  "| node p50 / p99 ms | end-to-end p50 / p99 ms |", "|---|---|---|---|---|---|"]  # fmt: skip
+        grid = [(1, 1, 30), (4, 2, 30), (8, 4, 30), (8, 4, 15)] if not a.quick else [(2, 2, 30)]
+        for streams, persons, fps in grid:
+            r = run(replay_args(source="test", streams=streams, persons=persons, frames=frames, rate=float(fps)),
+                    node_args(a.model, a.backend))  # fmt: skip
+            d = r["dropped"]
+            lines.append(f"| {streams} x {persons} @ {fps} | {r['fps_in']:.0f} | {r['fps_out']:.0f} | "
+                         f"{d.get('superseded', 0)}, {d.get('stale', 0)} | "
+                         f"{r['node_p50_ms']:.1f} / {r['node_p99_ms']:.1f} | "
+                         f"{r['e2e_p50_ms']:.1f} / {r['e2e_p99_ms']:.1f} |")  # fmt: skip
+            print(lines[-1], flush=True)
+    Path(a.out).write_text("\n".join(lines) + "\n")
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
