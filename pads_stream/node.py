@@ -164,17 +164,16 @@ class Node:
             except WireError as err:
                 self.reject(err)
                 continue
-            if isinstance(msg, CameraUpdate):
-                self.cameras[msg.stream] = msg.camera
-                continue
             if (
-                msg.stream not in self.pending
-                and msg.stream not in self.cameras
+                msg.stream not in self.cameras
+                and msg.stream not in self.pending
                 and len(self.cameras) >= self.cfg.max_streams
             ):
-                self.reject(
-                    WireError("too_many_streams", f"more than {self.cfg.max_streams} streams", msg.stream, msg.frame)
-                )
+                limit = f"more than {self.cfg.max_streams} streams"
+                self.reject(WireError("too_many_streams", limit, msg.stream, getattr(msg, "frame", None)))
+                continue
+            if isinstance(msg, CameraUpdate):
+                self.cameras[msg.stream] = msg.camera
                 continue
             self.stats.frames_in += 1
             if msg.camera is not None:

@@ -197,3 +197,14 @@ def test_sigterm_finishes_and_exits_cleanly_over_ipc(tiny_checkpoint, tmp_path, 
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_stream_count_is_bounded(tiny_checkpoint):
+    h = Harness(load_model(tiny_checkpoint, backend="torch"), steps=2, max_streams=3, status_period_s=0.05)
+    try:
+        out = h.exchange(*[camera_message(f"s{k}", K) for k in range(5)])
+        errors = [p for t, p in out if t == "error"]
+        assert {e["kind"] for e in errors} == {"too_many_streams"} and len(errors) == 3  # probe, s0, s1 fit; s2-s4 not
+        assert len(h.node.cameras) == 3
+    finally:
+        h.close()
