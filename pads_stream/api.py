@@ -73,6 +73,9 @@ class PoseModel:
         backend: str | Backend = "auto",
     ):
         self.net, self.abar, self.scale, self.sampler, self.path = net, abar, scale, sampler, path
+        # Start of sampling from pure noise: the last timestep with ᾱ ≥ 1e-3. The cosine
+        # schedule's final ᾱ fall to ~1e-9, where x̂₀ = (x_t − √(1−ᾱ) ε) / √ᾱ is undefined.
+        self.t_noise = int(np.flatnonzero(abar >= 1e-3)[-1])
         self.model_hash = file_hash(path)
         self.backend = make_backend(backend, self) if isinstance(backend, str) else backend
 
@@ -179,7 +182,7 @@ class PoseModel:
             operator: the task (see :mod:`pads_stream.operators`), None for generation.
             x_init: (n, 17, 3) metres to start from, lifted to ``t_start``; None: pure noise.
             n: number of samples.
-            steps: DDIM steps; t_start: starting timestep (T − 1 for pure noise); rho: step size.
+            steps: DDIM steps; t_start: starting timestep (``t_noise`` for pure noise); rho: step size.
 
         Returns:
             (n, 17, 3) float32 pelvis-relative poses, metres.
@@ -223,10 +226,10 @@ class PoseModel:
         op = JointMask(
             torch.as_tensor(y, dtype=torch.float32, device=dev), torch.as_tensor(m, dtype=torch.float32, device=dev)
         )
-        return self.solve(op, None, y.shape[0], steps, seed, len(self.abar) - 1, self.sampler.complete_rho)
+        return self.solve(op, None, y.shape[0], steps, seed, self.t_noise, self.sampler.complete_rho)
 
     def generate(self, n: int, steps: int = 50, seed: int = 0) -> np.ndarray:
         """Draw ``n`` poses from the prior -> (n, 17, 3) float32 pelvis-relative, metres."""
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
-        return self.solve(None, None, n, steps, seed, len(self.abar) - 1, 0.0)
+        return self.solve(None, None, n, steps, seed, self.t_noise, 0.0)

@@ -158,7 +158,7 @@ def sample(
         sched: coefficients of the run (its first timestep is the starting noise level).
         scale: metres per normalised unit (from the checkpoint).
         x_init: (B, 17, 3) metres, the starting estimate lifted to the first noise level, or
-            None to start from pure noise (the first timestep should then be T − 1).
+            None to start from pure noise (the first timestep should then be near T).
         noise: (steps + 1, B, 17, 3) standard normal: [0] lifts the start, [i + 1] is step
             i's z (unused when η = 0).
 

@@ -37,6 +37,39 @@ def validation_views(cfg: TrainConfig, n: int, seed: int = 0) -> dict[str, np.nd
     return {"kp2d": v.kp2d, "kp2d_det": det, "conf_det": conf, "K": v.K, "root": v.root, "gt": v.gt}
 
 
+def tune_denoise(model, gt: np.ndarray) -> dict:
+    """Denoising start level and step on held-out poses with 10, 25 and 50 mm noise."""
+    rng = np.random.default_rng(1)
+    noisy = [gt + rng.normal(0, sigma_mm / 1000, gt.shape) for sigma_mm in (10, 25, 50)]
+    best = None
+    print("| denoise t_start | rho | MPJPE after 10/25/50 mm noise |\n|---|---|---|")
+    for t_start, rho in itertools.product((50, 100, 150, 250), (0.25, 0.5, 1.0)):
+        model.sampler = dataclasses.replace(model.sampler, denoise_t_start=t_start, denoise_rho=rho)
+        errs = [float(mpjpe(model.denoise(y, steps=10), gt).mean()) for y in noisy]
+        print(f"| {t_start} | {rho} | {' / '.join(f'{e:.1f}' for e in errs)} |", flush=True)
+        if best is None or sum(errs) < best[0]:
+            best = (sum(errs), {"denoise_t_start": t_start, "denoise_rho": rho})
+    return best[1]
+
+
+def tune_complete(model, gt: np.ndarray) -> dict:
+    """Completion step on held-out poses with 25% of the joints (pelvis kept) missing."""
+    rng = np.random.default_rng(2)
+    mask = np.ones(gt.shape[:2], bool)
+    for m in mask:
+        m[1 + rng.choice(16, 4, replace=False)] = False
+    best = None
+    print("| complete rho | MPJPE on missing joints |\n|---|---|")
+    for rho in (1.0, 2.0, 4.0, 8.0, 16.0):
+        model.sampler = dataclasses.replace(model.sampler, complete_rho=rho)
+        x = model.complete(np.where(mask[..., None], gt, np.nan), mask, steps=20)
+        err = float(1000 * np.linalg.norm(x - gt, axis=-1)[~mask].mean())
+        print(f"| {rho} | {err:.1f} |", flush=True)
+        if best is None or err < best[0]:
+            best = (err, {"complete_rho": rho})
+    return best[1]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="pads-stream tune", description=__doc__)
     parser.add_argument("--model", required=True, help="checkpoint to tune")
@@ -47,11 +80,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rho", default="0.5,1,2,4")
     parser.add_argument("--guidance", default="dps,cheap")
     parser.add_argument("--hypotheses", default="1")
+    parser.add_argument("--tasks", default="estimate,denoise,complete")
     args = parser.parse_args(argv)
 
     val = validation_views(TrainConfig(), args.samples)
     model = load_model(args.model, backend="torch")
     base = model.sampler
+    tasks = args.tasks.split(",")
+    if "denoise" in tasks:
+        base = dataclasses.replace(base, **tune_denoise(model, val["gt"][:200]))
+    if "complete" in tasks:
+        base = dataclasses.replace(base, **tune_complete(model, val["gt"][:200]))
+    if "estimate" not in tasks:
+        args.t_start, args.rho, args.guidance, args.hypotheses = str(base.t_start), str(base.rho), base.guidance, "1"
     results = []
     grid = itertools.product(
         [int(t) for t in args.t_start.split(",")],
