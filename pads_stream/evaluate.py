@@ -76,14 +76,14 @@ def estimation_rows(model: PoseModel, test: dict, steps_list: list[int], baselin
             x, sec = timed(model.estimate, kp, test["K"], test["root"], conf, steps=steps, seed=0)
             rows[f"pads{steps}/{src}"] = {**scores(x, gt), "ms_per_pose": 1000 * sec / len(gt)}
             preds[f"pads{steps}/{src}"] = x
-        cheap = dataclasses.replace(model.sampler, guidance="cheap")
-        model_sampler, model.sampler = model.sampler, cheap
-        try:
-            steps = 10
-            x, sec = timed(model.estimate, kp, test["K"], test["root"], conf, steps=steps, seed=0)
-        finally:
-            model.sampler = model_sampler
-        rows[f"cheap{steps}/{src}"] = {**scores(x, gt), "ms_per_pose": 1000 * sec / len(gt)}
+        variants = {"pads10-1hyp": {"hypotheses": 1}, "cheap10": {"guidance": "cheap"}}
+        for name, change in variants.items():
+            model_sampler, model.sampler = model.sampler, dataclasses.replace(model.sampler, **change)
+            try:
+                x, sec = timed(model.estimate, kp, test["K"], test["root"], conf, steps=10, seed=0)
+            finally:
+                model.sampler = model_sampler
+            rows[f"{name}/{src}"] = {**scores(x, gt), "ms_per_pose": 1000 * sec / len(gt)}
         if baseline:
             from .baseline import Baseline
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import signal
 import time
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ class NodeConfig:
     model: str | None = None  # checkpoint; None = the shipped default
     backend: str = "auto"
     steps: int = 10  # cold start: DDIM steps from the sampler's t_start
+    hypotheses: int | None = None  # samples averaged per person; None = the model's sampler setting
     warm_start: bool = True
     warm_steps: int = 5  # warm start: steps from warm_t_start
     warm_t_start: int = 200
@@ -326,6 +328,8 @@ def main(argv: list[str] | None = None) -> None:
         values.update(out=args.out_connect, bind_out=False)
     cfg = NodeConfig(**values)
     model = load_model(cfg.model, backend=cfg.backend)
+    if cfg.hypotheses is not None:
+        model.sampler = dataclasses.replace(model.sampler, hypotheses=cfg.hypotheses)
     warm_up(model, cfg)
     node = Node(model, cfg)
     signal.signal(signal.SIGINT, node.stop)
