@@ -12,6 +12,7 @@ sample of the V-H36M test set (GT 2D) for each step count and backend.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import time
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batches", default="1,8,64")
     parser.add_argument("--steps", default="5,10,20")
     parser.add_argument("--reps", type=int, default=30)
+    parser.add_argument("--hypotheses", type=int, help="override the model's hypotheses per person")
     parser.add_argument("--accuracy-samples", type=int, default=500)
     parser.add_argument("--test", default=DEFAULT_TEST)
     parser.add_argument("--out", default="runs/bench", help="folder for bench.json, bench.md and bench.png")
@@ -88,6 +90,8 @@ def main(argv: list[str] | None = None) -> None:
         except BackendUnavailable as err:
             skipped[name] = str(err)
             continue
+        if args.hypotheses:
+            model.sampler = dataclasses.replace(model.sampler, hypotheses=args.hypotheses)
         device = model.backend.device.type
         if device not in peaks:
             peaks[device] = measured_peak(device)
@@ -113,6 +117,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{name} {device} batch {batch} steps {steps}: p50 {r['p50_ms']:.2f} ms "
                       f"({r['ratio_to_floor']:.1f}x floor), {r['poses_per_s']:.0f} poses/s", flush=True)  # fmt: skip
     result = {"rows": rows, "skipped": skipped, "peak_flops": peaks, "flops_per_pose_step": flops,
+              "hypotheses": args.hypotheses or "the model's",
               "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine()}  # fmt: skip
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -127,7 +132,7 @@ def markdown(result: dict) -> str:
     peaks = ", ".join(f"{d}: {p / 1e9:.1f} GFLOP/s" for d, p in result["peak_flops"].items())
     flops = ", ".join(f"{g}: {f / 1e6:.2f} MFLOP" for g, f in result["flops_per_pose_step"].items())
     lines = [f"Measured peak (float32 matmul) {peaks}; FLOPs per pose per step {flops}; "
-             f"torch threads {result['torch_threads']}.", "",
+             f"hypotheses per person {result['hypotheses']}; torch threads {result['torch_threads']}.", "",
              "| backend | device | batch | steps | p50 ms | p99 ms | poses/s | floor ms | × floor | MPJPE / PA (mm) |",
              "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in result["rows"]:

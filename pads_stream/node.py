@@ -268,7 +268,10 @@ class Node:
                 )
         passes = cfg.root_passes if unknown.any() else 0
         for p in range(passes):
-            root[unknown] = solve_root(rel[unknown], rays[unknown], conf[unknown])
+            solved = solve_root(rel[unknown], rays[unknown], conf[unknown])
+            # keep the previous root where the solve left the plausible range (a poor pose early on)
+            ratio = solved[:, 2] / root[unknown, 2]
+            root[unknown] = np.where(((ratio > 0.5) & (ratio < 2.0))[:, None], solved, root[unknown])
             if p + 1 < passes:
                 rel[unknown] = self.model.estimate(kp[unknown], K[unknown], root[unknown], conf[unknown],
                                                    steps=cfg.warm_steps, seed=seed, init=rel[unknown],

@@ -33,7 +33,8 @@ class Recording:
     """Frames to publish: (S streams, F frames, M persons) arrays.
 
     kp2d (S, F, M, 17, 2) px; conf (S, F, M, 17); K (S, F, 3, 3); root (S, F, M, 3) m;
-    gt (S, F, M, 17, 3) m pelvis-relative, camera frame; fps the recording's frame rate.
+    gt (S, F, M, 17, 3) m pelvis-relative, camera frame; ids (S, F, M) person ids (the same id
+    is the same person in consecutive frames); fps the recording's frame rate.
     """
 
     kp2d: np.ndarray
@@ -41,12 +42,13 @@ class Recording:
     K: np.ndarray
     root: np.ndarray
     gt: np.ndarray
+    ids: np.ndarray
     fps: float
 
     def save_truth(self, path: Path, names: list[str]) -> None:
         s, f, m = self.gt.shape[:3]
         idx = np.indices((s, f, m)).reshape(3, -1)
-        np.savez(path, stream=np.array(names)[idx[0]], frame=idx[1], id=idx[2],
+        np.savez(path, stream=np.array(names)[idx[0]], frame=idx[1], id=self.ids.reshape(-1),
                  gt=self.gt.reshape(-1, 17, 3), root=self.root.reshape(-1, 3))  # fmt: skip
 
 
@@ -62,9 +64,9 @@ def from_test_set(path: str, streams: int, persons: int, frames: int, detected: 
     idx = np.stack(per)  # (S, F, M)
     kp = data["kp2d_det" if detected else "kp2d"][idx]
     conf = data["conf_det"][idx] if detected else np.ones(idx.shape + (17,), np.float32)
-    return Recording(
-        kp2d=kp, conf=conf, K=data["K"][idx[:, :, 0]], root=data["root"][idx], gt=data["gt"][idx], fps=25.0
-    )
+    # every test sample is a different person: its id is its sample index
+    K, root, gt = data["K"][idx[:, :, 0]], data["root"][idx], data["gt"][idx]
+    return Recording(kp2d=kp, conf=conf, K=K, root=root, gt=gt, ids=idx, fps=25.0)
 
 
 def through_camera(seqs: list[np.ndarray], streams: int, persons: int, frames: int, rng: np.random.Generator,
@@ -91,7 +93,8 @@ def through_camera(seqs: list[np.ndarray], streams: int, persons: int, frames: i
         K.append(np.repeat(Ks, frames, 0))
         root.append(np.stack([v.root for v in views], 1))
         gt.append(np.stack([v.gt for v in views], 1))
-    return Recording(*(np.stack(a) for a in (kp, conf, K, root, gt)), fps=fps)
+    ids = np.broadcast_to(np.arange(persons), (streams, frames, persons))
+    return Recording(*(np.stack(a) for a in (kp, conf, K, root, gt)), ids=ids, fps=fps)
 
 
 def load_recording(args: argparse.Namespace) -> Recording:
@@ -151,7 +154,7 @@ class Replayer:
             persons = []
             for m in range(rec.kp2d.shape[2]):
                 kp = np.concatenate([rec.kp2d[s, f, m], rec.conf[s, f, m][:, None]], -1).astype("<f4")
-                person = {"id": m, "kp": kp.tobytes()}
+                person = {"id": int(rec.ids[s, f, m]), "kp": kp.tobytes()}
                 if self.send_root:
                     person["root"] = rec.root[s, f, m].tolist()
                 persons.append(person)

@@ -1,7 +1,7 @@
 """Train the unconditional pose prior: ε-prediction DDPM on camera-frame poses.
 
 Single process: ``pads-stream train --config configs/train_default.json --out runs/prior``.
-Several processes (CPU gloo or GPU nccl): ``torchrun --nproc_per_node N -m pads_stream.train ...``;
+Several processes (CPU gloo or GPU nccl): ``torchrun --standalone --nproc_per_node N -m pads_stream.train ...``;
 every rank draws its own random batches (seed + rank) and DDP averages the gradients.
 """
 
@@ -195,6 +195,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, log_every: int = 50
     if rank == 0:
         print(f"trained {step} steps in {time.time() - t0:.0f} s, loss {running:.4f} -> {final}")
     if distributed:
+        dist.barrier()  # no rank tears the group down while another still uses it
         dist.destroy_process_group()
     return final
 

@@ -58,9 +58,10 @@ def test_torchrun_two_processes_train_and_resume(tmp_path):
            "holdout_takes": "", "prior": {"d_model": 32, "n_layers": 1, "n_heads": 4, "d_ff": 64},
            "checkpoint_every": 5, "threads": 1}  # fmt: skip
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
-    base = [torchrun, "--nproc_per_node", "2", "-m", "pads_stream.train", "--config", str(tmp_path / "cfg.json"),
-            "--out", str(tmp_path / "run")]  # fmt: skip
+    base = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "pads_stream.train",
+            "--config", str(tmp_path / "cfg.json"), "--out", str(tmp_path / "run")]  # fmt: skip
     for extra in ([], ["--resume", "--steps", "15"]):
-        subprocess.run(base + extra, check=True, capture_output=True, timeout=300)
+        done = subprocess.run(base + extra, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
     assert ckpt["step"] == 15 and len(ckpt["rng"]) == 2 and ckpt["rng"][0] != ckpt["rng"][1]

@@ -3,7 +3,8 @@
 1. given root vs unknown root (V-H36M test samples, exact 2D);
 2. warm start vs cold start on 25 Hz S9/S11 sequences through fixed virtual cameras:
    accuracy and jitter (mean per-joint acceleration error);
-3. the load test: sustained rate, latency and drops for streams x persons x FPS.
+3. the load test: sustained rate, latency and drops for streams x persons x FPS (sequences,
+   so persons keep their ids and warm-start as with a tracking rig).
 Writes docs/node_results.md. Usage: python tools/node_experiments.py [--model PT] [--quick]
 """
 
@@ -66,12 +67,13 @@ def main() -> None:
             lines.append(f"| {'warm' if warm else 'cold'} | {steps} | {r['mpjpe']:.1f} | {r['pa_mpjpe']:.1f} | "
                          f"{accel:.1f} | {r['node_p50_ms']:.1f} / {r['node_p99_ms']:.1f} |")  # fmt: skip
             print(lines[-1], flush=True)
-        lines += ["", "## Load test (V-H36M replay, exact 2D, default node config)", "",
+        lines += ["", "## Load test (S9/S11 sequences through virtual cameras, exact 2D, default node config: "
+                  "tracked persons warm-start)", "",
                   "| streams x persons @ FPS | offered frames/s | published frames/s | dropped (superseded, stale) "
                   "| node p50 / p99 ms | end-to-end p50 / p99 ms |", "|---|---|---|---|---|---|"]  # fmt: skip
         grid = [(1, 1, 30), (4, 2, 30), (8, 4, 30), (8, 4, 15)] if not a.quick else [(2, 2, 30)]
         for streams, persons, fps in grid:
-            r = run(replay_args(source="test", streams=streams, persons=persons, frames=frames, rate=float(fps)),
+            r = run(replay_args(source="h36m", streams=streams, persons=persons, frames=frames, rate=float(fps)),
                     node_args(a.model, a.backend))  # fmt: skip
             d = r["dropped"]
             lines.append(f"| {streams} x {persons} @ {fps} | {r['fps_in']:.0f} | {r['fps_out']:.0f} | "
