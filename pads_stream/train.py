@@ -23,7 +23,7 @@ from tqdm import tqdm
 from .bvh import JointMapping
 from .checkpoint import FORMAT, load_checkpoint, strip_for_release
 from .config import from_dict, load_json, to_dict
-from .data import AugmentConfig, augment_to_camera, bvh_poses, load_positions_3d
+from .data import AugmentConfig, augment_to_camera, bvh_poses, load_plain, load_positions_3d
 from .model import Denoiser, PriorConfig
 from .schedule import DiffusionConfig, add_noise, alphas_cumprod
 
@@ -39,6 +39,7 @@ class TrainConfig:
     bvh_mapping: str = "configs/bandai_to_h36m.json"
     bvh_stride: int = 2  # keep every n-th BVH frame (30 fps data)
     bvh_fraction: float = 0.2  # share of each batch drawn from BVH poses
+    plain_arrays: tuple[str, ...] = ()  # .npy files of (N, 17, 3) Y-up metre poses, added to the H36M pool
     prior: dict | None = None  # PriorConfig overrides
     diffusion: dict | None = None  # DiffusionConfig overrides
     augment: dict | None = None  # AugmentConfig overrides
@@ -70,7 +71,11 @@ def training_pools(cfg: TrainConfig) -> list[np.ndarray]:
     data = load_positions_3d(cfg.h36m)
     data = {s: data[s] for s in cfg.train_subjects}
     kept, _ = split_holdout(data, cfg.holdout_takes) if cfg.holdout_takes else (data, {})
-    pools = [np.concatenate([x for takes in kept.values() for x in takes.values()])]
+    pools = [
+        np.concatenate(
+            [x for takes in kept.values() for x in takes.values()] + [load_plain(p) for p in cfg.plain_arrays]
+        )
+    ]
     if cfg.bvh_dirs and cfg.bvh_fraction > 0:
         mapping = JointMapping.from_json(cfg.bvh_mapping)
         pools.append(np.concatenate([bvh_poses(d, mapping, cfg.bvh_stride) for d in cfg.bvh_dirs]))

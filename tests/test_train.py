@@ -65,3 +65,15 @@ def test_torchrun_two_processes_train_and_resume(tmp_path):
         assert done.returncode == 0, done.stderr[-3000:]
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
     assert ckpt["step"] == 15 and len(ckpt["rng"]) == 2 and ckpt["rng"][0] != ckpt["rng"][1]
+
+
+def test_plain_arrays_join_the_training_pool(tmp_path):
+    from pads_stream.train import training_pools
+
+    extra = np.random.default_rng(0).normal(0, 0.3, (7, 17, 3)).astype(np.float32)
+    np.save(tmp_path / "poses.npy", extra)
+    base = TrainConfig(h36m=str(H36M), bvh_dirs=(), train_subjects=("S1",), holdout_takes="")
+    with_plain = TrainConfig(**{**base.__dict__, "plain_arrays": (str(tmp_path / "poses.npy"),)})
+    a, b = training_pools(base)[0], training_pools(with_plain)[0]
+    assert len(b) == len(a) + 7
+    np.testing.assert_allclose(b[-7:], extra - extra[:, :1])  # made pelvis-relative
