@@ -226,17 +226,16 @@ class Node:
     def process(self) -> None:
         """Estimate every ready person in batched sampler calls and publish per stream."""
         ready = self.ready_persons()
-        results: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        by_stream: dict[str, list[tuple[_Ready, np.ndarray, np.ndarray]]] = {}  # one frame per stream
         for lo in range(0, len(ready), self.cfg.max_batch):
-            results.update(self.estimate(ready[lo : lo + self.cfg.max_batch], offset=lo))
-        by_frame: dict[int, list[tuple[_Ready, np.ndarray, np.ndarray]]] = {}
-        for k, r in enumerate(ready):
-            by_frame.setdefault(id(r.frame), []).append((r, *results[k]))
-        for items in by_frame.values():
+            batch = ready[lo : lo + self.cfg.max_batch]
+            for r, (rel, root) in zip(batch, self.estimate(batch), strict=True):
+                by_stream.setdefault(r.frame.stream, []).append((r, rel, root))
+        for items in by_stream.values():
             self.publish(items[0][0].frame, items[0][0].t_recv, items)
 
-    def estimate(self, batch: list[_Ready], offset: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        """(rel (17, 3), root (3,)) per person index; one sampler call per start kind."""
+    def estimate(self, batch: list[_Ready]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(rel (17, 3), root (3,)) per person of ``batch``; one sampler call per start kind."""
         cfg = self.cfg
         kp = np.stack([r.kp for r in batch])
         conf = np.stack([r.conf for r in batch])
@@ -278,7 +277,7 @@ class Node:
                                                    t_start=cfg.warm_t_start)  # fmt: skip
         for k, r in enumerate(batch):
             self.previous[(r.frame.stream, r.person_id)] = (r.t_recv, rel[k], root[k])
-        return {offset + k: (rel[k], root[k]) for k in range(len(batch))}
+        return list(zip(rel, root, strict=True))
 
     # -- output --------------------------------------------------------------------------
 
