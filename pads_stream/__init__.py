@@ -1,11 +1,23 @@
 """pads-stream: real-time 3D human pose from 2D keypoints with a diffusion pose prior (PADS).
 
 ``load_model()`` returns a :class:`PoseModel` with ``estimate``, ``denoise``, ``complete`` and
-``generate``; see :mod:`pads_stream.api`.
+``generate``; see :mod:`pads_stream.api`. Both are imported on first use, so that the
+``pads-stream`` command starts (and installs its signal handlers) before numpy loads.
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
 
-from .api import PoseModel, load_model  # noqa: E402 (after __version__, which modules import)
+try:
+    __version__ = version("pads-stream")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
 
-__all__ = ["PoseModel", "load_model"]
+__all__ = ["PoseModel", "load_model", "__version__"]
+
+
+def __getattr__(name: str):
+    if name in ("PoseModel", "load_model"):
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'pads_stream' has no attribute {name!r}")

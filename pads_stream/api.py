@@ -1,88 +1,202 @@
-"""The public Python API: ``load_model()`` and the four tasks of :class:`PoseModel`.
+"""The public Python API: ``load_model()`` and the tasks of :class:`PoseModel`.
 
-All arrays are numpy; poses are pelvis-relative in the camera frame (OpenCV axes), metres;
-2D keypoints are pixels. Every task runs the one sampler (:func:`pads_stream.sampler.sample`);
-estimation reaches it through the chosen backend, the other tasks through torch.
+All arrays are numpy; poses are pelvis-relative in the camera frame (OpenCV axes: x right,
+y down, z forward), metres; 2D keypoints are pixels. Every task runs the one sampler
+(:func:`pads_stream.sampler.sample`) through the chosen backend. With the ``onnxruntime``
+backend nothing here imports torch.
 """
 
 from __future__ import annotations
 
-from importlib import resources
+import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from .backends import Backend, make_backend
+from .backends import BACKENDS, Backend, OnnxRuntimeBackend, TensorRTBackend, TorchBackend
 from .camera import check_intrinsics, inverse_projection, normalized_rays
-from .checkpoint import build_denoiser, file_hash, load_checkpoint
 from .config import from_dict
-from .operators import ForwardOperator, Identity, JointMask
-from .sampler import SamplerConfig, make_schedule, sample, torch_step
-from .schedule import alphas_cumprod
-from .skeleton import NUM_JOINTS
+from .rootfind import initial_root, solve_root
+from .sampler import SamplerConfig, make_tables, sample, snap_to_rays
+from .schedule import DiffusionConfig, alphas_cumprod
+from .skeleton import H36M_PARENTS, LAYOUTS, NUM_JOINTS, to_h36m
+from .stepgraph import BackendUnavailable, file_hash, package_file, read_manifest
 
-DEFAULT_MODEL = "pads_h36m.pt"
+DEFAULT_MODEL = "pads_h36m"
 MAX_CHUNK = 2048  # persons per sampler call; larger inputs are processed in chunks
+
+
+class NonFiniteResult(RuntimeError):
+    """The sampler produced NaN or infinite joints for some samples (``.index`` lists them)."""
+
+    def __init__(self, index: np.ndarray):
+        self.index = index
+        super().__init__(
+            f"the sampler produced non-finite joints for samples {index[:10].tolist()} (input out of range?)"
+        )
 
 
 def default_model_path() -> Path:
     """The shipped default checkpoint, inside the package."""
-    return Path(str(resources.files("pads_stream") / "weights" / DEFAULT_MODEL))
+    return package_file("weights", DEFAULT_MODEL + ".pt")
+
+
+def _torch_available() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def load_model(
-    path: str | Path | None = None, backend: str = "auto", sampler: SamplerConfig | None = None
+    path: str | Path | None = None,
+    backend: str = "auto",
+    sampler: SamplerConfig | None = None,
+    threads: int = 0,
+    spinning: bool = False,
 ) -> PoseModel:
-    """Load a prior checkpoint (the shipped default when ``path`` is None).
+    """Load a prior (the shipped default when ``path`` is None) on a backend.
 
     Args:
-        path: a ``.pt`` checkpoint written by ``pads-stream train``.
-        backend: ``auto``, ``torch``, ``onnxruntime`` or ``tensorrt`` (see :mod:`backends`).
-        sampler: sampler settings; default: those stored in the checkpoint (tuned on
-            validation data), else :class:`SamplerConfig` defaults.
+        path: a ``.pt`` checkpoint written by ``pads-stream train``; its exported graphs are
+            looked up in ``engines/<file stem>/`` (``$PADS_STREAM_ENGINES`` or the package's).
+        backend: ``auto``, ``torch``, ``onnxruntime`` or ``tensorrt``. ``auto``: TensorRT, else
+            torch on a GPU; ONNX Runtime, else torch (with a warning saying why) on a CPU.
+        sampler: sampler settings; default: those stored with the model (chosen by ``tune``).
+        threads: ONNX Runtime intra-op threads (0: its default).
+        spinning: let ONNX Runtime's idle threads spin (lower latency; off leaves the cores to
+            a 2D detector sharing the machine).
+
+    Raises:
+        BackendUnavailable: the backend cannot run here (the message says why).
     """
-    path = Path(path) if path is not None else default_model_path()
-    if not path.exists():
-        raise FileNotFoundError(f"no model checkpoint at {path}")
-    ckpt = load_checkpoint(path)
-    net, diffusion, scale = build_denoiser(ckpt)
-    if sampler is None:
-        sampler = from_dict(SamplerConfig, ckpt.get("sampler", {}), f"{path} sampler")
-    return PoseModel(net, alphas_cumprod(diffusion), scale, sampler, path, backend)
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    pt = Path(path) if path is not None else default_model_path()
+    if path is not None and not pt.exists():
+        raise FileNotFoundError(f"no model checkpoint at {pt}")
+    model_hash = file_hash(pt) if pt.exists() else None
+    if backend == "auto":
+        cuda = False
+        if _torch_available():
+            import torch
+
+            cuda = torch.cuda.is_available()
+        order = ["tensorrt", "torch"] if cuda else ["onnxruntime", "torch"]
+    else:
+        order = [backend]
+    reasons = []
+    for name in order:
+        try:
+            model = _build(name, pt, model_hash, threads, spinning)
+        except BackendUnavailable as err:
+            reasons.append(f"{name}: {err}")
+            continue
+        if reasons:
+            warnings.warn(f"using the {name} backend; " + "; ".join(reasons), RuntimeWarning, stacklevel=2)
+        if sampler is not None:
+            model.sampler = sampler
+        return model
+    raise BackendUnavailable("; ".join(reasons))
+
+
+def _build(name: str, pt: Path, model_hash: str | None, threads: int, spinning: bool) -> PoseModel:
+    """A PoseModel on backend ``name``; raises BackendUnavailable."""
+    if name == "torch":
+        if not _torch_available():
+            raise BackendUnavailable("torch is not installed: pip install 'pads-stream[torch]'")
+        if not pt.exists():
+            raise BackendUnavailable(f"no checkpoint at {pt}")
+        from .checkpoint import build_denoiser, load_checkpoint
+
+        ckpt = load_checkpoint(pt)
+        net, diffusion, scale = build_denoiser(ckpt)
+        sampler = from_dict(SamplerConfig, ckpt.get("sampler", {}), f"{pt} sampler")
+        be: Backend = TorchBackend(net, scale)
+        return PoseModel(be, alphas_cumprod(diffusion), scale, sampler, pt, model_hash or "")
+    folder, manifest = read_manifest(pt.stem, model_hash)
+    m = manifest["model"]
+    be = (
+        OnnxRuntimeBackend(folder, manifest, threads, spinning)
+        if name == "onnxruntime"
+        else TensorRTBackend(folder, manifest)
+    )
+    abar = alphas_cumprod(DiffusionConfig(**m["diffusion"]))
+    sampler = from_dict(SamplerConfig, manifest["sampler"], f"{folder} manifest sampler")
+    return PoseModel(be, abar, float(m["scale"]), sampler, pt, m["hash"])
 
 
 def _as_array(value: object, name: str, shape: tuple[int | None, ...]) -> np.ndarray:
-    arr = np.asarray(value, dtype=np.float64)
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be a numeric array, got {type(value).__name__} ({err})") from None
     if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape, strict=True)):
         want = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
         raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
     return arr
 
 
-class PoseModel:
-    """A loaded pose prior with its sampler settings and estimation backend."""
+def _as_int(value: object, name: str, lo: int, hi: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < lo or (hi and value > hi):
+        raise ValueError(f"{name} must be an integer in [{lo}, {hi or '∞'}], got {value!r}")
+    return int(value)
 
-    def __init__(
-        self,
-        net: torch.nn.Module,
-        abar: np.ndarray,
-        scale: float,
-        sampler: SamplerConfig,
-        path: Path,
-        backend: str | Backend = "auto",
-    ):
-        self.net, self.abar, self.scale, self.sampler, self.path = net, abar, scale, sampler, path
+
+class PoseModel:
+    """A loaded pose prior: its schedule, normalisation, sampler settings and backend.
+
+    Attributes:
+        sampler: :class:`SamplerConfig` (replace it to change settings).
+        scale: metres per normalised pose unit. abar: (T,) ᾱ table.
+        path, name, model_hash: the checkpoint's path (it need not exist on an ONNX Runtime
+            install), file stem and hash (as in the exported manifest).
+    """
+
+    def __init__(self, backend: Backend, abar: np.ndarray, scale: float, sampler: SamplerConfig, path: Path,
+                 model_hash: str):  # fmt: skip
+        self.backend, self.abar, self.scale, self.sampler = backend, abar, scale, sampler
+        self.path, self.name, self.model_hash = path, path.stem, model_hash
         # Start of sampling from pure noise: the last timestep with ᾱ ≥ 1e-3. The cosine
         # schedule's final ᾱ fall to ~1e-9, where x̂₀ = (x_t − √(1−ᾱ) ε) / √ᾱ is undefined.
         self.t_noise = int(np.flatnonzero(abar >= 1e-3)[-1])
-        self.model_hash = file_hash(path)
-        self.backend = make_backend(backend, self) if isinstance(backend, str) else backend
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def _run(self, task: str, inputs: dict[str, np.ndarray], start: np.ndarray, t_start: int, steps: int,
+             rho: float, noise: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+        """Sample from ``start`` (B, 17, 3) metres at ``t_start`` (noised with ``noise`` (B, 17, 3)
+        standard normal when given); returns (B, 17, 3) float32 pelvis-relative metres (rows
+        may be non-finite: callers check)."""
+        t_start = _as_int(t_start, "t_start", 1, len(self.abar) - 1)
+        tables = make_tables(self.abar, self.sampler, t_start, _as_int(steps, "steps", 1, t_start))
+        out = np.empty((len(start), NUM_JOINTS, 3), dtype=np.float32)
+        alpha = tables.alpha[0]
+        for lo in range(0, len(start), MAX_CHUNK):
+            sl = slice(lo, lo + MAX_CHUNK)
+            x = alpha * start[sl] / self.scale
+            if noise is not None:
+                x = x + np.sqrt(1 - alpha * alpha) * noise[sl]
+            chunk = {k: v[sl] for k, v in inputs.items()}
+            denoise = self.backend.denoiser(task, chunk, len(x))
+            y = sample(denoise, tables, x.astype(np.float32), rho) * self.scale
+            out[sl] = y - y[:, :1]
+        return out
+
+    @staticmethod
+    def _finite(x: np.ndarray) -> np.ndarray:
+        bad = np.flatnonzero(~np.isfinite(x).all(axis=(1, 2)))
+        if bad.size:
+            raise NonFiniteResult(bad)
+        return x
 
     # -- validation ----------------------------------------------------------------------
 
     @staticmethod
-    def _check_keypoints(kp2d: object, conf: object | None) -> tuple[np.ndarray, np.ndarray]:
+    def _check_keypoints(kp2d: object, conf: object | None, layout: str) -> tuple[np.ndarray, np.ndarray]:
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
         kp = _as_array(kp2d, "kp2d", (None, NUM_JOINTS, 2))
         c = np.ones(kp.shape[:2]) if conf is None else _as_array(conf, "conf", (kp.shape[0], NUM_JOINTS))
         if not np.all(np.isfinite(c)) or np.any((c < 0) | (c > 1)):
@@ -91,26 +205,33 @@ class PoseModel:
         if bad.any():
             n, j = np.argwhere(bad)[0]
             raise ValueError(f"kp2d has NaN or infinite values where conf > 0 (sample {n}, joint {j})")
-        return np.where(c[..., None] > 0, kp, 0.0), c
+        if np.any(np.abs(kp[c > 0]) > 1e6):
+            raise ValueError("kp2d has coordinates beyond 1e6 px")
+        kp, c = to_h36m(np.where(c[..., None] > 0, kp, 0.0), c, layout)
+        return kp, c
 
     @staticmethod
-    def _check_camera(K: object, root: object, n: int) -> tuple[np.ndarray, np.ndarray]:
-        K = np.asarray(K, dtype=np.float64)
-        if K.shape == (3, 3):
-            K = np.broadcast_to(K, (n, 3, 3))
-        if K.shape != (n, 3, 3):
+    def _check_camera(K: object, n: int) -> np.ndarray:
+        K = _as_array(K, "K", (None, 3, 3)) if np.ndim(K) == 3 else _as_array(K, "K", (3, 3))
+        K = np.broadcast_to(K, (n, 3, 3)) if K.ndim == 2 else K
+        if K.shape[0] != n:
             raise ValueError(f"K must have shape (3, 3) or ({n}, 3, 3), got {K.shape}")
         check_intrinsics(K, "K")
+        if np.any(np.abs(K[:, 2, :2]) > 1e-6) and np.all(np.abs(K[:, :2, 2]) < 1e-6):
+            warnings.warn("K looks transposed (principal point in the bottom row)", RuntimeWarning, stacklevel=3)
+        return K
+
+    @staticmethod
+    def _check_root(root: object, n: int) -> np.ndarray:
         r = _as_array(root, "root", (n, 3))
-        if not np.all(np.isfinite(r)):
-            raise ValueError("root has NaN or infinite values")
+        if not np.all(np.isfinite(r)) or np.any(np.abs(r) > 1e4):
+            raise ValueError("root must be finite metres within 10 km of the camera")
         if np.any(r[:, 2] <= 0):
             raise ValueError(f"root depth must be > 0 m (camera looks along +z), got min {r[:, 2].min():.3g}")
-        return K, r
-
-    def _noise(self, seed: int, steps: int, n: int) -> torch.Tensor:
-        gen = torch.Generator().manual_seed(seed)
-        return torch.randn((steps + 1, n, NUM_JOINTS, 3), generator=gen)
+        if np.any(r[:, 2] > 100):
+            warnings.warn(f"root depth up to {r[:, 2].max():.0f} m: millimetres instead of metres?", RuntimeWarning,
+                          stacklevel=3)  # fmt: skip
+        return r
 
     # -- tasks ---------------------------------------------------------------------------
 
@@ -118,99 +239,127 @@ class PoseModel:
         self,
         kp2d: np.ndarray,
         K: np.ndarray,
-        root: np.ndarray,
+        root: np.ndarray | None = None,
         conf: np.ndarray | None = None,
         steps: int = 10,
-        seed: int = 0,
         init: np.ndarray | None = None,
         t_start: int | None = None,
-    ) -> np.ndarray:
-        """Lift 2D keypoints to 3D (perspective projection, known root).
+        layout: str = "h36m17",
+        return_root: bool = False,
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Lift 2D keypoints to 3D (perspective projection).
 
         Args:
-            kp2d: (N, 17, 2) pixels, H36M-17 order (undistorted).
+            kp2d: (N, 17, 2) pixels in ``layout`` order (undistorted).
             K: (3, 3) or (N, 3, 3) intrinsics, pixels.
-            root: (N, 3) pelvis position in the camera frame, metres, z > 0.
+            root: (N, 3) pelvis position in the camera frame, metres, z > 0; None: estimated
+                from the 2D and K (body-size depth, refined with the fitted pose).
             conf: (N, 17) confidences in [0, 1] weighting the 2D residual; 0 = missing joint.
-            steps: DDIM steps from the sampler's ``t_start``.
-            seed: noise seed; the same inputs and seed give the same output.
+            steps: sampler steps from ``t_start``.
             init: (N, 17, 3) pelvis-relative metres to start from instead of the inverse
                 projection (a warm start from the previous frame).
             t_start: starting noise level; default the sampler's ``t_start``.
+            layout: ``h36m17`` or ``coco17`` (converted to H36M-17).
+            return_root: also return the (N, 3) root used (given or estimated).
 
         Returns:
-            (N, 17, 3) float32 pelvis-relative joints, camera frame, metres.
+            (N, 17, 3) float32 pelvis-relative joints in H36M-17 order, camera frame, metres
+            (and the root, if asked).
+
+        Raises:
+            ValueError: a bad argument (named). NonFiniteResult: a non-finite result.
         """
-        kp, c = self._check_keypoints(kp2d, conf)
-        K, r = self._check_camera(K, root, kp.shape[0])
-        if init is None:
-            x_init = inverse_projection(kp, K, r)  # (N, 17, 3) m
-        else:
-            x_init = _as_array(init, "init", (kp.shape[0], NUM_JOINTS, 3))
-        rays = normalized_rays(kp, K)[..., :2]  # (N, 17, 2)
+        x, r, ok = self.estimate_batch(kp2d, K, root, conf, steps, init, t_start, layout)
+        self._finite(np.where(ok[:, None, None], x, np.nan))
+        return (x, r) if return_root else x
+
+    def estimate_batch(self, kp2d, K, root=None, conf=None, steps=10, init=None, t_start=None, layout="h36m17",
+                       root_guess=None):  # fmt: skip
+        """:meth:`estimate` without raising on results: returns (poses (N, 17, 3), roots (N, 3),
+        ok (N,) bool); rows with ok False are non-finite or have no usable root. The node uses
+        this so that one person never fails a batch. ``root_guess`` (N, 3) m, with ``root``
+        None, replaces the body-size guess (the previous frame's root of a tracked person)."""
+        kp, c = self._check_keypoints(kp2d, conf, layout)
+        n = kp.shape[0]
+        K = self._check_camera(K, n)
         t0 = self.sampler.t_start if t_start is None else t_start
-        sched = make_schedule(self.abar, t0, steps, self.sampler.eta, device=self.backend.device)
-        h = self.sampler.hypotheses
-        noise = self._noise(seed, steps, kp.shape[0] * h)
-        dev = self.backend.device
-        out = np.empty((kp.shape[0], NUM_JOINTS, 3), dtype=np.float32)
-        for lo in range(0, kp.shape[0], MAX_CHUNK):
-            n = min(MAX_CHUNK, kp.shape[0] - lo)
-            idx = np.concatenate([np.arange(lo, lo + n) + k * kp.shape[0] for k in range(h)])  # h copies
+        rays = normalized_rays(kp, K)  # (N, 17, 3), z = 1
+        unit = rays / np.linalg.norm(rays, axis=-1, keepdims=True)
+        if root is None:
+            r, ok = initial_root(rays[..., :2], c)
+            if root_guess is not None:
+                r = self._check_root(root_guess, n)
+        else:
+            r, ok = self._check_root(root, n), np.ones(n, bool)
+        if init is None:
+            x_init = inverse_projection(kp, K, r)
+        else:
+            x_init = _as_array(init, "init", (n, NUM_JOINTS, 3))
+            if not np.all(np.isfinite(x_init)):
+                raise ValueError("init has NaN or infinite values")
+        x = self._lift(rays, unit, r, c, x_init, t0, steps)
+        if root is None:  # refine the root with the fitted pose, then lift again from it
+            r2 = solve_root(x, rays[..., :2], c)
+            good = ok & np.isfinite(r2).all(-1) & (r2[:, 2] > 0.1)
+            r = np.where(good[:, None], r2, r)
+            x = self._lift(rays, unit, r, c, inverse_projection(kp, K, r) if init is None else x_init, t0, steps)
+        ok &= np.isfinite(x).all(axis=(1, 2)) & np.isfinite(r).all(axis=1)
+        return x, r.astype(np.float32), ok
 
-            def batch(a: np.ndarray, idx: np.ndarray = idx % kp.shape[0]) -> torch.Tensor:
-                return torch.as_tensor(a[idx], dtype=torch.float32, device=dev)  # (h * n, ...)
+    def _lift(self, rays, unit, r, c, x_init, t0, steps) -> np.ndarray:
+        inputs = {"rays": rays[..., :2], "root": r, "weights": c}
+        x = self._run("projection", inputs, x_init, t0, steps, self.sampler.rho)
+        return snap_to_rays(x, unit, r, c, self.sampler.snap_power).astype(np.float32)
 
-            step = self.backend.estimation_step(sched, batch(rays), batch(r), batch(c), self.sampler.rho)
-            x = sample(step, sched, self.scale, batch(x_init), noise[:, idx].to(dev))
-            out[lo : lo + n] = x.reshape(h, n, NUM_JOINTS, 3).mean(0).cpu().numpy()
-        return out
-
-    def solve(
-        self,
-        operator: ForwardOperator | None,
-        x_init: np.ndarray | None,
-        n: int,
-        steps: int,
-        seed: int,
-        t_start: int,
-        rho: float,
-    ) -> np.ndarray:
-        """Posterior sampling for any forward operator (torch backend).
+    def solve(self, operator, x_init: np.ndarray | None, n: int, steps: int, t_start: int, rho: float,
+              seed: int = 0) -> np.ndarray:  # fmt: skip
+        """Posterior sampling for any forward operator (torch backend only).
 
         Args:
-            operator: the task (see :mod:`pads_stream.operators`), None for generation.
-            x_init: (n, 17, 3) metres to start from, lifted to ``t_start``; None: pure noise.
-            n: number of samples.
-            steps: DDIM steps; t_start: starting timestep (``t_noise`` for pure noise); rho: step size.
+            operator: the task (see :mod:`pads_stream.operators`): ``residual(x0)`` in metres.
+            x_init: (n, 17, 3) metres to start from at ``t_start`` (not noised); None: pure noise.
+            n: number of samples. steps: sampler steps. rho: guidance step size.
 
         Returns:
             (n, 17, 3) float32 pelvis-relative poses, metres.
         """
-        dev = next(self.net.parameters()).device
-        sched = make_schedule(self.abar, t_start, steps, self.sampler.eta, device=dev)
-        step = torch_step(self.net, sched, self.scale, operator, rho, self.sampler.guidance)
-        init = None if x_init is None else torch.as_tensor(x_init, dtype=torch.float32, device=dev)
-        return sample(step, sched, self.scale, init, self._noise(seed, steps, n).to(dev)).cpu().numpy()
+        if not isinstance(self.backend, TorchBackend):
+            raise BackendUnavailable(
+                "solve() with a custom operator needs the torch backend: load_model(backend='torch')"
+            )
+        from .guidance import torch_denoiser
 
-    def denoise(self, noisy: np.ndarray, steps: int = 10, seed: int = 0) -> np.ndarray:
+        n = _as_int(n, "n", 1)
+        tables = make_tables(self.abar, self.sampler, _as_int(t_start, "t_start", 1, len(self.abar) - 1), steps)
+        if x_init is None:
+            x = np.random.default_rng(seed).standard_normal((n, NUM_JOINTS, 3))
+        else:
+            x = tables.alpha[0] * _as_array(x_init, "x_init", (n, NUM_JOINTS, 3)) / self.scale
+        y = sample(torch_denoiser(self.backend.net, operator, self.scale), tables, x.astype(np.float32), rho)
+        y = y * self.scale
+        return self._finite(y - y[:, :1])
+
+    def denoise(self, noisy: np.ndarray, steps: int = 10) -> np.ndarray:
         """Denoise (N, 17, 3) pelvis-relative poses in metres (f = identity) -> (N, 17, 3)."""
         y = _as_array(noisy, "noisy", (None, NUM_JOINTS, 3))
-        if not np.all(np.isfinite(y)):
-            raise ValueError("noisy has NaN or infinite values")
+        if not np.all(np.isfinite(y)) or np.any(np.abs(y) > 10):
+            raise ValueError("noisy must be finite, pelvis-relative metres (|x| <= 10 m)")
         y = y - y[:, :1]
-        dev = next(self.net.parameters()).device
-        op = Identity(torch.as_tensor(y, dtype=torch.float32, device=dev), torch.ones(y.shape[:2], device=dev))
         s = self.sampler
-        return self.solve(op, y, y.shape[0], steps, seed, s.denoise_t_start, s.denoise_rho)
+        inputs = {"y": y, "weights": np.ones(y.shape[:2])}
+        return self._finite(self._run("identity", inputs, y, s.denoise_t_start, steps, s.denoise_rho))
 
     def complete(self, partial: np.ndarray, mask: np.ndarray, steps: int = 10, seed: int = 0) -> np.ndarray:
-        """Fill in missing joints.
+        """Fill in missing joints, keeping the observed ones.
+
+        Starts from the observed joints (a missing joint placed at its nearest observed
+        ancestor), lifted to the sampler's ``complete_t_start`` with noise, guided by the
+        observed joints; the observed joints are returned as given.
 
         Args:
             partial: (N, 17, 3) pelvis-relative metres; values where ``mask`` is False are ignored
                 (NaN allowed there).
-            mask: (N, 17) bool, True = observed.
+            mask: (N, 17) bool, True = observed (the pelvis, the origin, always counts as observed).
 
         Returns:
             (N, 17, 3) float32 complete poses, metres.
@@ -219,17 +368,23 @@ class PoseModel:
         m = np.asarray(mask)
         if m.shape != y.shape[:2] or m.dtype != bool:
             raise ValueError(f"mask must be a bool array of shape {y.shape[:2]}, got {m.dtype} {m.shape}")
-        if not np.all(np.isfinite(y[m])):
-            raise ValueError("partial has NaN or infinite values at observed joints")
+        m = m.copy()
+        m[:, 0] = True
         y = np.where(m[..., None], y, 0.0)
-        dev = next(self.net.parameters()).device
-        op = JointMask(
-            torch.as_tensor(y, dtype=torch.float32, device=dev), torch.as_tensor(m, dtype=torch.float32, device=dev)
-        )
-        return self.solve(op, None, y.shape[0], steps, seed, self.t_noise, self.sampler.complete_rho)
+        if not np.all(np.isfinite(y)) or np.any(np.abs(y) > 10):
+            raise ValueError("partial must be finite, pelvis-relative metres (|x| <= 10 m) at observed joints")
+        y = y - y[:, :1]
+        start = y.copy()
+        for j in range(1, NUM_JOINTS):  # parents precede children: a missing joint takes its parent's place
+            start[:, j] = np.where(m[:, j, None], y[:, j], start[:, H36M_PARENTS[j]])
+        noise = np.random.default_rng(seed).standard_normal(y.shape)
+        s = self.sampler
+        inputs = {"y": y, "weights": m.astype(np.float64)}
+        x = self._finite(self._run("identity", inputs, start, s.complete_t_start, steps, s.complete_rho, noise))
+        return np.where(m[..., None], y, x).astype(np.float32)
 
     def generate(self, n: int, steps: int = 50, seed: int = 0) -> np.ndarray:
         """Draw ``n`` poses from the prior -> (n, 17, 3) float32 pelvis-relative, metres."""
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
-        return self.solve(None, None, n, steps, seed, self.t_noise, 0.0)
+        n = _as_int(n, "n", 1, 1_000_000)
+        noise = np.random.default_rng(seed).standard_normal((n, NUM_JOINTS, 3))
+        return self._finite(self._run("prior", {}, np.zeros_like(noise), self.t_noise, steps, 0.0, noise))

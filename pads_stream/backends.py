@@ -1,153 +1,145 @@
-"""Estimation backends behind one interface: each binds one batch's observations and returns
-the guided step that the shared sampler loops over (:data:`pads_stream.sampler.StepFn`).
+"""Backends behind one interface: each binds one batch's observations for a task and returns
+the ``denoise`` function that the shared numpy sampler loops over
+(:data:`pads_stream.sampler.DenoiseFn`).
 
 - ``torch``: the reference, autograd through the network, on CUDA when a GPU is visible.
-- ``onnxruntime``: the exported step graph (``pads-stream export``), CPU; CUDA provider
-  when onnxruntime-gpu and a GPU are present.
-- ``tensorrt``: the exported step as a TensorRT plan built for this GPU and TensorRT version.
-- ``auto``: tensorrt, else torch on a GPU; onnxruntime, else torch on a CPU — the order of
-  the latencies measured in ``docs/engines.md``.
+- ``onnxruntime``: the exported step graphs (``pads-stream export``); CPU, or the CUDA
+  provider when onnxruntime-gpu and a GPU are present. Needs no torch.
+- ``tensorrt``: the exported graphs as TensorRT plans built for this GPU and TensorRT version.
 
-Exported files are looked up in ``engines/<checkpoint name>/`` (``$PADS_STREAM_ENGINES`` or the
-repository's ``engines/``) and refused, with the reason, when their manifest does not match the
-model, the GPU or the TensorRT version.
+Tasks and their inputs (numpy, float32, batch first; see :mod:`pads_stream.stepgraph`):
+``projection`` (rays (B, 17, 2) K⁻¹p, root (B, 3) m, weights (B, 17)), ``identity`` (y (B, 17, 3)
+m, weights (B, 17)) and ``prior`` (no inputs, unguided). This module imports neither torch nor
+onnxruntime until a backend is built.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
-import torch
 
-from .operators import Projection
-from .sampler import Schedule, StepFn, torch_step
-
-if TYPE_CHECKING:
-    from .api import PoseModel
+from .sampler import DenoiseFn
+from .stepgraph import OUTPUTS, TASKS, BackendUnavailable
 
 BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
 
 
-class BackendUnavailable(RuntimeError):
-    """The requested backend cannot run here; the message says why."""
-
-
 class Backend(Protocol):
-    """Binds one batch's observations and returns the step function for it."""
+    """Binds one batch's observations for a task and returns the denoise function for it."""
 
     name: str
-    device: torch.device
 
-    def estimation_step(
-        self, sched: Schedule, rays: torch.Tensor, root: torch.Tensor, weights: torch.Tensor, rho: float
-    ) -> StepFn:
-        """rays (B, 17, 2) K⁻¹p, root (B, 3) m, weights (B, 17) on ``device`` -> step(i, x_t, z)."""
+    def denoiser(self, task: str, inputs: dict[str, np.ndarray], batch: int) -> DenoiseFn:
+        """``task`` in ("projection", "identity", "prior"); ``inputs`` as in the module docstring."""
         ...
 
 
-def engines_root() -> Path:
-    """The folder holding ``<model name>/manifest.json`` of exported models."""
-    env = os.environ.get("PADS_STREAM_ENGINES")
-    return Path(env) if env else Path(__file__).resolve().parents[1] / "engines"
-
-
-def read_manifest(model: PoseModel) -> tuple[Path, dict]:
-    """The engine folder and manifest of ``model``; raises BackendUnavailable if absent or stale."""
-    folder = engines_root() / model.path.stem
-    path = folder / "manifest.json"
-    if not path.exists():
-        raise BackendUnavailable(f"no exported model at {folder}: run `pads-stream export --model {model.path}`")
-    manifest = json.loads(path.read_text())
-    if manifest["model"]["hash"] != model.model_hash:
-        raise BackendUnavailable(
-            f"{path} was exported from model hash {manifest['model']['hash']}, this model is {model.model_hash}: "
-            f"re-run `pads-stream export --model {model.path}`"
-        )
-    return folder, manifest
-
-
-class TorchBackend:
-    """The reference: :func:`pads_stream.sampler.guided_step` in eager torch."""
-
-    name = "torch"
-
-    def __init__(self, model: PoseModel, device: str | None = None):
-        self.model = model
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        model.net.to(self.device)
-
-    def estimation_step(
-        self, sched: Schedule, rays: torch.Tensor, root: torch.Tensor, weights: torch.Tensor, rho: float
-    ) -> StepFn:
-        m = self.model
-        return torch_step(m.net, sched, m.scale, Projection(rays, root, weights), rho, m.sampler.guidance)
+def _graph_inputs(task: str, inputs: dict[str, np.ndarray], batch: int) -> tuple[str, dict[str, np.ndarray]]:
+    """The exported graph and its fixed inputs for ``task`` ("prior" runs the identity graph unweighted)."""
+    if task == "prior":
+        return "identity", {"y": np.zeros((batch, 17, 3), np.float32), "weights": np.zeros((batch, 17), np.float32)}
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {(*TASKS, 'prior')}, got {task!r}")
+    names = [n for n in TASKS[task] if n not in ("x_t", "t", "alpha")]
+    return task, {n: np.ascontiguousarray(inputs[n], dtype=np.float32) for n in names}
 
 
 class OnnxRuntimeBackend:
-    """The exported step graph on ONNX Runtime (the CPU engine)."""
+    """The exported step graphs on ONNX Runtime.
+
+    Args:
+        folder, manifest: from :func:`pads_stream.stepgraph.read_manifest`.
+        threads: intra-op threads (0: ONNX Runtime's default, one per physical core).
+        spinning: let idle worker threads spin (lower latency, but burns the cores a 2D
+            detector on the same machine needs); off by default.
+    """
 
     name = "onnxruntime"
 
-    def __init__(self, model: PoseModel, threads: int = 0):
-        import onnxruntime as ort
-
-        self.model = model
-        self.folder, self.manifest = read_manifest(model)
+    def __init__(self, folder: Path, manifest: dict, threads: int = 0, spinning: bool = False):
+        try:
+            import onnxruntime as ort
+        except ImportError as err:
+            raise BackendUnavailable(f"onnxruntime is not installed ({err})") from err
+        self.folder, self.manifest = folder, manifest
         self.options = ort.SessionOptions()
-        self.options.intra_op_num_threads = threads or (os.cpu_count() or 1)
+        self.options.intra_op_num_threads = threads
         self.options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         self.providers = [
             p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()
         ]
-        self.device = torch.device("cpu")
         self.sessions: dict[str, object] = {}
 
-    def session(self, guidance: str):
-        if guidance not in self.sessions:
+    def session(self, graph: str):
+        if graph not in self.sessions:
             import onnxruntime as ort
 
-            files = self.manifest["graph"]["files"]
-            if guidance not in files:
-                raise BackendUnavailable(f"{self.folder} has no '{guidance}' graph; exported: {sorted(files)}")
-            path = str(self.folder / files[guidance])
-            self.sessions[guidance] = ort.InferenceSession(path, self.options, providers=self.providers)
-        return self.sessions[guidance]
+            files = self.manifest["graphs"]
+            if graph not in files:
+                raise BackendUnavailable(f"{self.folder} has no '{graph}' graph; exported: {sorted(files)}")
+            path = str(self.folder / files[graph])
+            self.sessions[graph] = ort.InferenceSession(path, self.options, providers=self.providers)
+        return self.sessions[graph]
 
-    def estimation_step(
-        self, sched: Schedule, rays: torch.Tensor, root: torch.Tensor, weights: torch.Tensor, rho: float
-    ) -> StepFn:
-        session = self.session(self.model.sampler.guidance)
-        fixed = {
-            "rays": rays.numpy(), "root": root.numpy(), "weights": weights.numpy(),
-            "rho": np.array([rho], np.float32),
-        }  # fmt: skip
-        ts = sched.timesteps.numpy().reshape(-1, 1)
-        coef = sched.coef.numpy()
+    def denoiser(self, task: str, inputs: dict[str, np.ndarray], batch: int) -> DenoiseFn:
+        graph, fixed = _graph_inputs(task, inputs, batch)
+        session = self.session(graph)
 
-        def step(i: int, x_t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-            feeds = {"x_t": x_t.numpy(), "z": z.numpy(), "t": ts[i], "coef": coef[i], **fixed}
-            return torch.from_numpy(session.run(["x_next"], feeds)[0])
+        def denoise(x_t: np.ndarray, t: float, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+            feeds = {"x_t": x_t, "t": np.array([t], np.float32), "alpha": np.array([alpha], np.float32), **fixed}
+            x0, grad = session.run(list(OUTPUTS), feeds)
+            return x0, grad
 
-        return step
+        return denoise
+
+
+class TorchBackend:
+    """The reference: :func:`pads_stream.guidance.guided_denoise` in eager torch."""
+
+    name = "torch"
+
+    def __init__(self, net, scale: float, device: str | None = None):
+        import torch
+
+        self.torch = torch
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.net, self.scale = net.to(self.device), scale
+
+    def operator(self, task: str, inputs: dict[str, np.ndarray], batch: int):
+        """The torch forward operator of ``task`` (None for ``prior``)."""
+        from .operators import Identity, Projection
+
+        if task == "prior":
+            return None
+        graph, fixed = _graph_inputs(task, inputs, batch)
+        t = {k: self.torch.from_numpy(v).to(self.device) for k, v in fixed.items()}
+        return (
+            Projection(t["rays"], t["root"], t["weights"]) if graph == "projection" else Identity(t["y"], t["weights"])
+        )
+
+    def denoiser(self, task: str, inputs: dict[str, np.ndarray], batch: int) -> DenoiseFn:
+        from .guidance import torch_denoiser
+
+        return torch_denoiser(self.net, self.operator(task, inputs, batch), self.scale)
 
 
 class TensorRTBackend:
-    """The exported step as a TensorRT plan for this GPU (see :mod:`tensorrt_engine`)."""
+    """The exported graphs as TensorRT plans for this GPU (see :mod:`pads_stream.tensorrt_engine`)."""
 
     name = "tensorrt"
 
-    def __init__(self, model: PoseModel):
+    def __init__(self, folder: Path, manifest: dict):
         from .tensorrt_engine import TensorRTStep, gpu_tag, unavailable_reason
 
         reason = unavailable_reason()
         if reason:
             raise BackendUnavailable(reason)
-        self.model = model
-        self.folder, manifest = read_manifest(model)
+        import torch
+
+        self.torch = torch
         tag = gpu_tag()
         entries = [
             e for e in manifest["engines"] if all(e[k] == tag[k] for k in ("gpu", "compute_capability", "tensorrt"))
@@ -156,43 +148,21 @@ class TensorRTBackend:
             built = [f"{e['gpu']} sm{e['compute_capability']} TensorRT {e['tensorrt']}" for e in manifest["engines"]]
             here = f"{tag['gpu']} sm{tag['compute_capability']} TensorRT {tag['tensorrt']}"
             raise BackendUnavailable(
-                f"{self.folder} has no engine for {here} (built: {built or 'none'}): "
-                f"run `pads-stream export --model {model.path}` on this machine"
+                f"{folder} has no engine for {here} (built: {built or 'none'}): run `pads-stream export` here"
             )
-        self.steps = {e["guidance"]: TensorRTStep(self.folder / e["file"]) for e in entries}
-        self.device = torch.device("cuda")
-        model.net.to(self.device)
+        self.folder = folder
+        self.plans = {e["task"]: TensorRTStep(folder / e["file"], e["task"]) for e in entries}
 
-    def estimation_step(
-        self, sched: Schedule, rays: torch.Tensor, root: torch.Tensor, weights: torch.Tensor, rho: float
-    ) -> StepFn:
-        guidance = self.model.sampler.guidance
-        if guidance not in self.steps:
-            raise BackendUnavailable(f"no TensorRT engine for guidance '{guidance}' in {self.folder}")
-        run = self.steps[guidance]
-        dev = self.device
-        fixed = {"rays": rays.to(dev).contiguous(), "root": root.to(dev).contiguous(),
-                 "weights": weights.to(dev).contiguous(), "rho": torch.tensor([rho], device=dev)}  # fmt: skip
-        ts, coef = sched.timesteps.to(dev).reshape(-1, 1), sched.coef.to(dev)
-        return lambda i, x_t, z: run(
-            {"x_t": x_t.contiguous(), "z": z.contiguous(), "t": ts[i], "coef": coef[i], **fixed}
-        )
+    def denoiser(self, task: str, inputs: dict[str, np.ndarray], batch: int) -> DenoiseFn:
+        graph, fixed = _graph_inputs(task, inputs, batch)
+        if graph not in self.plans:
+            raise BackendUnavailable(f"no TensorRT engine for task '{graph}' in {self.folder}")
+        run, torch = self.plans[graph], self.torch
+        feeds = {k: torch.from_numpy(v).cuda() for k, v in fixed.items()}
 
+        def denoise(x_t: np.ndarray, t: float, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+            scalars = {"t": torch.tensor([t], device="cuda"), "alpha": torch.tensor([alpha], device="cuda")}
+            x0, grad = run({"x_t": torch.from_numpy(x_t).cuda(), **scalars, **feeds})
+            return x0.cpu().numpy(), grad.cpu().numpy()
 
-def make_backend(name: str, model: PoseModel) -> Backend:
-    """The backend called ``name`` for ``model``; raises BackendUnavailable saying why it cannot run."""
-    if name not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
-    if name == "torch":
-        return TorchBackend(model)
-    if name == "onnxruntime":
-        return OnnxRuntimeBackend(model)
-    if name == "tensorrt":
-        return TensorRTBackend(model)
-    order = (TensorRTBackend,) if torch.cuda.is_available() else (OnnxRuntimeBackend,)
-    for cls in order:
-        try:
-            return cls(model)
-        except BackendUnavailable:
-            pass
-    return TorchBackend(model)
+        return denoise

@@ -12,7 +12,6 @@ sample of the V-H36M test set (GT 2D) for each step count and backend.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import platform
 import time
@@ -23,18 +22,23 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from .api import PoseModel, load_model
-from .backends import BackendUnavailable
-from .evaluate import DEFAULT_TEST, load_test
-from .export import example_inputs, trace_step
+from .data import DEFAULT_DATA, test_path
+from .evaluate import load_test
+from .export import example_inputs, trace_task
 from .metrics import mpjpe, p_mpjpe
+from .progress import progress
+from .stepgraph import BackendUnavailable
 
 
-def step_flops(model: PoseModel, guidance: str, batch: int = 64) -> float:
-    """FLOPs of one guided step per pose, counted by torch on the traced step — the graph that
-    is exported, with the network's forward and, for ``dps``, its vector-Jacobian product."""
-    traced = trace_step(model, guidance)
+def step_flops(model: PoseModel, batch: int = 64) -> float:
+    """FLOPs of one estimation step per pose, counted by torch on the traced projection graph —
+    the graph that is exported: the network's forward and its vector-Jacobian product."""
+    from .checkpoint import build_denoiser, load_checkpoint
+
+    net, _, scale = build_denoiser(load_checkpoint(model.path))
+    traced = trace_task(net, scale, "projection")
     with FlopCounterMode(display=False) as counter:
-        traced(*example_inputs(batch))
+        traced(*example_inputs("projection", batch))
     return counter.get_total_flops() / batch
 
 
@@ -58,53 +62,68 @@ def frame_latency(model: PoseModel, data: dict, batch: int, steps: int, reps: in
     """Seconds of ``reps`` estimate() calls on ``batch`` persons (after two warm-up calls)."""
     kp, K, root = data["kp2d"][:batch], data["K"][:batch], data["root"][:batch]
     times = []
-    for r in range(reps + 2):
+    for _ in range(reps + 2):
         start = time.perf_counter()
-        model.estimate(kp, K, root, steps=steps, seed=r)
+        model.estimate(kp, K, root, steps=steps)
         times.append(time.perf_counter() - start)
     return np.array(times[2:])
 
 
+VARIANTS = {  # name: (backend, ONNX Runtime spinning)
+    "torch": ("torch", False),
+    "onnxruntime": ("onnxruntime", False),
+    "onnxruntime-spin": ("onnxruntime", True),
+    "tensorrt": ("tensorrt", False),
+}
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="pads-stream bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="pads-stream bench", description=__doc__,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
     parser.add_argument("--model", help="checkpoint (default: the shipped model)")
-    parser.add_argument("--backends", default="torch,onnxruntime,tensorrt")
-    parser.add_argument("--batches", default="1,8,64")
+    parser.add_argument("--backends", default="onnxruntime,onnxruntime-spin,torch,tensorrt",
+                        help=f"variants among {list(VARIANTS)}")  # fmt: skip
+    parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime and torch threads (0: their default)")
+    parser.add_argument("--batches", default="1,16,64")
     parser.add_argument("--steps", default="5,10,20")
     parser.add_argument("--reps", type=int, default=30)
-    parser.add_argument("--hypotheses", type=int, help="override the model's hypotheses per person")
     parser.add_argument("--accuracy-samples", type=int, default=500)
-    parser.add_argument("--test", default=DEFAULT_TEST)
+    parser.add_argument("--data", default=DEFAULT_DATA, help="data folder holding h36m/test_vh36m.npz")
     parser.add_argument("--out", default="runs/bench", help="folder for bench.json, bench.md and bench.png")
     args = parser.parse_args(argv)
 
-    data = load_test(args.test, max(args.accuracy_samples, 64), seed=7)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data = load_test(test_path(args.data), max(args.accuracy_samples, 64), seed=7)
     batches = [int(b) for b in args.batches.split(",")]
     steps_list = [int(s) for s in args.steps.split(",")]
     rows, skipped = [], {}
-    peaks: dict[str, float] = {}
-    flops: dict[str, float] = {}
+    cells = [(name, b, st) for name in args.backends.split(",") for b in batches for st in steps_list]
+    bar = iter(progress(cells, desc="bench"))
+    peak = measured_peak("cpu")
+    flops = None
     for name in args.backends.split(","):
+        backend, spinning = VARIANTS[name]
         try:
-            model = load_model(args.model, backend=name)
+            model = load_model(args.model, backend=backend, threads=args.threads, spinning=spinning)
         except BackendUnavailable as err:
             skipped[name] = str(err)
             continue
-        if args.hypotheses:
-            model.sampler = dataclasses.replace(model.sampler, hypotheses=args.hypotheses)
-        device = model.backend.device.type
-        if device not in peaks:
-            peaks[device] = measured_peak(device)
-        guidance = model.sampler.guidance
-        flops.setdefault(guidance, step_flops(model, guidance))
-        timed = {(b, st): frame_latency(model, data, b, st, args.reps) for b in batches for st in steps_list}
+        device = "cuda" if backend == "tensorrt" or (backend == "torch" and torch.cuda.is_available()) else "cpu"
+        peaks = {"cpu": peak} if device == "cpu" else {"cuda": measured_peak("cuda")}
+        flops = flops or step_flops(model)
+        timed = {}
+        for b in batches:
+            for st in steps_list:
+                timed[(b, st)] = frame_latency(model, data, b, st, args.reps)
+                next(bar, None)
         acc = {}  # after the timings, so large accuracy batches do not disturb them
         for steps in steps_list:
             n = args.accuracy_samples
             x = model.estimate(data["kp2d"][:n], data["K"][:n], data["root"][:n], steps=steps)
             acc[steps] = (float(mpjpe(x, data["gt"][:n]).mean()), float(p_mpjpe(x, data["gt"][:n]).mean()))
         for (batch, steps), t in timed.items():
-            floor = model.sampler.hypotheses * batch * steps * flops[guidance] / peaks[device]
+            floor = batch * steps * flops / peaks[device]
             p50 = float(np.median(t))
             rows.append({
                 "backend": name, "device": device, "batch": batch, "steps": steps,
@@ -112,12 +131,8 @@ def main(argv: list[str] | None = None) -> None:
                 "poses_per_s": batch / p50, "floor_ms": 1000 * floor, "ratio_to_floor": p50 / floor,
                 "mpjpe": acc[steps][0], "pa_mpjpe": acc[steps][1],
             })  # fmt: skip
-            r = rows[-1]
-            print(f"{name} {device} batch {batch} steps {steps}: p50 {r['p50_ms']:.2f} ms "
-                  f"({r['ratio_to_floor']:.1f}x floor), {r['poses_per_s']:.0f} poses/s", flush=True)  # fmt: skip
-    result = {"rows": rows, "skipped": skipped, "peak_flops": peaks, "flops_per_pose_step": flops,
-              "hypotheses": args.hypotheses or "the model's",
-              "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine()}  # fmt: skip
+    result = {"rows": rows, "skipped": skipped, "peak_flops": {"cpu": peak}, "flops_per_pose_step": flops,
+              "threads": args.threads, "cpu": platform.processor() or platform.machine()}  # fmt: skip
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(result, indent=1))
@@ -129,9 +144,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def markdown(result: dict) -> str:
     peaks = ", ".join(f"{d}: {p / 1e9:.1f} GFLOP/s" for d, p in result["peak_flops"].items())
-    flops = ", ".join(f"{g}: {f / 1e6:.2f} MFLOP" for g, f in result["flops_per_pose_step"].items())
-    lines = [f"Measured peak (float32 matmul) {peaks}; FLOPs per pose per step {flops}; "
-             f"hypotheses per person {result['hypotheses']}; torch threads {result['torch_threads']}.", "",
+    lines = [f"Measured peak (float32 matmul) {peaks}; {result['flops_per_pose_step'] / 1e6:.2f} MFLOP per pose "
+             f"per step; threads {result['threads'] or 'default'}; floor = batch × steps × FLOPs / peak.", "",
              "| backend | device | batch | steps | p50 ms | p99 ms | poses/s | floor ms | × floor | MPJPE / PA (mm) |",
              "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in result["rows"]:
@@ -149,7 +163,7 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(8, 4))
     for (backend, batch), group in _groups(rows).items():
         ax.plot([r["p50_ms"] / batch for r in group], [r["mpjpe"] for r in group], marker="o",
                 label=f"{backend}, batch {batch}")  # fmt: skip
@@ -158,7 +172,7 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("ms per pose (p50 frame latency / batch); labels: steps")
     ax.set_ylabel("MPJPE (mm, GT 2D)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

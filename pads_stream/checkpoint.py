@@ -7,7 +7,6 @@ resuming only: ``train`` (TrainConfig dict), ``step``, ``raw_weights``, ``optimi
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ RESUME_KEYS = ("raw_weights", "optimizer", "rng")
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint dict (weights on the CPU); raises ValueError if it is not ours."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(f"{path} is not a {FORMAT} checkpoint")
     return ckpt
@@ -40,8 +39,3 @@ def build_denoiser(ckpt: dict[str, Any]) -> tuple[Denoiser, DiffusionConfig, flo
 def strip_for_release(ckpt: dict[str, Any]) -> dict[str, Any]:
     """The checkpoint without optimiser state and raw weights (what ships)."""
     return {k: v for k, v in ckpt.items() if k not in RESUME_KEYS}
-
-
-def file_hash(path: str | Path) -> str:
-    """First 16 hex digits of the file's SHA-256 (the model hash used in manifests and status)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]

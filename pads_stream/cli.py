@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 
 COMMANDS = {
@@ -21,14 +22,26 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--version"]:
+        from . import __version__
+
+        print(f"pads-stream {__version__}")
+        return
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         width = max(map(len, COMMANDS))
-        print("usage: pads-stream COMMAND [options]\n\ncommands:")
+        print("usage: pads-stream [--version] COMMAND [options]  (pads-stream COMMAND --help for each)\n\ncommands:")
         for name, (_, text) in COMMANDS.items():
             print(f"  {name:<{width}}  {text}")
         sys.exit(0 if argv and argv[0] in ("-h", "--help") else 2)
+    if argv[0] == "node":  # a stop signal while the node imports and loads its model exits cleanly (code 0)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, _exit_cleanly)
     module = importlib.import_module(COMMANDS[argv[0]][0])
     module.main(argv[1:])
+
+
+def _exit_cleanly(signum: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 if __name__ == "__main__":

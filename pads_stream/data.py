@@ -20,7 +20,26 @@ from .skeleton import H36M_LR_PAIRS, H36M_PARENTS, NUM_JOINTS, mirror
 # VideoPose3D's 32-joint Human3.6M skeleton: the 17 joints kept, in H36M-17 order.
 H36M32_TO_17 = (0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27)
 TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
+DEFAULT_DATA = "../shared/data"  # the data folder commands read unless given --data DIR
 TEST_SUBJECTS = ("S9", "S11")
+
+
+def data_file(data: str | Path, *parts: str) -> Path:
+    """``data/parts...``, or FileNotFoundError naming the ``--data`` option when it is absent."""
+    path = Path(data, *parts)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: pass --data DIR, a folder holding {'/'.join(parts)}")
+    return path
+
+
+def h36m_path(data: str | Path) -> str:
+    """The Human3.6M poses file of a data folder (see the data README)."""
+    return str(data_file(data, "h36m", "positions_3d_25hz.npz"))
+
+
+def test_path(data: str | Path) -> str:
+    """The V-H36M test set of a data folder."""
+    return str(data_file(data, "h36m", "test_vh36m.npz"))
 
 
 def to_17(poses: np.ndarray) -> np.ndarray:

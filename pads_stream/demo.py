@@ -105,13 +105,18 @@ def report(r: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="pads-stream demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="pads-stream demo", description=__doc__,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
     add_arguments(parser)
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--model", help="checkpoint (default: the shipped model)")
-    parser.add_argument("--node-config", help="node config JSON (default: configs/node.json)")
+    parser.add_argument("--node-config", help="node config JSON (default: the package's configs/node.json)")
     parser.set_defaults(frames=150, streams=2, persons=2, rate=25.0)
     args = parser.parse_args(argv)
+    try:
+        load_recording(args)  # fail early, naming --data, when the data is missing
+    except FileNotFoundError as err:
+        raise SystemExit(f"pads-stream demo: {err}") from None
     node_args = ["--backend", args.backend] + (["--model", args.model] if args.model else [])
     node_args += ["--config", args.node_config] if args.node_config else []
     os.environ.setdefault("PYTHONUNBUFFERED", "1")

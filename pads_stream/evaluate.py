@@ -19,15 +19,32 @@ import numpy as np
 from . import metrics
 from .api import PoseModel, load_model
 from .camera import inverse_projection
+from .data import DEFAULT_DATA, test_path
+from .progress import progress
 from .skeleton import H36M_JOINTS, H36M_PARENTS, bone_lengths
 
-DEFAULT_TEST = "../shared/data/h36m/test_vh36m.npz"
+LEFT, RIGHT = {4, 5, 6, 11, 12, 13}, {1, 2, 3, 14, 15, 16}
 LIMBS = {
     "left arm": (11, 12, 13),
     "right arm": (14, 15, 16),
     "left leg": (4, 5, 6),
     "right leg": (1, 2, 3),
 }
+
+
+def limb_and_random_masks(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """(n, 17) observed masks: each limb missing, and 25 % / 50 % of the non-pelvis joints missing."""
+    cases: dict[str, np.ndarray] = {}
+    for name, joints in LIMBS.items():
+        mask = np.ones((n, 17), bool)
+        mask[:, list(joints)] = False
+        cases[name] = mask
+    for frac in (0.25, 0.5):
+        mask = np.ones((n, 17), bool)
+        for m in mask:
+            m[1 + rng.choice(16, int(round(frac * 16)), replace=False)] = False
+        cases[f"{int(frac * 100)}% random"] = mask
+    return cases
 
 
 def load_test(path: str | Path, samples: int | None, seed: int = 123) -> dict[str, np.ndarray]:
@@ -64,25 +81,30 @@ def timed(fn, *args, **kwargs) -> tuple[np.ndarray, float]:
 
 
 def estimation_rows(model: PoseModel, test: dict, steps_list: list[int], baseline: str | None) -> dict:
-    """Estimation from GT and detected 2D for every method; returns rows and predictions."""
+    """Estimation from GT and detected 2D for every method; returns rows and predictions.
+
+    Besides the shipped sampler at each step count: the inverse-projection start alone, two
+    ablations at 10 steps (first-order DDIM update; no final ray snap) and the supervised baseline.
+    """
     gt, acts = test["gt"], test["action"]
     rows: dict[str, dict] = {}
     preds: dict[str, np.ndarray] = {}
     inputs = {"gt2d": (test["kp2d"], None), "det2d": (test["kp2d_det"], test["conf_det"])}
-    for src, (kp, conf) in inputs.items():
+    variants = {"ddim10": {"solver": "ddim"}, "nosnap10": {"snap_power": 0.0}}
+    for src, (kp, conf) in progress(inputs.items(), desc="estimation rows", total=len(inputs)):
         init = inverse_projection(kp.astype(np.float64), test["K"].astype(np.float64), test["root"].astype(np.float64))
         rows[f"init/{src}"] = scores(init, gt)
         for steps in steps_list:
-            x, sec = timed(model.estimate, kp, test["K"], test["root"], conf, steps=steps, seed=0)
+            x, sec = timed(model.estimate, kp, test["K"], test["root"], conf, steps=steps)
             rows[f"pads{steps}/{src}"] = {**scores(x, gt), "ms_per_pose": 1000 * sec / len(gt)}
             preds[f"pads{steps}/{src}"] = x
-        variants = {"pads10-1hyp": {"hypotheses": 1}, "cheap10": {"guidance": "cheap"}}
+        shipped = model.sampler
         for name, change in variants.items():
-            model_sampler, model.sampler = model.sampler, dataclasses.replace(model.sampler, **change)
+            model.sampler = dataclasses.replace(shipped, **change)
             try:
-                x, sec = timed(model.estimate, kp, test["K"], test["root"], conf, steps=10, seed=0)
+                x, sec = timed(model.estimate, kp, test["K"], test["root"], conf, steps=10)
             finally:
-                model.sampler = model_sampler
+                model.sampler = shipped
             rows[f"{name}/{src}"] = {**scores(x, gt), "ms_per_pose": 1000 * sec / len(gt)}
         if baseline:
             from .baseline import Baseline
@@ -98,8 +120,8 @@ def estimation_rows(model: PoseModel, test: dict, steps_list: list[int], baselin
 def steps_curve(model: PoseModel, test: dict, steps_list: list[int]) -> list[dict]:
     """Accuracy and cost against the number of steps, GT 2D."""
     out = []
-    for steps in steps_list:
-        x, sec = timed(model.estimate, test["kp2d"], test["K"], test["root"], None, steps=steps, seed=0)
+    for steps in progress(steps_list, desc="steps curve"):
+        x, sec = timed(model.estimate, test["kp2d"], test["K"], test["root"], None, steps=steps)
         out.append({"steps": steps, **scores(x, test["gt"]), "ms_per_pose": 1000 * sec / len(x)})
     return out
 
@@ -109,33 +131,17 @@ def denoise_rows(model: PoseModel, gt: np.ndarray, rng: np.random.Generator) -> 
     for sigma_mm in (10, 25, 50):
         noisy = gt + rng.normal(0, sigma_mm / 1000, gt.shape)
         noisy -= noisy[:, :1]
-        x = model.denoise(noisy, steps=10, seed=0)
-        out.append(
-            {
-                "sigma_mm": sigma_mm,
-                "before": float(metrics.mpjpe(noisy, gt).mean()),
-                "after": float(metrics.mpjpe(x, gt).mean()),
-            }
-        )
+        x = model.denoise(noisy, steps=10)
+        before, after = float(metrics.mpjpe(noisy, gt).mean()), float(metrics.mpjpe(x, gt).mean())
+        out.append({"sigma_mm": sigma_mm, "before": before, "after": after, "ratio": after / before})
     return out
 
 
 def completion_rows(model: PoseModel, gt: np.ndarray, rng: np.random.Generator) -> list[dict]:
-    """MPJPE on the missing joints only; the pelvis is always observed (it is the origin)."""
-    n = len(gt)
-    cases: dict[str, np.ndarray] = {}
-    for frac in (0.25, 0.5):
-        mask = np.ones((n, 17), bool)
-        for i in range(n):
-            mask[i, 1 + rng.choice(16, int(round(frac * 16)), replace=False)] = False
-        cases[f"{int(frac * 100)}% random"] = mask
-    for name, joints in LIMBS.items():
-        mask = np.ones((n, 17), bool)
-        mask[:, list(joints)] = False
-        cases[name] = mask
+    """MPJPE on the missing joints only (10 steps); the pelvis is always observed (it is the origin)."""
     out = []
-    for name, mask in cases.items():
-        x = model.complete(np.where(mask[..., None], gt, np.nan), mask, steps=20, seed=0)
+    for name, mask in progress(limb_and_random_masks(len(gt), rng).items(), desc="completion"):
+        x = model.complete(np.where(mask[..., None], gt, np.nan), mask, steps=10, seed=0)
         err = 1000 * np.linalg.norm(x - gt, axis=-1)[~mask].mean()
         out.append({"case": name, "mpjpe_missing": float(err)})
     return out
@@ -190,10 +196,12 @@ def markdown(report: dict) -> str:
             for c in report["curve"]
         ]
     if report.get("denoise"):
-        lines += ["", "### Denoising (MPJPE mm, 10 steps)", "", "| noise σ | before | after |", "|---|---|---|"]
-        lines += [f"| {d['sigma_mm']} mm | {d['before']:.1f} | {d['after']:.1f} |" for d in report["denoise"]]
+        lines += ["", "### Denoising (MPJPE mm, 10 steps)", "", "| noise σ | before | after | after / before |",
+                  "|---|---|---|---|"]  # fmt: skip
+        lines += [f"| {d['sigma_mm']} mm | {d['before']:.1f} | {d['after']:.1f} | {d['ratio']:.2f} |"
+                  for d in report["denoise"]]  # fmt: skip
     if report.get("completion"):
-        lines += ["", "### Completion (MPJPE on missing joints, mm, 20 steps)", "", "| missing | MPJPE |", "|---|---|"]
+        lines += ["", "### Completion (MPJPE on missing joints, mm, 10 steps)", "", "| missing | MPJPE |", "|---|---|"]
         lines += [f"| {c['case']} | {c['mpjpe_missing']:.1f} |" for c in report["completion"]]
     if report.get("generation"):
         g = report["generation"]
@@ -201,6 +209,11 @@ def markdown(report: dict) -> str:
                   f"APD {g['apd_mm']:.1f} mm; bone-length error {g['bone_error_pct']:.1f}%; "
                   f"nearest test pose (PA) {g['nearest_pa_mm']:.1f} mm"]  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def side_colour(joint: int) -> str:
+    """Red for the subject's left limbs, blue for the right, grey for the trunk (H36M-17)."""
+    return "tab:red" if joint in LEFT else "tab:blue" if joint in RIGHT else "0.35"
 
 
 def plots(report: dict, preds: dict, test: dict, out: Path) -> None:
@@ -212,16 +225,24 @@ def plots(report: dict, preds: dict, test: dict, out: Path) -> None:
 
     key = next((k for k in preds if k.startswith("pads10/gt2d")), next(iter(preds)))
     pred, gt = preds[key], test["gt"]
-    fig = plt.figure(figsize=(12, 4))
+    fig = plt.figure(figsize=(12, 4.4))
     for col, i in enumerate(np.linspace(0, len(gt) - 1, 3).astype(int)):
         ax = fig.add_subplot(1, 3, col + 1, projection="3d")
-        for pose, color, label in ((gt[i], "k", "truth"), (pred[i], "r", key)):
+        for pose, style, label in ((gt[i], "-", "truth"), (pred[i], "--", key)):
             for j, p in enumerate(H36M_PARENTS):
                 if p >= 0:  # camera frame: x right, y down, z forward -> plot (x, z, -y)
-                    ax.plot(*[[pose[j, a] * s, pose[p, a] * s] for a, s in ((0, 1), (2, 1), (1, -1))], color, lw=2)
-            ax.plot([], [], color, label=label)
+                    seg = [[pose[j, a] * s, pose[p, a] * s] for a, s in ((0, 1), (2, 1), (1, -1))]
+                    ax.plot(*seg, style, color=side_colour(j), lw=2)
+            ax.plot([], [], style, color="0.3", label=label)
+        ax.set_box_aspect((1, 1, 1))
+        centre = gt[i].mean(0)
+        for setter, a, s in ((ax.set_xlim, 0, 1), (ax.set_ylim, 2, 1), (ax.set_zlim, 1, -1)):
+            setter(s * centre[a] - 1.0, s * centre[a] + 1.0)  # the same 2 m on every axis
+        ax.set_xlabel("x (m)")
+        ax.set_ylabel("z, depth (m)")
+        ax.set_zlabel("−y, up (m)")
         ax.set_title(f"{test['action'][i]} ({1000 * np.linalg.norm(pred[i] - gt[i], axis=-1).mean():.0f} mm)")
-        ax.legend(loc="upper left", fontsize=7)
+        ax.legend(loc="upper left", fontsize=7, title="red: left, blue: right", title_fontsize=7)
     fig.savefig(out / "skeletons.png", dpi=90)
     plt.close(fig)
 
@@ -251,10 +272,11 @@ def plots(report: dict, preds: dict, test: dict, out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="pads-stream eval", description=__doc__)
+    parser = argparse.ArgumentParser(prog="pads-stream eval", description=__doc__,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
     parser.add_argument("--model", help="checkpoint (default: the shipped model)")
     parser.add_argument("--backend", default="auto")
-    parser.add_argument("--test", default=DEFAULT_TEST, help="V-H36M test npz")
+    parser.add_argument("--data", default=DEFAULT_DATA, help="data folder holding h36m/test_vh36m.npz")
     parser.add_argument("--samples", type=int, default=2000, help="test samples (0 = all 29,560)")
     parser.add_argument("--steps", default="5,10,20", help="step counts of the estimation rows")
     parser.add_argument("--curve", default="5,10,20,50,100", help="step counts of the curve ('' = none)")
@@ -264,14 +286,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="runs/eval", help="folder for report.json, report.md, PNGs")
     args = parser.parse_args(argv)
 
+    test_file = test_path(args.data)
     model = load_model(args.model, backend=args.backend)
-    test = load_test(args.test, args.samples)
+    test = load_test(test_file, args.samples)
     tasks = set(args.tasks.split(","))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report: dict = {
-        "model": str(model.path), "model_hash": model.model_hash, "backend": model.backend.name,
-        "sampler": dataclasses.asdict(model.sampler), "test": args.test, "samples": len(test["gt"]),
+        "model": model.name, "model_hash": model.model_hash, "backend": model.backend.name,
+        "sampler": dataclasses.asdict(model.sampler), "test": test_file, "samples": len(test["gt"]),
     }  # fmt: skip
     preds: dict = {}
     if "estimate" in tasks:
@@ -279,7 +302,7 @@ def main(argv: list[str] | None = None) -> None:
         preds = est.pop("preds")
         report["estimation"] = est
         if args.curve:
-            curve_test = load_test(args.test, args.curve_samples)
+            curve_test = load_test(test_file, args.curve_samples)
             report["curve"] = steps_curve(model, curve_test, [int(s) for s in args.curve.split(",")])
     rng = np.random.default_rng(0)
     small = test["gt"][:1000]

@@ -1,23 +1,21 @@
-"""``pads-stream export``: the guided estimation step as ONNX, a manifest, and TensorRT engines.
+"""``pads-stream export``: the sampler step's network half as ONNX graphs, a manifest, and TensorRT engines.
 
-What is exported is one DPS step — ε forward, x̂₀, the projection residual, its gradient with
-respect to x_t through the network, the DDIM update — with the step's timestep and
-coefficients as inputs. The runtime loops over it, so one graph serves every step count and
-start level. Measured on this project's 2-core CPU (see ``docs/engines.md``): looping over the
-one-step graph costs the same as a graph with the loop unrolled, exports in seconds instead of
-minutes, and does not fix the number of steps.
+What is exported, per task (:mod:`pads_stream.stepgraph`), is stage 1 of the sampler step —
+ε forward, x̂₀, the task's residual and its gradient with respect to x_t through the network —
+with the timestep and √ᾱ as inputs; the numpy solver update loops around it, so one graph serves
+every step count, start level and solver, on every backend.
 
-Route (measured in ``shared/notes/onnx-export.md``): ``make_fx`` traces the step, autograd
-included, into core ATen ops with LayerNorm decomposed (TensorRT parses only LayerNorm's first
-output); the weights enter the trace as inputs and come back as initializers; the dynamo
-exporter writes ONNX with a dynamic batch.
+Route (measured on this project's CPU; see ``docs/engines.md``): ``make_fx`` traces
+:func:`pads_stream.guidance.guided_denoise`, autograd included, into core ATen ops with
+LayerNorm decomposed (TensorRT parses only LayerNorm's first output); the weights enter the
+trace as inputs and come back as initializers; the dynamo exporter writes ONNX with a dynamic
+batch.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import json
 import platform
 from pathlib import Path
@@ -28,44 +26,34 @@ from torch._decomp import core_aten_decompositions, get_decompositions
 from torch.fx.experimental.proxy_tensor import make_fx
 
 from . import __version__
-from .api import PoseModel, load_model
-from .operators import Projection
-from .sampler import GUIDANCE, guided_update
+from .checkpoint import build_denoiser, load_checkpoint
+from .guidance import guided_denoise
+from .operators import Identity, Projection
+from .stepgraph import MANIFEST_FORMAT, OUTPUTS, TASKS, engines_root, file_hash, input_shapes, package_file
 
 OPSET = 18
-INPUTS = ("x_t", "z", "rays", "root", "weights", "t", "coef", "rho")
-OUTPUT = "x_next"
 TRACE_BATCH = 5  # shares no size with the joint (17), 2D (2) or 3D (3) dimensions
-TRT_TABLE = Path(__file__).resolve().parents[1] / "configs" / "onnx_operators_trt10.tsv"
-MANIFEST_FORMAT = "pads-stream-engine/1"
+TRT_TABLE = package_file("configs", "onnx_operators_trt10.tsv")
 
 
-def input_shapes(batch: int | str) -> dict[str, list[int | str]]:
-    """Shapes of the step graph's inputs (``batch`` a size or the dynamic dimension's name)."""
-    b = batch
-    return {"x_t": [b, 17, 3], "z": [b, 17, 3], "rays": [b, 17, 2], "root": [b, 3], "weights": [b, 17],
-            "t": [1], "coef": [4], "rho": [1]}  # fmt: skip
-
-
-def example_inputs(batch: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
-    """Plausible float32 inputs of the step graph (normalised poses, person 4-6 m away)."""
+def example_inputs(task: str, batch: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """Plausible float32 inputs of ``task``'s graph, in graph order (person 4-6 m away)."""
     g = torch.Generator().manual_seed(seed)
-    root = torch.stack([torch.rand(batch, generator=g) - 0.5, torch.rand(batch, generator=g) - 0.5,
-                        4 + 2 * torch.rand(batch, generator=g)], -1)  # fmt: skip
-    return (
-        torch.randn(batch, 17, 3, generator=g),
-        torch.randn(batch, 17, 3, generator=g),
-        0.1 * torch.randn(batch, 17, 2, generator=g),
-        root,
-        torch.rand(batch, 17, generator=g),
-        torch.tensor([400.0]),
-        torch.tensor([0.62, 0.72, 0.69, 0.0]),
-        torch.tensor([1.0]),
-    )
+    values = {
+        "x_t": torch.randn(batch, 17, 3, generator=g),
+        "rays": 0.1 * torch.randn(batch, 17, 2, generator=g),
+        "root": torch.stack([torch.rand(batch, generator=g) - 0.5, torch.rand(batch, generator=g) - 0.5,
+                             4 + 2 * torch.rand(batch, generator=g)], -1),
+        "y": 0.3 * torch.randn(batch, 17, 3, generator=g),
+        "weights": torch.rand(batch, 17, generator=g),
+        "t": torch.tensor([400.0]),
+        "alpha": torch.tensor([0.62]),
+    }  # fmt: skip
+    return tuple(values[name] for name in TASKS[task])
 
 
 class _TracedStep(torch.nn.Module):
-    """The traced step with the network's weights held as buffers (ONNX initializers)."""
+    """The traced graph with the network's weights held as buffers (ONNX initializers)."""
 
     def __init__(self, graph: torch.fx.GraphModule, params: list[torch.Tensor]):
         super().__init__()
@@ -74,16 +62,15 @@ class _TracedStep(torch.nn.Module):
         for k, p in enumerate(params):
             self.register_buffer(f"w{k}", p)
 
-    def forward(self, x_t, z, rays, root, weights, t, coef, rho):  # noqa: D102 (shapes: input_shapes)
+    def forward(self, *inputs):  # inputs in TASKS[task] order
         params = [getattr(self, f"w{k}") for k in range(self.n_params)]
-        return self.graph(*params, x_t, z, rays, root, weights, t, coef, rho)
+        return self.graph(*params, *inputs)
 
 
-def trace_step(model: PoseModel, guidance: str) -> torch.nn.Module:
-    """The guided estimation step of ``model`` as a traced module (see module docstring)."""
-    if guidance not in GUIDANCE:
-        raise ValueError(f"guidance must be one of {GUIDANCE}, got {guidance!r}")
-    net, scale = model.net, model.scale
+def trace_task(net: torch.nn.Module, scale: float, task: str) -> torch.nn.Module:
+    """:func:`guided_denoise` of ``task`` with ``net`` as a traced module (see module docstring)."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {tuple(TASKS)}, got {task!r}")
     names = [n for n, _ in net.named_parameters()]
     params = [p.detach() for p in net.parameters()]
 
@@ -96,26 +83,32 @@ def trace_step(model: PoseModel, guidance: str) -> torch.nn.Module:
             return torch.func.functional_call(net, self.weights, (x, t))
 
     def step(*args):
-        weights, (x_t, z, rays, root, w, t, coef, rho) = args[: len(names)], args[len(names) :]
-        return guided_update(Functional(weights), x_t, z, t, coef, Projection(rays, root, w), rho, guidance, scale)
+        weights, inputs = args[: len(names)], dict(zip(TASKS[task], args[len(names) :], strict=True))
+        if task == "projection":
+            op = Projection(inputs["rays"], inputs["root"], inputs["weights"])
+        else:
+            op = Identity(inputs["y"], inputs["weights"])
+        return guided_denoise(Functional(weights), inputs["x_t"], inputs["t"], inputs["alpha"], op, scale)
 
     table = {
         **core_aten_decompositions(),
         **get_decompositions([torch.ops.aten.native_layer_norm, torch.ops.aten.native_layer_norm_backward]),
     }
-    graph = make_fx(step, decomposition_table=table, tracing_mode="symbolic")(*params, *example_inputs(TRACE_BATCH))
+    example = example_inputs(task, TRACE_BATCH)
+    graph = make_fx(step, decomposition_table=table, tracing_mode="symbolic")(*params, *example)
     return _TracedStep(graph, params)
 
 
-def export_onnx(model: PoseModel, path: Path, guidance: str, opset: int = OPSET, max_batch: int = 4096) -> Path:
-    """Write the guided step of ``model`` to ``path`` as ONNX with a dynamic batch (1 … max)."""
-    traced = trace_step(model, guidance)
+def export_onnx(net: torch.nn.Module, scale: float, task: str, path: Path, opset: int = OPSET,
+                max_batch: int = 4096) -> Path:  # fmt: skip
+    """Write ``task``'s graph to ``path`` as ONNX with a dynamic batch (1 … ``max_batch``)."""
+    traced = trace_task(net, scale, task)
     batch = torch.export.Dim("batch", min=1, max=max_batch)
-    dynamic = tuple({0: batch} if len(s) > 1 else None for s in input_shapes(0).values())
+    dynamic = tuple({0: batch} if len(s) > 1 else None for s in input_shapes(task, 0).values())
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(
-        traced, example_inputs(TRACE_BATCH), str(path), dynamo=True, dynamic_shapes=dynamic,
-        opset_version=opset, input_names=list(INPUTS), output_names=[OUTPUT], external_data=False,
+        traced, example_inputs(task, TRACE_BATCH), str(path), dynamo=True, dynamic_shapes=(dynamic,),
+        opset_version=opset, input_names=list(TASKS[task]), output_names=list(OUTPUTS), external_data=False,
     )  # fmt: skip
     return path
 
@@ -155,76 +148,67 @@ def trt_problems(model: onnx.ModelProto, table: dict[str, str] | None = None) ->
     return problems
 
 
-def engine_dir_for(model: PoseModel, root: Path | None = None) -> Path:
-    """Where the exported files of ``model`` live: ``engines/<checkpoint name>/``."""
-    from .backends import engines_root
-
-    return (root or engines_root()) / model.path.stem
-
-
 def build_manifest(
-    model: PoseModel, graphs: dict[str, str], opset: int, precision: str, max_batch: int, steps: int = 10
+    ckpt_path: Path, ckpt: dict, graphs: dict[str, str], opset: int, precision: str, max_batch: int
 ) -> dict:
-    """The manifest describing exported graphs (engines are appended by the builder)."""
+    """The manifest of exported graphs: what a runtime needs besides them (engines are appended
+    by the builder)."""
     import onnxruntime
 
     return {
         "format": MANIFEST_FORMAT,
-        "model": {"file": model.path.name, "hash": model.model_hash},
-        "graph": {
-            "kind": "guided_step",
-            "files": graphs,
-            "opset": opset,
-            "inputs": [{"name": k, "shape": v, "dtype": "float32"} for k, v in input_shapes("batch").items()],
-            "outputs": [{"name": OUTPUT, "shape": ["batch", 17, 3], "dtype": "float32"}],
-            "max_batch": max_batch,
-        },
-        "schedule": {
-            "diffusion_steps": len(model.abar),
-            "sampler": dataclasses.asdict(model.sampler),
-            "steps": steps,
-            "steps_note": "default only: the runtime loops over the step graph, so any step count runs",
-        },
+        "model": {"file": ckpt_path.name, "hash": file_hash(ckpt_path), "scale": float(ckpt["scale"]),
+                  "diffusion": ckpt["diffusion"], "prior": ckpt["prior"]},
+        "sampler": ckpt.get("sampler", {}),
+        "graphs": graphs,
+        "opset": opset,
+        "inputs": {task: input_shapes(task, "batch") for task in graphs},
+        "outputs": {name: ["batch", 17, 3] for name in OUTPUTS},
+        "max_batch": max_batch,
         "precision": precision,
-        "exporter": {
-            "pads_stream": __version__,
-            "torch": torch.__version__,
-            "onnx": onnx.__version__,
-            "onnxruntime": onnxruntime.__version__,
-            "python": platform.python_version(),
-        },  # fmt: skip
+        "exporter": {"pads_stream": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
+                     "onnxruntime": onnxruntime.__version__, "python": platform.python_version()},
         "engines": [],
-    }
+    }  # fmt: skip
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="pads-stream export", description=__doc__)
-    parser.add_argument("--model", help="checkpoint (default: the shipped model)")
-    parser.add_argument("--out", help="output folder (default: engines/<model name>/)")
-    parser.add_argument("--steps", type=int, default=10, help="default step count recorded in the manifest")
-    parser.add_argument("--precision", choices=("fp32", "fp16"), default="fp16", help="TensorRT engine precision")
-    parser.add_argument("--max-batch", type=int, default=256, help="largest batch of the engine profile")
-    parser.add_argument("--opt-batch", type=int, default=16, help="batch the engine is tuned for")
-    parser.add_argument("--opset", type=int, default=OPSET, choices=(17, 18, 19, 20))
-    parser.add_argument("--guidance", default="dps,cheap", help="graphs to export")
-    args = parser.parse_args(argv)
-
-    model = load_model(args.model, backend="torch")
-    out = Path(args.out) if args.out else engine_dir_for(model)
+def export(ckpt_path: Path, out: Path, opset: int = OPSET, precision: str = "fp16", max_batch: int = 256,
+           opt_batch: int = 16) -> dict:  # fmt: skip
+    """Export every task's graph of the checkpoint at ``ckpt_path`` into ``out``; returns the manifest."""
+    ckpt = load_checkpoint(ckpt_path)
+    net, _, scale = build_denoiser(ckpt)
     graphs = {}
-    for guidance in args.guidance.split(","):
-        path = export_onnx(model, out / f"step_{guidance}.onnx", guidance, args.opset)
+    for task in TASKS:
+        path = export_onnx(net, scale, task, out / f"step_{task}.onnx", opset)
         problems = trt_problems(onnx.load(str(path)))
         if problems:
             raise SystemExit(f"{path} is outside TensorRT 10's ONNX support:\n" + "\n".join(problems))
-        graphs[guidance] = path.name
+        graphs[task] = path.name
         print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB; every operator within TensorRT 10's table)")
-    manifest = build_manifest(model, graphs, args.opset, args.precision, args.max_batch, args.steps)
+    manifest = build_manifest(ckpt_path, ckpt, graphs, opset, precision, max_batch)
     from .tensorrt_engine import build_engines
 
-    manifest["engines"], reason = build_engines(out, graphs, args.precision, args.max_batch, args.opt_batch)
+    manifest["engines"], reason = build_engines(out, graphs, precision, max_batch, opt_batch)
     if reason:
         manifest["why_no_engine"] = reason
         print(f"no TensorRT engine built: {reason}")
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     print(f"wrote {out / 'manifest.json'}")
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> None:
+    from .api import default_model_path
+
+    parser = argparse.ArgumentParser(prog="pads-stream export", description=__doc__,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+    parser.add_argument("--model", help="checkpoint (default: the shipped model)")
+    parser.add_argument("--out", help="output folder (default: <engines>/<model name>/)")
+    parser.add_argument("--precision", choices=("fp32", "fp16"), default="fp16", help="TensorRT engine precision")
+    parser.add_argument("--max-batch", type=int, default=256, help="largest batch of the engine profile")
+    parser.add_argument("--opt-batch", type=int, default=16, help="batch the engine is tuned for")
+    parser.add_argument("--opset", type=int, default=OPSET, choices=(17, 18, 19, 20))
+    args = parser.parse_args(argv)
+    ckpt_path = Path(args.model) if args.model else default_model_path()
+    out = Path(args.out) if args.out else engines_root() / ckpt_path.stem
+    export(ckpt_path, out, args.opset, args.precision, args.max_batch, args.opt_batch)

@@ -1,44 +1,50 @@
 """``pads-stream node``: 2D keypoints in over ZeroMQ, posterior sampling per frame, 3D poses out.
 
 Sockets: one SUB (``kp2d/…``, ``camera/…``) and one PUB (``pose3d/…``, ``status``, ``error``),
-both owned by :class:`Node`, polled from one thread, closed on the way out. Clocks: ``t_ns`` is
-the sender's capture time, passed through untouched; ``t_recv_ns`` and ``t_pub_ns`` are this
-host's ``time.time_ns()``; latency is t_pub − t_recv. Units: pixels in; metres out, camera
-frame (OpenCV axes). Protocol: ``docs/protocol.md``.
+both owned by :class:`Node`, polled from one thread, closed on the way out. Units: pixels in;
+metres out, camera frame (OpenCV axes). Protocol: ``docs/protocol.md``.
+
+Clocks: ``t_ns`` is the sender's capture time, passed through untouched; ``t_recv_ns`` and
+``t_pub_ns`` are this host's ``time.time_ns()``. Per stream the node keeps the smallest
+``t_recv − t_ns`` seen (clock offset plus the fastest transit); a frame's **age** is its extra
+delay beyond that, so time spent queued in ZeroMQ counts even when the clocks differ. Frames
+whose age exceeds the latency budget are dropped (``stale``), on arrival or before sampling.
 
 Real time: per stream only the newest unprocessed frame is kept (an older one still waiting is
-counted as ``superseded``); frames that waited longer than the latency budget are dropped
-(``stale``); every person of every ready stream goes into one sampler call. Each person seen
-in the previous frame of its stream starts from that frame's 3D pose at a lower noise level
-with fewer steps (warm start). Bad input is answered on ``error`` and counted, never raised.
+``superseded``); every person of every ready stream goes into one batched sampler call per
+start kind. A person (stream, track id) seen recently starts from its previous 3D pose at a
+lower noise level with fewer steps (warm start), but only when that pose is plausible and
+reprojects onto the new 2D; otherwise it starts cold. Containment: bad input and failed
+estimates are answered on ``error`` and counted, per person where possible; nothing one stream
+sends can stop the node or another stream. State (streams, cameras, tracks) is bounded and expires.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
-import dataclasses
 import signal
+import sys
 import time
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 import zmq
 
 from .api import PoseModel, load_model
 from .camera import normalized_rays, project, undistort_points
-from .config import load_json, to_dict
-from .rootfind import initial_root, solve_root
+from .config import from_dict, load_json, to_dict
+from .rootfind import initial_root
 from .skeleton import to_h36m
-from .wire import VERSION, Camera, CameraUpdate, Kp2dFrame, WireError, decode_inbound, encode
+from .stepgraph import package_file
+from .wire import ERROR_KINDS, VERSION, Camera, CameraUpdate, Kp2dFrame, WireError, decode_inbound, encode
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "node.json"
+DEFAULT_CONFIG = package_file("configs", "node.json")
 
 
 @dataclass(frozen=True)
 class NodeConfig:
-    """Node settings (``configs/node.json`` overrides these defaults)."""
+    """Node settings (the package's ``configs/node.json`` overrides these defaults)."""
 
     inp: str = "tcp://*:5555"  # where rigs publish 2D keypoints
     out: str = "tcp://*:5556"  # where consumers subscribe to 3D poses
@@ -46,53 +52,109 @@ class NodeConfig:
     bind_out: bool = True  # bind the output (consumers connect), else connect to it
     model: str | None = None  # checkpoint; None = the shipped default
     backend: str = "auto"
-    steps: int = 10  # cold start: DDIM steps from the sampler's t_start
-    hypotheses: int | None = None  # samples averaged per person; None = the model's sampler setting
+    threads: int = 0  # ONNX Runtime intra-op threads (0: its default); spinning stays off
+    steps: int = 10  # cold start: sampler steps from the sampler's t_start
     warm_start: bool = True
     warm_steps: int = 5  # warm start: steps from warm_t_start
     warm_t_start: int = 200
-    warm_max_gap_ms: float = 250.0  # a person's previous pose older than this is not reused
-    root_passes: int = 2  # unknown root: sampler passes (the 2nd re-estimates with the solved root)
-    latency_budget_ms: float = 100.0  # frames waiting longer than this are dropped
+    warm_max_gap_ms: float = 250.0  # a track's previous pose older than this is not reused
+    warm_max_reproj_m: float = 0.1  # ... nor one whose reprojection misses the new 2D by more (m at the person)
+    latency_budget_ms: float = 100.0  # frames older than this (age, see module docstring) are dropped
     poll_ms: int = 5
-    status_period_s: float = 1.0
-    max_streams: int = 256
+    status_period_s: float = 1.0  # status messages on the output
+    log_period_s: float = 5.0  # a one-line status on stdout (0: never)
+    max_streams: int = 256  # streams with state (camera, tracks); idle ones are evicted when full
+    stream_ttl_s: float = 60.0  # a stream that sent nothing for this long is forgotten
+    max_tracks: int = 64  # remembered tracks per stream
     max_batch: int = 512  # persons per sampler call
+    max_drain: int = 2000  # messages read per loop iteration before processing
+    max_errors_per_s: float = 200.0  # error messages published per second; the rest are only counted
     receive_hwm: int = 1000  # ZeroMQ queue bound, messages
-    seed: int = 0
 
 
 @dataclass
-class _Ready:
-    """One person of a frame, ready for the sampler (arrays in H36M order, pixels/metres)."""
+class Track:
+    """A person's last accepted estimate: receive time (ns), pelvis-relative pose and root (m)."""
+
+    t_recv: int
+    rel: np.ndarray  # (17, 3)
+    root: np.ndarray  # (3,)
+
+
+@dataclass
+class StreamState:
+    """What the node remembers of a stream."""
+
+    camera: Camera | None = None
+    last_seen: float = 0.0  # time.monotonic() of the last message
+    min_transit_ns: int | None = None  # smallest t_recv − t_ns seen (clock offset + fastest transit)
+    tracks: dict[int, Track] = field(default_factory=dict)
+
+
+@dataclass
+class Person:
+    """One person of a frame ready for the sampler (H36M order, undistorted pixels, metres)."""
+
+    id: int
+    kp: np.ndarray  # (17, 2) px
+    conf: np.ndarray  # (17,)
+    rays: np.ndarray  # (17, 2) K⁻¹p
+    K: np.ndarray  # (3, 3)
+    root: np.ndarray | None  # (3,) m or None (to be estimated)
+
+
+@dataclass
+class Pending:
+    """The newest admitted frame of a stream, waiting for the sampler."""
 
     frame: Kp2dFrame
     t_recv: int
-    person_id: int
-    kp: np.ndarray  # (17, 2) undistorted px
-    conf: np.ndarray  # (17,)
-    K: np.ndarray  # (3, 3)
-    root: np.ndarray | None  # (3,) m or None (unknown)
+    t_capture: int  # the capture time on this host's clock (t_ns + the stream's min transit), ns
+    persons: list[Person]
 
 
 class Stats:
-    """Counters and the latency window reported on ``status``."""
+    """Counters and the latency windows reported on ``status`` (every counter, zeros included)."""
 
     def __init__(self) -> None:
         self.frames_in = self.frames_out = self.persons_out = 0
-        self.dropped: collections.Counter[str] = collections.Counter()
-        self.errors: collections.Counter[str] = collections.Counter()
+        self.dropped: collections.Counter[str] = collections.Counter({"superseded": 0, "stale": 0})
+        self.errors: collections.Counter[str] = collections.Counter(dict.fromkeys(ERROR_KINDS, 0))
+        self.errors_unsent = 0
         self.latency_ms: collections.deque[float] = collections.deque(maxlen=2000)
+        self.age_ms: collections.deque[float] = collections.deque(maxlen=2000)
         self.started = time.monotonic()
 
-    def payload(self, backend: str, model_hash: str) -> dict:
+    def payload(self, backend: str, model_hash: str, streams: int, tracks: int) -> dict:
         lat = np.asarray(self.latency_ms) if self.latency_ms else np.zeros(1)
+        age = np.asarray(self.age_ms) if self.age_ms else np.zeros(1)
         return {
             "v": VERSION, "frames_in": self.frames_in, "frames_out": self.frames_out, "persons_out": self.persons_out,
-            "dropped": dict(self.dropped), "errors": dict(self.errors),
+            "dropped": dict(self.dropped), "errors": dict(self.errors), "errors_unsent": self.errors_unsent,
             "latency_ms": {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99))},
+            "age_ms": {"p50": float(np.percentile(age, 50)), "p99": float(np.percentile(age, 99))},
+            "streams": streams, "tracks": tracks,
             "backend": backend, "model_hash": model_hash, "uptime_s": time.monotonic() - self.started,
         }  # fmt: skip
+
+
+def reprojection_miss(rel: np.ndarray, root: np.ndarray, rays: np.ndarray, conf: np.ndarray) -> np.ndarray:
+    """(N,) confidence-weighted mean distance, in metres at each joint's depth, between the joints
+    and their 2D rays. rel (N, 17, 3) m, root (N, 3) m, rays (N, 17, 2) K⁻¹p, conf (N, 17)."""
+    joints = rel + root[:, None]
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        miss = np.linalg.norm(joints[..., :2] / joints[..., 2:3] - rays, axis=-1) * joints[..., 2]  # (N, 17)
+        return (conf * miss).sum(axis=1) / np.maximum(conf.sum(axis=1), 1e-12)
+
+
+def plausible(rel: np.ndarray, root: np.ndarray, rays: np.ndarray, conf: np.ndarray) -> np.ndarray:
+    """(N,) bool: finite, in front of the camera, of human size, and within 0.3 m of the 2D rays
+    (same arguments as :func:`reprojection_miss`)."""
+    joints = rel + root[:, None]
+    ok = np.isfinite(joints).all(axis=(1, 2)) & (root[:, 2] > 0.1) & (root[:, 2] < 1e3)
+    with np.errstate(invalid="ignore"):
+        ok &= (joints[..., 2] > 0.01).all(axis=1) & (np.abs(rel).max(axis=(1, 2)) < 1.5)
+        return ok & (reprojection_miss(rel, root, rays, conf) < 0.3)
 
 
 class Node:
@@ -104,6 +166,7 @@ class Node:
         self.sub = self.context.socket(zmq.SUB)
         self.sub.setsockopt(zmq.RCVHWM, cfg.receive_hwm)
         self.sub.setsockopt(zmq.LINGER, 0)
+        self.sub.setsockopt(zmq.MAXMSGSIZE, 2 * (1 << 20))  # ZeroMQ drops larger messages unread
         for prefix in (b"kp2d/", b"camera/"):
             self.sub.setsockopt(zmq.SUBSCRIBE, prefix)
         self.pub = self.context.socket(zmq.PUB)
@@ -112,13 +175,12 @@ class Node:
         (self.pub.bind if cfg.bind_out else self.pub.connect)(cfg.out)
         self.poller = zmq.Poller()
         self.poller.register(self.sub, zmq.POLLIN)
-        self.cameras: dict[str, Camera] = {}
-        self.pending: dict[str, tuple[Kp2dFrame, int]] = {}
-        self.previous: dict[tuple[str, int], tuple[int, np.ndarray, np.ndarray]] = {}  # t_recv, rel, root
+        self.streams: dict[str, StreamState] = {}
+        self.pending: dict[str, Pending] = {}
         self.stats = Stats()
         self.stopping = False
-        self.next_status = time.monotonic()
-        self.batches = 0
+        self.next_status = self.next_log = time.monotonic()
+        self.error_tokens, self.error_refill = cfg.max_errors_per_s, time.monotonic()
 
     @property
     def endpoints(self) -> tuple[str, str]:
@@ -145,17 +207,22 @@ class Node:
             self.drain()
         if self.pending:
             self.process()
-        if time.monotonic() >= self.next_status:
-            self.next_status = time.monotonic() + self.cfg.status_period_s
-            self.pub.send_multipart(
-                encode("status", self.stats.payload(self.model.backend.name, self.model.model_hash))
-            )
+        now = time.monotonic()
+        if now >= self.next_status:
+            self.next_status = now + self.cfg.status_period_s
+            self.expire(now)
+            tracks = sum(len(s.tracks) for s in self.streams.values())
+            payload = self.stats.payload(self.model.backend.name, self.model.model_hash, len(self.streams), tracks)
+            self.pub.send_multipart(encode("status", payload))
+            if self.cfg.log_period_s and now >= self.next_log:
+                self.next_log = now + self.cfg.log_period_s
+                print(status_line(payload), flush=True)
 
     # -- input ---------------------------------------------------------------------------
 
-    def drain(self, limit: int = 10000) -> None:
-        """Receive everything queued (up to ``limit``), keeping the newest frame per stream."""
-        for _ in range(limit):
+    def drain(self) -> None:
+        """Receive what is queued (up to ``max_drain``), keeping the newest frame per stream."""
+        for _ in range(self.cfg.max_drain):
             try:
                 frames = self.sub.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
@@ -163,161 +230,235 @@ class Node:
             t_recv = time.time_ns()
             try:
                 msg = decode_inbound(frames)
+                state = self.stream_state(msg.stream, getattr(msg, "frame", None))
+                if isinstance(msg, CameraUpdate):
+                    state.camera = msg.camera
+                else:
+                    self.admit(msg, t_recv, state)
             except WireError as err:
                 self.reject(err)
-                continue
-            if (
-                msg.stream not in self.cameras
-                and msg.stream not in self.pending
-                and len(self.cameras) >= self.cfg.max_streams
-            ):
-                limit = f"more than {self.cfg.max_streams} streams"
-                self.reject(WireError("too_many_streams", limit, msg.stream, getattr(msg, "frame", None)))
-                continue
-            if isinstance(msg, CameraUpdate):
-                self.cameras[msg.stream] = msg.camera
-                continue
-            self.stats.frames_in += 1
-            if msg.camera is not None:
-                self.cameras[msg.stream] = msg.camera
-            if msg.stream in self.pending:
-                self.stats.dropped["superseded"] += 1
-            self.pending[msg.stream] = (msg, t_recv)
+
+    def stream_state(self, stream: str, frame: int | None) -> StreamState:
+        """The state of ``stream``, made if new (evicting the longest-idle stream when full)."""
+        state = self.streams.get(stream)
+        if state is None:
+            if len(self.streams) >= self.cfg.max_streams:
+                idle = min((s for s in self.streams if s not in self.pending), default=None,
+                           key=lambda s: self.streams[s].last_seen)  # fmt: skip
+                if idle is None:
+                    raise WireError("too_many_streams", f"more than {self.cfg.max_streams} streams", stream, frame)
+                del self.streams[idle]
+            state = self.streams[stream] = StreamState()
+        state.last_seen = time.monotonic()
+        return state
+
+    def admit(self, frame: Kp2dFrame, t_recv: int, state: StreamState) -> None:
+        """Check a frame's persons now (so a superseded frame's errors are still answered) and
+        keep it as the stream's newest pending frame."""
+        self.stats.frames_in += 1
+        if frame.camera is not None:
+            state.camera = frame.camera
+        if state.camera is None:
+            raise WireError("no_camera", "no camera latched: send camera/<stream> or include camera in kp2d",
+                            frame.stream, frame.frame)  # fmt: skip
+        transit = t_recv - frame.t_ns
+        state.min_transit_ns = transit if state.min_transit_ns is None else min(state.min_transit_ns, transit)
+        t_capture = frame.t_ns + state.min_transit_ns
+        if t_recv - t_capture > self.cfg.latency_budget_ms * 1e6:
+            self.stats.dropped["stale"] += 1
+            return
+        persons = self.prepare(frame, state.camera)
+        if frame.stream in self.pending:
+            self.stats.dropped["superseded"] += 1
+        self.pending[frame.stream] = Pending(frame, t_recv, t_capture, persons)
+
+    def prepare(self, frame: Kp2dFrame, camera: Camera) -> list[Person]:
+        """The frame's persons in H36M order, undistorted, with rays; rejects the unusable ones."""
+        if not frame.persons:
+            return []
+        kp = np.stack([p.kp for p in frame.persons])
+        conf = np.stack([p.conf for p in frame.persons])
+        kp, conf = to_h36m(kp, conf, frame.layout)
+        if camera.dist is not None:
+            kp = undistort_points(kp, camera.K, camera.dist)
+        rays = normalized_rays(kp, camera.K)[..., :2]
+        _, root_ok = initial_root(rays, conf)
+        out = []
+        for k, p in enumerate(frame.persons):
+            if not np.any(conf[k] > 0):
+                self.reject(WireError("no_joints", f"person {p.id}: no joint with confidence > 0",
+                                      frame.stream, frame.frame))  # fmt: skip
+            elif p.root is None and not root_ok[k]:
+                self.reject(WireError("no_root", f"person {p.id}: root not sent and no bone observed to size it",
+                                      frame.stream, frame.frame))  # fmt: skip
+            elif not np.isfinite(rays[k][conf[k] > 0]).all():
+                self.reject(WireError("value", f"person {p.id}: keypoints undistort to non-finite rays",
+                                      frame.stream, frame.frame))  # fmt: skip
+            else:
+                out.append(Person(p.id, kp[k], conf[k], rays[k], camera.K, p.root))
+        return out
 
     def reject(self, err: WireError) -> None:
+        """Count a rejection and answer it on ``error`` (rate-limited: the excess is only counted)."""
         self.stats.errors[err.kind] += 1
-        payload = {"v": VERSION, "stream": err.stream, "frame": err.frame, "kind": err.kind, "reason": err.reason}
+        now = time.monotonic()
+        rate = self.cfg.max_errors_per_s
+        self.error_tokens = min(rate, self.error_tokens + (now - self.error_refill) * rate)
+        self.error_refill = now
+        if self.error_tokens < 1:
+            self.stats.errors_unsent += 1
+            return
+        self.error_tokens -= 1
+        payload = {"v": VERSION, "stream": err.stream, "frame": err.frame, "kind": err.kind,
+                   "reason": str(err.reason)[:200]}  # fmt: skip
         self.pub.send_multipart(encode("error", payload))
 
-    def ready_persons(self) -> list[_Ready]:
-        """Pending frames within the latency budget, as per-person records (H36M, undistorted)."""
-        now = time.time_ns()
-        budget = self.cfg.latency_budget_ms * 1e6
-        ready: list[_Ready] = []
-        for stream, (frame, t_recv) in self.pending.items():
-            if now - t_recv > budget:
-                self.stats.dropped["stale"] += 1
-                continue
-            camera = self.cameras.get(stream)
-            if camera is None:
-                self.reject(WireError("no_camera", "no camera latched for this stream: send camera/<stream> or "
-                                      "include camera in kp2d", stream, frame.frame))  # fmt: skip
-                continue
-            if not frame.persons:
-                self.publish(frame, t_recv, [])
-                continue
-            kp = np.stack([p.kp for p in frame.persons])
-            conf = np.stack([p.conf for p in frame.persons])
-            kp, conf = to_h36m(kp, conf, frame.layout)
-            if camera.dist is not None:
-                kp = undistort_points(kp, camera.K, camera.dist)
-            for k, person in enumerate(frame.persons):
-                if not np.any(conf[k] > 0):
-                    self.reject(
-                        WireError("value", f"person {person.id} has no joint with confidence > 0", stream, frame.frame)
-                    )
-                    continue
-                ready.append(_Ready(frame, t_recv, person.id, kp[k], conf[k], camera.K, person.root))
-        self.pending.clear()
-        return ready
+    def expire(self, now: float) -> None:
+        """Forget idle streams and tracks too old for a warm start."""
+        for name in [s for s, st in self.streams.items() if now - st.last_seen > self.cfg.stream_ttl_s]:
+            if name not in self.pending:
+                del self.streams[name]
+        oldest = time.time_ns() - int(self.cfg.warm_max_gap_ms * 1e6)
+        for st in self.streams.values():
+            for pid in [p for p, tr in st.tracks.items() if tr.t_recv < oldest]:
+                del st.tracks[pid]
 
     # -- estimation ----------------------------------------------------------------------
 
     def process(self) -> None:
-        """Estimate every ready person in batched sampler calls and publish per stream."""
-        ready = self.ready_persons()
-        by_stream: dict[str, list[tuple[_Ready, np.ndarray, np.ndarray]]] = {}  # one frame per stream
-        for lo in range(0, len(ready), self.cfg.max_batch):
-            batch = ready[lo : lo + self.cfg.max_batch]
-            for r, (rel, root) in zip(batch, self.estimate(batch), strict=True):
-                by_stream.setdefault(r.frame.stream, []).append((r, rel, root))
-        for items in by_stream.values():
-            self.publish(items[0][0].frame, items[0][0].t_recv, items)
+        """Estimate every person of every fresh pending frame in batched calls; publish per stream."""
+        now = time.time_ns()
+        frames = []
+        for pending in self.pending.values():
+            if now - pending.t_capture > self.cfg.latency_budget_ms * 1e6:
+                self.stats.dropped["stale"] += 1
+            else:
+                frames.append(pending)
+        self.pending.clear()
+        items = [(f, p) for f in frames for p in f.persons]
+        results: dict[int, list] = {id(f): [] for f in frames}
+        for lo in range(0, len(items), self.cfg.max_batch):
+            batch = items[lo : lo + self.cfg.max_batch]
+            for (f, person), result in zip(batch, self.estimate(batch), strict=True):
+                if result is None:
+                    self.reject(WireError("estimate_failed", f"person {person.id}: non-finite or implausible result",
+                                          f.frame.stream, f.frame.frame))  # fmt: skip
+                else:
+                    results[id(f)].append((person, *result))
+        for f in frames:
+            self.publish(f, results[id(f)])
 
-    def estimate(self, batch: list[_Ready]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(rel (17, 3), root (3,)) per person of ``batch``; one sampler call per start kind."""
+    def warm_inputs(self, batch: list[tuple[Pending, Person]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(warm (N,) bool, init (N, 17, 3), previous root (N, 3)) from each person's track: only
+        fresh tracks whose pose, at the root given now or else the previous root, reprojects
+        onto the new 2D within ``warm_max_reproj_m``."""
+        n = len(batch)
+        warm, init, prev_root = np.zeros(n, bool), np.zeros((n, 17, 3)), np.full((n, 3), np.nan)
+        if not self.cfg.warm_start:
+            return warm, init, prev_root
+        for k, (f, person) in enumerate(batch):
+            track = self.streams[f.frame.stream].tracks.get(person.id)
+            if track is None or f.t_recv - track.t_recv > self.cfg.warm_max_gap_ms * 1e6:
+                continue
+            args = track.rel[None], (track.root if person.root is None else person.root)[None]
+            args += person.rays[None], person.conf[None]
+            if plausible(*args)[0] and reprojection_miss(*args)[0] <= self.cfg.warm_max_reproj_m:
+                warm[k], init[k], prev_root[k] = True, track.rel, track.root
+        return warm, init, prev_root
+
+    def estimate(self, batch: list[tuple[Pending, Person]]) -> list[tuple[np.ndarray, np.ndarray] | None]:
+        """(rel (17, 3), root (3,)) per person of ``batch``, None where the estimate failed; one
+        sampler call per start kind (cold/warm × root given/estimated)."""
         cfg = self.cfg
-        kp = np.stack([r.kp for r in batch])
-        conf = np.stack([r.conf for r in batch])
-        K = np.stack([r.K for r in batch])
-        rays = normalized_rays(kp, K)[..., :2]
-        root = np.stack([r.root if r.root is not None else np.zeros(3) for r in batch])
-        unknown = np.array([r.root is None for r in batch])
-        warm_init = np.zeros((len(batch), 17, 3))
-        warm = np.zeros(len(batch), bool)
-        if cfg.warm_start:
-            for k, r in enumerate(batch):
-                prev = self.previous.get((r.frame.stream, r.person_id))
-                if prev is not None and r.t_recv - prev[0] <= cfg.warm_max_gap_ms * 1e6:
-                    warm[k], warm_init[k] = True, prev[1]
-                    if unknown[k]:
-                        root[k] = prev[2]
-        guess = unknown & ~warm
-        if guess.any():
-            root[guess] = initial_root(rays[guess], conf[guess])
-        rel = np.zeros((len(batch), 17, 3))
-        self.batches += 1
-        seed = cfg.seed + self.batches
-        starts = ((~warm, None, cfg.steps, None), (warm, warm_init, cfg.warm_steps, cfg.warm_t_start))
-        for group, init, steps, t_start in starts:
-            if group.any():
-                start = None if init is None else init[group]
-                rel[group] = self.model.estimate(
-                    kp[group], K[group], root[group], conf[group], steps=steps, seed=seed, init=start, t_start=t_start
-                )
-        passes = cfg.root_passes if unknown.any() else 0
-        for p in range(passes):
-            solved = solve_root(rel[unknown], rays[unknown], conf[unknown])
-            # keep the previous root where the solve left the plausible range (a poor pose early on)
-            ratio = solved[:, 2] / root[unknown, 2]
-            root[unknown] = np.where(((ratio > 0.5) & (ratio < 2.0))[:, None], solved, root[unknown])
-            if p + 1 < passes:
-                rel[unknown] = self.model.estimate(kp[unknown], K[unknown], root[unknown], conf[unknown],
-                                                   steps=cfg.warm_steps, seed=seed, init=rel[unknown],
-                                                   t_start=cfg.warm_t_start)  # fmt: skip
-        for k, r in enumerate(batch):
-            self.previous[(r.frame.stream, r.person_id)] = (r.t_recv, rel[k], root[k])
-        return list(zip(rel, root, strict=True))
+        kp = np.stack([p.kp for _, p in batch])
+        conf = np.stack([p.conf for _, p in batch])
+        K = np.stack([p.K for _, p in batch])
+        rays = np.stack([p.rays for _, p in batch])
+        given = np.array([p.root is not None for _, p in batch])
+        root = np.stack([p.root if p.root is not None else np.full(3, np.nan) for _, p in batch])
+        warm, init, prev_root = self.warm_inputs(batch)
+        rel, out_root = np.full((len(batch), 17, 3), np.nan), np.full((len(batch), 3), np.nan)
+        ok = np.zeros(len(batch), bool)
+        for is_warm in (False, True):
+            for is_given in (True, False):
+                g = (warm == is_warm) & (given == is_given)
+                if not g.any():
+                    continue
+                rel[g], out_root[g], ok[g] = self.model.estimate_batch(
+                    kp[g], K[g], root[g] if is_given else None, conf[g],
+                    steps=cfg.warm_steps if is_warm else cfg.steps,
+                    init=init[g] if is_warm else None,
+                    t_start=cfg.warm_t_start if is_warm else None,
+                    root_guess=prev_root[g] if is_warm and not is_given else None,
+                )  # fmt: skip
+        ok &= plausible(rel, out_root, rays, conf)
+        out: list[tuple[np.ndarray, np.ndarray] | None] = []
+        for k, (f, person) in enumerate(batch):
+            tracks = self.streams[f.frame.stream].tracks
+            if not ok[k]:
+                tracks.pop(person.id, None)  # a failed estimate never seeds the next frame
+                out.append(None)
+                continue
+            if person.id not in tracks and len(tracks) >= cfg.max_tracks:
+                del tracks[min(tracks, key=lambda i: tracks[i].t_recv)]
+            tracks[person.id] = Track(f.t_recv, rel[k], out_root[k])
+            out.append((rel[k], out_root[k]))
+        return out
 
     # -- output --------------------------------------------------------------------------
 
-    def publish(self, frame: Kp2dFrame, t_recv: int, items: list[tuple[_Ready, np.ndarray, np.ndarray]]) -> None:
+    def publish(self, f: Pending, items: list[tuple[Person, np.ndarray, np.ndarray]]) -> None:
         persons = []
-        for r, rel, root in items:
+        for person, rel, root in items:
             joints = rel + root
-            err = np.linalg.norm(project(joints[None], r.K[None])[0] - r.kp, axis=-1)
-            w = r.conf > 0
+            err = np.linalg.norm(project(joints[None], person.K[None])[0] - person.kp, axis=-1)
+            w = person.conf > 0
             persons.append({
-                "id": r.person_id, "joints": joints.tolist(), "root": root.tolist(), "rel": rel.tolist(),
-                "reproj_px": float(err[w].mean()), "conf": r.conf.tolist(),
+                "id": person.id, "joints": joints.tolist(), "root": root.tolist(), "rel": rel.tolist(),
+                "reproj_px": float(err[w].mean()), "conf": person.conf.tolist(),
             })  # fmt: skip
         t_pub = time.time_ns()
+        frame = f.frame
         payload = {"v": VERSION, "stream": frame.stream, "frame": frame.frame, "t_ns": frame.t_ns,
-                   "t_recv_ns": t_recv, "t_pub_ns": t_pub, "layout": "h36m17", "persons": persons}  # fmt: skip
+                   "t_recv_ns": f.t_recv, "t_pub_ns": t_pub, "layout": "h36m17", "persons": persons}  # fmt: skip
         self.pub.send_multipart(encode(f"pose3d/{frame.stream}", payload))
         self.stats.frames_out += 1
         self.stats.persons_out += len(persons)
-        self.stats.latency_ms.append((t_pub - t_recv) / 1e6)
+        self.stats.latency_ms.append((t_pub - f.t_recv) / 1e6)
+        self.stats.age_ms.append((t_pub - f.t_capture) / 1e6)
+
+
+def status_line(p: dict) -> str:
+    """A one-line human summary of a status payload."""
+    errors = ", ".join(f"{k} {v}" for k, v in p["errors"].items() if v) or "none"
+    return (f"pads-stream node: {p['frames_in']} frames in, {p['frames_out']} out, {p['persons_out']} persons; "
+            f"latency p50 {p['latency_ms']['p50']:.1f} ms p99 {p['latency_ms']['p99']:.1f} ms; "
+            f"dropped superseded {p['dropped']['superseded']} stale {p['dropped']['stale']}; errors {errors}; "
+            f"{p['streams']} streams, {p['tracks']} tracks")  # fmt: skip
 
 
 def warm_up(model: PoseModel, cfg: NodeConfig) -> None:
     """One small estimate so the first real frame does not pay for session creation."""
     K = np.array([[1000.0, 0, 500], [0, 1000, 500], [0, 0, 1]])
     kp = np.tile(np.linspace(400, 600, 17)[:, None], (1, 1, 2))
-    model.estimate(kp, K, np.array([[0.0, 0.0, 5.0]]), steps=min(cfg.steps, 2))
+    model.estimate_batch(kp, K, np.array([[0.0, 0.0, 5.0]]), steps=min(cfg.steps, 2))
 
 
 def main(argv: list[str] | None = None) -> None:
+    from .cli import _exit_cleanly
+
+    signal.signal(signal.SIGINT, _exit_cleanly)  # until the node runs: stop = exit 0 (the CLI sets it even earlier)
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     parser = argparse.ArgumentParser(prog="pads-stream node", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--config", default=str(DEFAULT_CONFIG) if DEFAULT_CONFIG.exists() else None)
+    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="node config JSON (default: %(default)s)")
     parser.add_argument("--in", dest="inp", help="bind the input here (default tcp://*:5555)")
     parser.add_argument("--out", help="bind the output here (default tcp://*:5556)")
     parser.add_argument("--in-connect", help="connect the input to this endpoint instead of binding")
     parser.add_argument("--out-connect", help="connect the output to this endpoint instead of binding")
     parser.add_argument("--model", help="checkpoint (default: the shipped model)")
     parser.add_argument("--backend", choices=("auto", "torch", "onnxruntime", "tensorrt"))
-    parser.add_argument("--steps", type=int)
+    parser.add_argument("--steps", type=int, help="cold-start sampler steps (default from the config: 10)")
     args = parser.parse_args(argv)
     values = to_dict(load_json(NodeConfig, args.config))
     for key, value in (("inp", args.inp), ("out", args.out), ("model", args.model), ("backend", args.backend),
@@ -328,10 +469,8 @@ def main(argv: list[str] | None = None) -> None:
         values.update(inp=args.in_connect, bind_in=False)
     if args.out_connect:
         values.update(out=args.out_connect, bind_out=False)
-    cfg = NodeConfig(**values)
-    model = load_model(cfg.model, backend=cfg.backend)
-    if cfg.hypotheses is not None:
-        model.sampler = dataclasses.replace(model.sampler, hypotheses=cfg.hypotheses)
+    cfg = from_dict(NodeConfig, values, "node config")
+    model = load_model(cfg.model, backend=cfg.backend, threads=cfg.threads)
     warm_up(model, cfg)
     node = Node(model, cfg)
     signal.signal(signal.SIGINT, node.stop)
@@ -343,3 +482,4 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         node.close()
     print(f"pads-stream node: stopped after {node.stats.frames_out} frames", flush=True)
+    sys.stdout.flush()

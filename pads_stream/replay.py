@@ -20,12 +20,12 @@ import numpy as np
 import zmq
 
 from .bvh import JointMapping, load_bvh_h36m
-from .data import TEST_SUBJECTS, load_positions_3d, to_17
+from .data import DEFAULT_DATA, TEST_SUBJECTS, h36m_path, load_positions_3d, test_path, to_17
 from .rig import RigConfig, detector_noise, random_cameras, world_views
-from .wire import kp2d_message
+from .stepgraph import package_file
+from .wire import decode, kp2d_message
 
-DEFAULT_TEST = "../shared/data/h36m/test_vh36m.npz"
-DEFAULT_H36M = "../shared/data/h36m/positions_3d_25hz.npz"
+CAMERA_EVERY_S = 1.0  # the camera rides along inline at least this often (late subscribers latch it)
 
 
 @dataclass(frozen=True)
@@ -100,12 +100,14 @@ def through_camera(seqs: list[np.ndarray], streams: int, persons: int, frames: i
 def load_recording(args: argparse.Namespace) -> Recording:
     rng = np.random.default_rng(args.seed)
     if args.source == "test":
-        return from_test_set(args.test, args.streams, args.persons, args.frames, args.detected)
+        return from_test_set(test_path(args.data), args.streams, args.persons, args.frames, args.detected)
     if args.source == "h36m":
-        data = load_positions_3d(args.h36m)
+        data = load_positions_3d(h36m_path(args.data))
         # Y-up sequences with their original heading; each person plays a different take
         seqs = [x for s in TEST_SUBJECTS for x in data[s].values()]
         return through_camera(seqs, args.streams, args.persons, args.frames, rng, args.detected, 25.0)
+    if not args.bvh:
+        raise SystemExit("--source bvh needs --bvh FILE")
     poses, fps = load_bvh_h36m(args.bvh, JointMapping.from_json(args.mapping))
     return through_camera([to_17(poses)], args.streams, args.persons, args.frames, rng, args.detected, fps)
 
@@ -123,7 +125,7 @@ class Replayer:
         self.socket.connect(endpoint)
         self.frame = 0
         self.start = 0.0
-        self.sent_K: dict[int, np.ndarray] = {}
+        self.sent_K: dict[int, tuple[np.ndarray, float]] = {}  # stream -> (K, when sent)
 
     @property
     def frames(self) -> int:
@@ -159,9 +161,12 @@ class Replayer:
                     person["root"] = rec.root[s, f, m].tolist()
                 persons.append(person)
             K = rec.K[s, f]
-            camera = None
-            if self.camera_inline and (s not in self.sent_K or not np.array_equal(self.sent_K[s], K)):
-                camera, self.sent_K[s] = {"K": K.tolist()}, K
+            camera, now = None, time.monotonic()
+            last = self.sent_K.get(s)
+            if self.camera_inline and (
+                last is None or not np.array_equal(last[0], K) or now - last[1] > CAMERA_EVERY_S
+            ):
+                camera, self.sent_K[s] = {"K": K.tolist()}, (K, now)
             self.socket.send_multipart(kp2d_message(name, f, time.time_ns(), persons, camera=camera))
 
     def close(self) -> None:
@@ -169,11 +174,12 @@ class Replayer:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", choices=("test", "h36m", "bvh"), default="test")
-    parser.add_argument("--test", default=DEFAULT_TEST)
-    parser.add_argument("--h36m", default=DEFAULT_H36M)
+    parser.add_argument("--source", choices=("test", "h36m", "bvh"), default="test",
+                        help="test: V-H36M test samples; h36m: S9/S11 25 Hz sequences; bvh: a BVH file")  # fmt: skip
+    parser.add_argument("--data", default=DEFAULT_DATA, help="data folder holding h36m/ (for test and h36m)")
     parser.add_argument("--bvh", help="BVH file for --source bvh")
-    parser.add_argument("--mapping", default="configs/bandai_to_h36m.json")
+    parser.add_argument("--mapping", default=str(package_file("configs", "bandai_to_h36m.json")),
+                        help="BVH joint mapping to H36M-17")  # fmt: skip
     parser.add_argument("--streams", type=int, default=2)
     parser.add_argument("--persons", type=int, default=2)
     parser.add_argument("--frames", type=int, default=100)
@@ -183,14 +189,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
 
 
+def wait_for_node(endpoint: str, timeout_s: float) -> bool:
+    """Subscribe to the node's output and wait for its ``status`` (sent about every second):
+    True once the node is up, False after ``timeout_s``."""
+    with zmq.Context.instance().socket(zmq.SUB) as sub:
+        sub.setsockopt(zmq.SUBSCRIBE, b"status")
+        sub.connect(endpoint)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if sub.poll(100):
+                try:
+                    decode(sub.recv_multipart())
+                    return True
+                except ValueError:
+                    continue
+    return False
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="pads-stream replay", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--to", default="tcp://127.0.0.1:5555", help="the node's input endpoint")
+    parser.add_argument(
+        "--node-out",
+        default="tcp://127.0.0.1:5556",
+        help="the node's output, watched for its status before replaying ('' = do not wait)",
+    )
+    parser.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the node")
     parser.add_argument("--truth", default="runs/truth.npz", help="where the ground truth is written")
     add_arguments(parser)
     args = parser.parse_args(argv)
     rec = load_recording(args)
+    if args.node_out:
+        if wait_for_node(args.node_out, args.wait):
+            print(f"node is up ({args.node_out}); replaying", flush=True)
+        else:
+            print(f"no status from a node at {args.node_out} within {args.wait:.0f} s; replaying anyway", flush=True)
     rep = Replayer(rec, args.to, args.rate, send_root=not args.no_root)
     Path(args.truth).parent.mkdir(parents=True, exist_ok=True)
     rec.save_truth(Path(args.truth), rep.names)

@@ -1,17 +1,24 @@
-"""The DDPM noise schedule and the DDIM update: small pure functions, apart from the network.
+"""The DDPM noise schedule and few-step solver tables: small pure numpy functions, no network.
 
-Symbols (Ho et al. 2020; Song et al. 2021, "DDIM"):
+Symbols (Ho et al. 2020; Song et al. 2021, "DDIM"; Lu et al. 2022, "DPM-Solver++"):
 
-| name here       | paper      | meaning                                             |
-|-----------------|------------|-----------------------------------------------------|
-| ``abar[t]``     | ᾱ_t        | cumulative product of (1 - β), signal fraction at t |
-| ``x_t``         | x_t        | noisy sample at step t                              |
-| ``eps``         | ε_θ(x_t,t) | predicted noise                                     |
-| ``x0_hat``      | x̂_0        | Tweedie estimate of the clean sample (DDIM Eq. 9)   |
-| ``eta``         | η          | 0: deterministic DDIM, 1: DDPM-like ancestral noise |
+| name here       | paper        | meaning                                                  |
+|-----------------|--------------|----------------------------------------------------------|
+| ``abar[t]``     | ᾱ_t          | cumulative product of (1 - β), signal fraction at t      |
+| ``alpha``       | α_t = √ᾱ_t   | signal scale                                             |
+| ``sigma``       | σ_t = √(1-ᾱ) | noise scale                                              |
+| ``lam``         | λ_t          | half log-SNR, log(α_t / σ_t)                             |
+| ``x0_hat``      | x̂_0 (D)      | data prediction (Tweedie / DDIM Eq. 9)                   |
+| ``h``, ``q``    | h_i, r_i     | λ step, and the previous step's share of it (Alg. 2 of DPM-Solver++) |
 
-Everything here is arithmetic on arrays or tensors (numpy and torch alike): the coefficient
-tables are computed once by :func:`ddim_coefficients`, so the per-frame path does no lookup.
+One solver step i maps x_{t_i} to x_{t_{i+1}} (ᾱ after the last step is 1, the clean sample):
+
+    D      = c_now[i] · x̂₀_i + c_prev[i] · x̂₀_{i−1}           (2M: D = (1 + 1/2q) x̂₀_i − (1/2q) x̂₀_{i−1})
+    x_next = a[i] · x_t + b[i] · D                            (a = σ_next/σ_now, b = α_next (1 − e^{−h}))
+
+With c_prev = 0 this is exactly DDIM with η = 0 (first-order DPM-Solver++); the first and the
+last step are always first order. Everything is computed once per run by
+:func:`solver_tables`, so the per-frame path is plain arithmetic.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ class DiffusionConfig:
 
 
 SCHEDULES = ("cosine", "linear")
+SOLVERS = ("ddim", "dpm2m")
 
 
 def alphas_cumprod(cfg: DiffusionConfig) -> np.ndarray:
@@ -52,48 +60,65 @@ def add_noise(x0, eps, abar_t):
 
 
 def predict_x0(x_t, eps, abar_t):
-    """x̂_0 = (x_t - √(1-ᾱ_t) ε) / √ᾱ_t (DDIM Eq. 9)."""
+    """x̂_0 = (x_t - √(1-ᾱ_t) ε) / √ᾱ_t (DDIM Eq. 9); numpy or torch alike."""
     return (x_t - (1 - abar_t) ** 0.5 * eps) / abar_t**0.5
 
 
-def ddim_timesteps(t_start: int, steps: int) -> np.ndarray:
-    """The ``steps`` timesteps of a DDIM run that starts at ``t_start`` and ends at 0.
+def timesteps(t_start: int, steps: int, power: float = 1.0) -> np.ndarray:
+    """The ``steps`` timesteps of a run from ``t_start`` towards the clean sample.
+
+    t_i = round(t_start · (1 − i/steps)^power), i = 0 … steps−1; ``power`` < 1 spends more of the
+    steps at high noise, 1 is uniform spacing.
 
     Returns:
-        (steps,) int64, strictly decreasing, first ``t_start``; each step jumps to the next
-        entry, the last one to the clean sample.
+        (steps,) int64, strictly decreasing, first ``t_start``; each step jumps to the next entry,
+        the last one to the clean sample.
     """
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    if t_start < steps - 1:
-        raise ValueError(f"t_start {t_start} is too small for {steps} steps")
-    return np.round(np.linspace(t_start, 0, steps, endpoint=False)).astype(np.int64)
+    if not isinstance(steps, int | np.integer) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    if not isinstance(t_start, int | np.integer) or t_start < 1:
+        raise ValueError(f"t_start must be an integer >= 1, got {t_start!r}")
+    if not 0 < power <= 4:
+        raise ValueError(f"spacing power must be in (0, 4], got {power}")
+    ts = np.round(t_start * (1 - np.arange(steps) / steps) ** power).astype(np.int64)
+    if np.any(np.diff(ts) >= 0) or ts[-1] < 1:
+        raise ValueError(f"{steps} steps do not fit below t_start {t_start} (spacing power {power}): use fewer steps")
+    return ts
 
 
 @dataclass(frozen=True)
-class DdimCoefficients:
-    """Per-step coefficients of a DDIM run (arrays of shape (steps,), float64).
+class SolverTables:
+    """Per-step coefficients of a run (arrays of shape (steps,), float64); see module docstring."""
 
-    Step i maps x_{t_i} to x_{t_{i+1}} with
-    x_next = c_x0[i] · x̂_0 + c_eps[i] · ε + sigma[i] · z.
-    """
+    t: np.ndarray  # t_i, the network's timestep input
+    alpha: np.ndarray  # √ᾱ_{t_i}
+    a: np.ndarray  # σ_next / σ_now
+    b: np.ndarray  # α_next (1 − e^{−h})
+    c_now: np.ndarray  # weight of x̂₀_i in D
+    c_prev: np.ndarray  # weight of x̂₀_{i−1} in D
 
-    timesteps: np.ndarray  # t_i
-    abar: np.ndarray  # ᾱ_{t_i}
-    c_x0: np.ndarray  # √ᾱ_{t_{i+1}}
-    c_eps: np.ndarray  # √(1 - ᾱ_{t_{i+1}} - σ_i²)
-    sigma: np.ndarray  # σ_i = η √((1-ᾱ_{i+1})/(1-ᾱ_i)) √(1 - ᾱ_i/ᾱ_{i+1})  (DDIM Eq. 16)
+    @property
+    def steps(self) -> int:
+        return int(self.t.shape[0])
 
 
-def ddim_coefficients(abar_table: np.ndarray, timesteps: np.ndarray, eta: float = 0.0) -> DdimCoefficients:
-    """Tabulate the DDIM update for a run over ``timesteps`` (ᾱ of the step after the last is 1)."""
-    abar = abar_table[timesteps]
-    abar_next = np.append(abar_table[timesteps[1:]], 1.0)
-    sigma = eta * np.sqrt((1 - abar_next) / (1 - abar) * (1 - abar / abar_next))
-    return DdimCoefficients(
-        timesteps=timesteps,
-        abar=abar,
-        c_x0=np.sqrt(abar_next),
-        c_eps=np.sqrt(np.clip(1 - abar_next - sigma**2, 0, None)),
-        sigma=sigma,
-    )
+def solver_tables(abar_table: np.ndarray, ts: np.ndarray, solver: str = "dpm2m") -> SolverTables:
+    """Tabulate a run over timesteps ``ts`` (from :func:`timesteps`) for ``solver`` in SOLVERS."""
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
+    abar = abar_table[ts]
+    abar_next = np.append(abar_table[ts[1:]], 1.0)
+    alpha, sigma = np.sqrt(abar), np.sqrt(1 - abar)
+    alpha_next, sigma_next = np.sqrt(abar_next), np.sqrt(1 - abar_next)
+    lam = np.log(alpha / sigma)
+    with np.errstate(divide="ignore"):
+        exp_neg_h = np.where(sigma_next > 0, (alpha * sigma_next) / (sigma * np.maximum(alpha_next, 1e-300)), 0.0)
+    a = sigma_next / sigma
+    b = alpha_next * (1 - exp_neg_h)
+    c_now, c_prev = np.ones_like(a), np.zeros_like(a)
+    if solver == "dpm2m":
+        for i in range(1, len(ts) - 1):  # first and last steps stay first order
+            h = np.log(alpha_next[i] / sigma_next[i]) - lam[i]
+            q = (lam[i] - lam[i - 1]) / h
+            c_now[i], c_prev[i] = 1 + 1 / (2 * q), -1 / (2 * q)
+    return SolverTables(t=ts.astype(np.float64), alpha=alpha, a=a, b=b, c_now=c_now, c_prev=c_prev)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .export import INPUTS, OUTPUT, input_shapes
+from .stepgraph import OUTPUTS, TASKS, input_shapes
 
 
 def unavailable_reason() -> str | None:
@@ -35,12 +35,14 @@ def gpu_tag() -> dict[str, str]:
     return {"gpu": torch.cuda.get_device_name(), "compute_capability": f"{major}.{minor}", "tensorrt": trt.__version__}
 
 
-def plan_name(guidance: str, tag: dict[str, str], precision: str) -> str:
+def plan_name(task: str, tag: dict[str, str], precision: str) -> str:
     gpu = re.sub(r"[^A-Za-z0-9]+", "-", tag["gpu"]).strip("-").lower()
-    return f"step_{guidance}_{gpu}_sm{tag['compute_capability'].replace('.', '')}_trt{tag['tensorrt']}_{precision}.plan"
+    return f"step_{task}_{gpu}_sm{tag['compute_capability'].replace('.', '')}_trt{tag['tensorrt']}_{precision}.plan"
 
 
-def build_plan(onnx_path: Path, plan_path: Path, precision: str, max_batch: int, opt_batch: int, cache: Path) -> None:
+def build_plan(
+    onnx_path: Path, task: str, plan_path: Path, precision: str, max_batch: int, opt_batch: int, cache: Path
+) -> None:
     """Parse ONNX and build a serialised engine with a batch profile and a timing cache.
 
     FP16 keeps the normalisation arithmetic (reductions, square roots, powers: LayerNorm is
@@ -57,8 +59,7 @@ def build_plan(onnx_path: Path, plan_path: Path, precision: str, max_batch: int,
         raise RuntimeError(f"TensorRT could not parse {onnx_path}:\n{errors}")
     config = builder.create_builder_config()
     profile = builder.create_optimization_profile()
-    for name in INPUTS:
-        shape = input_shapes(1)[name]
+    for name, shape in input_shapes(task, 1).items():
         if len(shape) > 1:  # batched inputs
             rest = tuple(shape[1:])
             profile.set_shape(name, (1, *rest), (opt_batch, *rest), (max_batch, *rest))
@@ -98,19 +99,19 @@ def build_engines(
         return [], reason
     tag = gpu_tag()
     entries = []
-    for guidance, onnx_file in graphs.items():
-        plan = out / plan_name(guidance, tag, precision)
-        build_plan(out / onnx_file, plan, precision, max_batch, opt_batch, out / "timing.cache")
-        entries.append({"guidance": guidance, "file": plan.name, "precision": precision,
+    for task, onnx_file in graphs.items():
+        plan = out / plan_name(task, tag, precision)
+        build_plan(out / onnx_file, task, plan, precision, max_batch, opt_batch, out / "timing.cache")
+        entries.append({"task": task, "file": plan.name, "precision": precision,
                         "max_batch": max_batch, "opt_batch": opt_batch, **tag})  # fmt: skip
         print(f"built {plan}")
     return entries, None
 
 
 class TensorRTStep:
-    """Runs one plan: binds CUDA tensors by address and enqueues on torch's current stream."""
+    """Runs one task's plan: binds CUDA tensors by address and enqueues on torch's current stream."""
 
-    def __init__(self, plan: Path):
+    def __init__(self, plan: Path, task: str):
         import tensorrt as trt
 
         self.logger = trt.Logger(trt.Logger.WARNING)
@@ -119,19 +120,22 @@ class TensorRTStep:
         if self.engine is None:
             raise RuntimeError(f"TensorRT could not deserialise {plan}")
         self.context = self.engine.create_execution_context()
+        self.inputs = TASKS[task]
         self.max_batch = self.engine.get_tensor_profile_shape("x_t", 0)[2][0]
 
-    def __call__(self, feeds: dict[str, torch.Tensor]) -> torch.Tensor:
-        """feeds: the step graph's inputs as contiguous float32 CUDA tensors -> x_next."""
+    def __call__(self, feeds: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """feeds: the graph's inputs as contiguous float32 CUDA tensors -> (x0, grad), each (B, 17, 3)."""
         batch = feeds["x_t"].shape[0]
         if batch > self.max_batch:
             raise ValueError(f"batch {batch} exceeds the engine's profile maximum {self.max_batch}")
-        out = torch.empty_like(feeds["x_t"])
-        for name in INPUTS:
-            tensor = feeds[name]
+        outs = tuple(torch.empty_like(feeds["x_t"]) for _ in OUTPUTS)
+        for name in self.inputs:
+            tensor = feeds[name].contiguous()
             self.context.set_input_shape(name, tuple(tensor.shape))
             self.context.set_tensor_address(name, tensor.data_ptr())
-        self.context.set_tensor_address(OUTPUT, out.data_ptr())
+        for name, tensor in zip(OUTPUTS, outs, strict=True):
+            self.context.set_tensor_address(name, tensor.data_ptr())
         if not self.context.execute_async_v3(torch.cuda.current_stream().cuda_stream):
             raise RuntimeError("TensorRT execution failed")
-        return out
+        torch.cuda.current_stream().synchronize()
+        return outs

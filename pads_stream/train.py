@@ -26,17 +26,19 @@ from .config import from_dict, load_json, to_dict
 from .data import AugmentConfig, augment_to_camera, bvh_poses, load_plain, load_positions_3d
 from .model import Denoiser, PriorConfig
 from .schedule import DiffusionConfig, add_noise, alphas_cumprod
+from .stepgraph import package_file
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Data, augmentation and optimisation of a training run. Paths relative to the CWD."""
+    """Data, augmentation and optimisation of a training run. Paths relative to the CWD; an
+    empty ``bvh_mapping`` is the package's ``configs/bandai_to_h36m.json``."""
 
     h36m: str = "../shared/data/h36m/positions_3d_25hz.npz"
     train_subjects: tuple[str, ...] = ("S1", "S5", "S6", "S7", "S8")
     holdout_takes: str = "S8:_2"  # "subject:suffix": takes held out for validation and tuning
     bvh_dirs: tuple[str, ...] = ("../shared/data/bandai",)
-    bvh_mapping: str = "configs/bandai_to_h36m.json"
+    bvh_mapping: str = ""
     bvh_stride: int = 2  # keep every n-th BVH frame (30 fps data)
     bvh_fraction: float = 0.2  # share of each batch drawn from BVH poses
     plain_arrays: tuple[str, ...] = ()  # .npy files of (N, 17, 3) Y-up metre poses, added to the H36M pool
@@ -53,6 +55,7 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 1000
     threads: int = 0  # torch CPU threads per process, 0 = torch's default
+    init_from: str = ""  # checkpoint whose EMA weights and scale start the run (fine-tuning); "" = random init
 
 
 def split_holdout(data: dict[str, dict[str, np.ndarray]], holdout: str) -> tuple[dict, dict]:
@@ -77,7 +80,7 @@ def training_pools(cfg: TrainConfig) -> list[np.ndarray]:
         )
     ]
     if cfg.bvh_dirs and cfg.bvh_fraction > 0:
-        mapping = JointMapping.from_json(cfg.bvh_mapping)
+        mapping = JointMapping.from_json(cfg.bvh_mapping or package_file("configs", "bandai_to_h36m.json"))
         pools.append(np.concatenate([bvh_poses(d, mapping, cfg.bvh_stride) for d in cfg.bvh_dirs]))
     return pools
 
@@ -130,6 +133,12 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, log_every: int = 50
     pools = training_pools(cfg)
     scale = pose_scale(pools, aug, cfg.seed)
     net = Denoiser(prior_cfg).to(device)
+    if cfg.init_from:
+        init = load_checkpoint(cfg.init_from)
+        if init["prior"] != to_dict(prior_cfg) or init["diffusion"] != to_dict(diff_cfg):
+            raise ValueError(f"init_from {cfg.init_from}: its prior/diffusion config differs from this run's")
+        net.load_state_dict(init["weights"])
+        scale = float(init["scale"])
     ema = copy.deepcopy(net).requires_grad_(False)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     rng = np.random.default_rng([cfg.seed, rank])

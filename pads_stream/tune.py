@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .api import load_model
+from .api import PoseModel, load_model
 from .checkpoint import load_checkpoint
-from .data import load_positions_3d
+from .data import DEFAULT_DATA, h36m_path, load_positions_3d
+from .evaluate import limb_and_random_masks
 from .metrics import mpjpe, p_mpjpe
 from .rig import detector_noise, random_views
 from .train import TrainConfig, split_holdout
@@ -37,87 +38,99 @@ def validation_views(cfg: TrainConfig, n: int, seed: int = 0) -> dict[str, np.nd
     return {"kp2d": v.kp2d, "kp2d_det": det, "conf_det": conf, "K": v.K, "root": v.root, "gt": v.gt}
 
 
-def tune_denoise(model, gt: np.ndarray) -> dict:
+def tune_denoise(model: PoseModel, gt: np.ndarray, steps: int) -> dict:
     """Denoising start level and step on held-out poses with 10, 25 and 50 mm noise."""
     rng = np.random.default_rng(1)
     noisy = [gt + rng.normal(0, sigma_mm / 1000, gt.shape) for sigma_mm in (10, 25, 50)]
     best = None
-    print("| denoise t_start | rho | MPJPE after 10/25/50 mm noise |\n|---|---|---|")
-    for t_start, rho in itertools.product((50, 100, 150, 250), (0.25, 0.5, 1.0)):
-        model.sampler = dataclasses.replace(model.sampler, denoise_t_start=t_start, denoise_rho=rho)
-        errs = [float(mpjpe(model.denoise(y, steps=10), gt).mean()) for y in noisy]
+    print(
+        "| denoise t_start | rho | MPJPE after 10/25/50 mm noise (before: "
+        + " / ".join(f"{mpjpe(y - y[:, :1], gt).mean():.1f}" for y in noisy)
+        + ") |\n|---|---|---|"
+    )
+    base = model.sampler
+    for t_start, rho in itertools.product((50, 100, 150, 250), (0.0, 0.25, 0.5, 1.0)):
+        model.sampler = dataclasses.replace(base, denoise_t_start=t_start, denoise_rho=rho)
+        errs = [float(mpjpe(model.denoise(y, steps=steps), gt).mean()) for y in noisy]
         print(f"| {t_start} | {rho} | {' / '.join(f'{e:.1f}' for e in errs)} |", flush=True)
         if best is None or sum(errs) < best[0]:
             best = (sum(errs), {"denoise_t_start": t_start, "denoise_rho": rho})
+    model.sampler = base
     return best[1]
 
 
-def tune_complete(model, gt: np.ndarray) -> dict:
-    """Completion step on held-out poses with 25% of the joints (pelvis kept) missing."""
-    rng = np.random.default_rng(2)
-    mask = np.ones(gt.shape[:2], bool)
-    for m in mask:
-        m[1 + rng.choice(16, 4, replace=False)] = False
+def tune_complete(model: PoseModel, gt: np.ndarray, steps: int) -> dict:
+    """Completion start level and step on held-out poses: each limb and 25 / 50 % random missing."""
+    cases = limb_and_random_masks(len(gt), np.random.default_rng(2))
     best = None
-    print("| complete rho | MPJPE on missing joints |\n|---|---|")
-    for rho in (1.0, 2.0, 4.0, 8.0, 16.0):
-        model.sampler = dataclasses.replace(model.sampler, complete_rho=rho)
-        x = model.complete(np.where(mask[..., None], gt, np.nan), mask, steps=20)
-        err = float(1000 * np.linalg.norm(x - gt, axis=-1)[~mask].mean())
-        print(f"| {rho} | {err:.1f} |", flush=True)
-        if best is None or err < best[0]:
-            best = (err, {"complete_rho": rho})
+    print("| complete t_start | rho | " + " | ".join(cases) + " | mean |\n|---" + "|---" * (len(cases) + 2) + "|")
+    base = model.sampler
+    for t_start, rho in itertools.product((300, 450, 600, 800), (1.0, 2.0, 4.0, 8.0)):
+        model.sampler = dataclasses.replace(base, complete_t_start=t_start, complete_rho=rho)
+        errs = []
+        for mask in cases.values():
+            x = model.complete(np.where(mask[..., None], gt, np.nan), mask, steps=steps)
+            errs.append(float(1000 * np.linalg.norm(x - gt, axis=-1)[~mask].mean()))
+        print(
+            f"| {t_start} | {rho} | " + " | ".join(f"{e:.1f}" for e in errs) + f" | {np.mean(errs):.1f} |", flush=True
+        )
+        if best is None or np.mean(errs) < best[0]:
+            best = (float(np.mean(errs)), {"complete_t_start": t_start, "complete_rho": rho})
+    model.sampler = base
     return best[1]
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="pads-stream tune", description=__doc__)
+    parser = argparse.ArgumentParser(prog="pads-stream tune", description=__doc__,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
     parser.add_argument("--model", required=True, help="checkpoint to tune")
     parser.add_argument("--out", help="write the checkpoint with the chosen sampler here")
+    parser.add_argument("--data", default=DEFAULT_DATA, help="data folder holding h36m/positions_3d_25hz.npz")
     parser.add_argument("--samples", type=int, default=500)
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--t-start", default="200,300,400,500")
-    parser.add_argument("--rho", default="0.5,1,2,4")
-    parser.add_argument("--guidance", default="dps,cheap")
-    parser.add_argument("--hypotheses", default="1")
+    parser.add_argument("--t-start", default="400,500,600")
+    parser.add_argument("--rho", default="4,6,8")
+    parser.add_argument("--spacing", default="0.7")
+    parser.add_argument("--solver", default="dpm2m")
+    parser.add_argument("--snap-power", default="3")
     parser.add_argument("--tasks", default="estimate,denoise,complete")
     args = parser.parse_args(argv)
 
-    val = validation_views(TrainConfig(), args.samples)
+    val = validation_views(TrainConfig(h36m=h36m_path(args.data)), args.samples)
     model = load_model(args.model, backend="torch")
     base = model.sampler
     tasks = args.tasks.split(",")
     if "denoise" in tasks:
-        base = dataclasses.replace(base, **tune_denoise(model, val["gt"][:200]))
+        base = dataclasses.replace(base, **tune_denoise(model, val["gt"][:200], args.steps))
     if "complete" in tasks:
-        base = dataclasses.replace(base, **tune_complete(model, val["gt"][:200]))
-    if "estimate" not in tasks:
-        args.t_start, args.rho, args.guidance, args.hypotheses = str(base.t_start), str(base.rho), base.guidance, "1"
-    results = []
-    grid = itertools.product(
-        [int(t) for t in args.t_start.split(",")],
-        [float(r) for r in args.rho.split(",")],
-        args.guidance.split(","),
-        [int(h) for h in args.hypotheses.split(",")],
-    )
-    print(
-        "| t_start | rho | guidance | hyp | GT 2D MPJPE / PA | det. 2D MPJPE / PA | s |\n|---|---|---|---|---|---|---|"
-    )
-    for t_start, rho, guidance, hyp in grid:
-        model.sampler = dataclasses.replace(base, t_start=t_start, rho=rho, guidance=guidance, hypotheses=hyp)
-        start = time.perf_counter()
-        gt = model.estimate(val["kp2d"], val["K"], val["root"], steps=args.steps)
-        det = model.estimate(val["kp2d_det"], val["K"], val["root"], val["conf_det"], steps=args.steps)
-        e = [float(f(x, val["gt"]).mean()) for x in (gt, det) for f in (mpjpe, p_mpjpe)]
-        results.append((0.5 * (e[0] + e[2]), model.sampler))
-        print(f"| {t_start} | {rho} | {guidance} | {hyp} | {e[0]:.1f} / {e[1]:.1f} | {e[2]:.1f} / {e[3]:.1f} "
-              f"| {time.perf_counter() - start:.1f} |", flush=True)  # fmt: skip
+        base = dataclasses.replace(base, **tune_complete(model, val["gt"][:200], args.steps))
+    results = [(float("inf"), base)]
+    if "estimate" in tasks:
+        grid = itertools.product(
+            [int(t) for t in args.t_start.split(",")],
+            [float(r) for r in args.rho.split(",")],
+            [float(p) for p in args.spacing.split(",")],
+            args.solver.split(","),
+            [float(p) for p in args.snap_power.split(",")],
+        )
+        print("| t_start | rho | spacing | solver | snap | GT 2D MPJPE / PA | det. 2D MPJPE / PA | s |\n"
+              "|---|---|---|---|---|---|---|---|")  # fmt: skip
+        for t_start, rho, spacing, solver, snap in grid:
+            model.sampler = dataclasses.replace(base, t_start=t_start, rho=rho, spacing=spacing, solver=solver,
+                                                snap_power=snap)  # fmt: skip
+            start = time.perf_counter()
+            gt = model.estimate(val["kp2d"], val["K"], val["root"], steps=args.steps)
+            det = model.estimate(val["kp2d_det"], val["K"], val["root"], val["conf_det"], steps=args.steps)
+            e = [float(f(x, val["gt"]).mean()) for x in (gt, det) for f in (mpjpe, p_mpjpe)]
+            results.append((0.5 * (e[0] + e[2]), model.sampler))
+            print(f"| {t_start} | {rho} | {spacing} | {solver} | {snap} | {e[0]:.1f} / {e[1]:.1f} | "
+                  f"{e[2]:.1f} / {e[3]:.1f} | {time.perf_counter() - start:.1f} |", flush=True)  # fmt: skip
     best_score, best = min(results, key=lambda r: r[0])
-    print(f"best (mean MPJPE {best_score:.1f} mm on validation): {best}")
+    print(f"chosen (mean MPJPE {best_score:.1f} mm on validation): {best}")
     if args.out:
         ckpt = load_checkpoint(args.model)
         ckpt["sampler"] = dataclasses.asdict(best)
         ckpt["sampler_validation"] = {"mean_mpjpe_mm": best_score, "samples": len(val["gt"]), "steps": args.steps}
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         torch.save(ckpt, args.out)
-        print(f"wrote {args.out}")
+        print(f"wrote {args.out}; run `pads-stream export --model {args.out}` for the ONNX Runtime backend")

@@ -20,8 +20,32 @@ from .skeleton import LAYOUTS
 
 VERSION = 1
 MAX_MESSAGE_BYTES = 1 << 20  # larger messages are rejected unread
+MAX_TOPIC_BYTES = 256
 MAX_PERSONS = 64
 MAX_STREAM_NAME = 128
+MAX_DEPTH = 6  # nesting of maps and lists in a payload (a kp2d message needs 5)
+MAX_PX = 1e6  # |pixel coordinate| bound
+MAX_ROOT_M = 1e4  # |root coordinate| bound, metres
+MAX_K = 1e7  # |intrinsics entry| bound, pixels
+ERROR_KINDS = {
+    "frames": "not exactly two frames (topic, payload)",
+    "too_large": f"payload over {MAX_MESSAGE_BYTES} bytes, topic over {MAX_TOPIC_BYTES} bytes, or over "
+    f"{MAX_PERSONS} persons",
+    "topic": "topic not UTF-8, unknown, not matching the stream, or not matching the payload's message type",
+    "not_msgpack": "payload is not one msgpack map within the limits (nesting, lengths)",
+    "schema": "a key missing or of the wrong msgpack type (v missing included)",
+    "version": "v is not 1",
+    "shape": "an array of the wrong shape or byte length",
+    "value": "a number out of range: NaN or infinite where used, confidence outside [0, 1], |px| > 1e6, "
+    "root not 0 < Z and |X, Y, Z| <= 1e4 m",
+    "layout": "unknown layout",
+    "camera": "K not finite and invertible with positive focal lengths (or entries beyond 1e7), bad dist",
+    "no_camera": "no intrinsics latched for the stream and none in the frame",
+    "too_many_streams": "the stream limit is reached and no idle stream can be evicted",
+    "no_joints": "a person with no joint of confidence > 0 (the person is dropped, the frame goes on)",
+    "no_root": "root not sent and not estimable: no bone with both ends observed (person dropped)",
+    "estimate_failed": "the estimate was non-finite or implausible (person dropped, never remembered)",
+}
 
 
 class WireError(ValueError):
@@ -55,7 +79,7 @@ class Kp2dFrame:
     """A validated ``kp2d`` message (keypoints still in the sender's ``layout``)."""
 
     stream: str
-    frame: int
+    frame: int | None  # the sender's frame number (nil allowed), echoed in the output
     t_ns: int
     layout: str
     camera: Camera | None
@@ -75,29 +99,45 @@ def encode(topic: str, payload: dict[str, Any]) -> list[bytes]:
     return [topic.encode(), msgpack.packb(payload, use_bin_type=True)]
 
 
+def _too_deep(obj: Any, limit: int) -> bool:
+    """Whether maps and lists nest deeper than ``limit`` (iterative: no recursion on hostile input)."""
+    stack = [(obj, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
 def decode(frames: list[bytes]) -> tuple[str, dict[str, Any]]:
-    """(topic, payload) of two frames; raises WireError on anything else."""
+    """(topic, payload) of two frames; raises WireError on anything else. Reasons never echo input."""
     if len(frames) != 2:
-        raise WireError("frames", f"expected 2 frames (topic, msgpack map), got {len(frames)}")
+        raise WireError("frames", f"expected 2 frames (topic, msgpack map), got {min(len(frames), 99)}")
     size = len(frames[1])
-    if size > MAX_MESSAGE_BYTES:
-        raise WireError("too_large", f"message of {size} bytes exceeds {MAX_MESSAGE_BYTES}")
+    if size > MAX_MESSAGE_BYTES or len(frames[0]) > MAX_TOPIC_BYTES:
+        raise WireError("too_large", f"topic or payload too large ({len(frames[0])} / {size} bytes)")
     try:
         topic = frames[0].decode()
     except UnicodeDecodeError as err:
         raise WireError("topic", "topic is not UTF-8") from err
     try:
-        payload = msgpack.unpackb(frames[1], raw=False, strict_map_key=True, max_array_len=4096, max_map_len=64)
+        payload = msgpack.unpackb(frames[1], raw=False, strict_map_key=True, max_map_len=64)
     except Exception as err:  # msgpack raises several unrelated types on bad input
-        raise WireError("not_msgpack", f"payload is not msgpack: {type(err).__name__}") from err
+        raise WireError("not_msgpack", f"payload is not one msgpack object ({type(err).__name__})") from err
     if not isinstance(payload, dict):
         raise WireError("schema", f"payload must be a map, got {type(payload).__name__}")
+    if _too_deep(payload, MAX_DEPTH):
+        raise WireError("not_msgpack", f"payload nests deeper than {MAX_DEPTH} levels")
     return topic, payload
 
 
-def _int(value: Any, name: str) -> int:
+def _int(value: Any, name: str, nil: bool = False) -> int | None:
+    if value is None and nil:
+        return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise WireError("schema", f"{name} must be an integer")
+        raise WireError("schema", f"{name} must be an integer{' or nil' if nil else ''}")
     return value
 
 
@@ -112,7 +152,7 @@ def _floats(value: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
     except (TypeError, ValueError) as err:
         raise WireError("schema", f"{name} must be numbers of shape {shape}") from err
     if arr.shape != shape:
-        raise WireError("shape", f"{name} must have shape {shape}, got {arr.shape}")
+        raise WireError("shape", f"{name} must have shape {shape}, got {arr.shape}"[:120])
     return arr
 
 
@@ -120,13 +160,15 @@ def _camera(value: Any) -> Camera:
     if not isinstance(value, dict) or "K" not in value:
         raise WireError("camera", "camera must be a map with K")
     K = _floats(value["K"], (3, 3), "camera.K")
-    if not np.all(np.isfinite(K)) or abs(np.linalg.det(K)) < 1e-9 or K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise WireError("camera", "camera.K must be finite and invertible with positive focal lengths")
+    if not np.all(np.isfinite(K)) or np.any(np.abs(K) > MAX_K):
+        raise WireError("camera", f"camera.K must be finite with entries within {MAX_K:g}")
+    if abs(np.linalg.det(K)) < 1e-9 or K[0, 0] <= 0 or K[1, 1] <= 0:
+        raise WireError("camera", "camera.K must be invertible with positive focal lengths")
     dist = None
     if value.get("dist") is not None:
         dist = _floats(value["dist"], (5,), "camera.dist")
-        if not np.all(np.isfinite(dist)):
-            raise WireError("camera", "camera.dist must be finite")
+        if not np.all(np.isfinite(dist)) or np.any(np.abs(dist) > 1e3):
+            raise WireError("camera", "camera.dist must be finite and within 1e3")
     return Camera(K=K, dist=dist)
 
 
@@ -135,17 +177,21 @@ def _stream(payload: dict, topic: str, prefix: str) -> str:
     if not isinstance(stream, str) or not 0 < len(stream) <= MAX_STREAM_NAME:
         raise WireError("schema", f"stream must be a string of 1-{MAX_STREAM_NAME} characters")
     if topic != f"{prefix}/{stream}":
-        raise WireError("schema", f"topic {topic!r} does not match stream {stream!r}", stream)
+        raise WireError("topic", "topic does not match the payload's stream", stream)
     return stream
 
 
 def decode_inbound(frames: list[bytes]) -> Kp2dFrame | CameraUpdate:
     """Decode and validate one inbound message (``kp2d/…`` or ``camera/…``)."""
     topic, p = decode(frames)
-    if p.get("v") != VERSION:
-        raise WireError("version", f"unsupported protocol version {p.get('v')!r}; this node speaks {VERSION}")
+    if "v" not in p:
+        raise WireError("schema", "v (the protocol version) is required")
+    if p["v"] != VERSION:
+        raise WireError("version", f"unsupported protocol version; this node speaks {VERSION}")
     kind = topic.split("/", 1)[0]
     if kind == "camera":
+        if "persons" in p or "frame" in p:
+            raise WireError("topic", "a kp2d payload on a camera/ topic")
         stream = _stream(p, topic, "camera")
         try:
             return CameraUpdate(stream=stream, camera=_camera(p.get("camera")))
@@ -153,15 +199,17 @@ def decode_inbound(frames: list[bytes]) -> Kp2dFrame | CameraUpdate:
             err.stream = stream
             raise
     if kind != "kp2d":
-        raise WireError("topic", f"unknown topic {topic!r}")
+        raise WireError("topic", "unknown topic: inbound topics are kp2d/<stream> and camera/<stream>")
     stream = _stream(p, topic, "kp2d")
     frame = None
     try:
-        frame = _int(p.get("frame"), "frame")
+        frame = _int(p.get("frame"), "frame", nil=True)
         t_ns = _int(p.get("t_ns"), "t_ns")
         layout = p.get("layout")
+        if not isinstance(layout, str):
+            raise WireError("schema", "layout must be a string")
         if layout not in LAYOUTS:
-            raise WireError("layout", f"unknown layout {layout!r}; supported {list(LAYOUTS)}")
+            raise WireError("layout", f"unknown layout; supported {list(LAYOUTS)}")
         camera = _camera(p["camera"]) if p.get("camera") is not None else None
         persons = p.get("persons")
         if not isinstance(persons, list):
@@ -173,20 +221,20 @@ def decode_inbound(frames: list[bytes]) -> Kp2dFrame | CameraUpdate:
             if not isinstance(person, dict):
                 raise WireError("schema", f"persons[{k}] must be a map")
             pid = _int(person.get("id"), f"persons[{k}].id")
-            if pid in ids:
-                raise WireError("schema", f"person id {pid} appears twice")
+            if pid in ids or not -(2**63) <= pid < 2**64:
+                raise WireError("value", f"persons[{k}].id is repeated or beyond 64 bits")
             ids.add(pid)
             kp = _floats(person.get("kp"), (17, 3), f"persons[{k}].kp")
             conf = kp[:, 2]
             if not np.all(np.isfinite(conf)) or np.any((conf < 0) | (conf > 1)):
                 raise WireError("value", f"persons[{k}].kp confidences must be finite and within [0, 1]")
-            if not np.all(np.isfinite(kp[conf > 0, :2])):
-                raise WireError("value", f"persons[{k}].kp has NaN or infinite coordinates where confidence > 0")
+            if not np.all(np.isfinite(kp[conf > 0, :2])) or np.any(np.abs(kp[conf > 0, :2]) > MAX_PX):
+                raise WireError("value", f"persons[{k}].kp must be finite within {MAX_PX:g} px where confidence > 0")
             root = None
             if person.get("root") is not None:
                 root = _floats(person["root"], (3,), f"persons[{k}].root")
-                if not np.all(np.isfinite(root)) or root[2] <= 0:
-                    raise WireError("value", f"persons[{k}].root must be finite with depth Z > 0 m")
+                if not np.all(np.isfinite(root)) or root[2] <= 0 or np.any(np.abs(root) > MAX_ROOT_M):
+                    raise WireError("value", f"persons[{k}].root must be finite metres, 0 < Z, |X, Y, Z| <= 1e4")
             out.append(Person(id=pid, kp=np.where(conf[:, None] > 0, kp[:, :2], 0.0), conf=conf, root=root))
     except WireError as err:
         err.stream, err.frame = stream, frame

@@ -51,13 +51,70 @@ def test_other_tasks_shapes_and_validation(model, test_set):
     assert np.all(np.isfinite(model.complete(partial, mask, steps=3)))
     with pytest.raises(ValueError, match="mask must be a bool"):
         model.complete(partial, mask.astype(int), steps=3)
-    with pytest.raises(ValueError, match="partial has NaN"):
+    with pytest.raises(ValueError, match="partial must be finite"):
         model.complete(partial, np.ones((5, 17), bool), steps=3)
     with pytest.raises(ValueError, match="noisy must have shape"):
         model.denoise(gt[:, :, :2])
     assert model.generate(3, steps=4).shape == (3, 17, 3)
     with pytest.raises(ValueError, match="n must be"):
         model.generate(0)
+
+
+def test_completion_keeps_the_observed_joints(model, test_set):
+    gt = test_set["gt"][:4]
+    mask = np.ones((4, 17), bool)
+    mask[:, [1, 2, 3]] = False
+    x = model.complete(np.where(mask[..., None], gt, np.nan), mask, steps=4, seed=1)
+    np.testing.assert_allclose(x[mask], gt[mask], atol=1e-6)
+    assert np.all(np.isfinite(x))
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda m, kp, K, root: m.estimate(kp, K, root, steps=0), "steps must be"),
+        (lambda m, kp, K, root: m.estimate(kp, K, root, steps=2.5), "steps must be"),
+        (lambda m, kp, K, root: m.estimate(kp, K, root, t_start=5000), "t_start must be"),
+        (lambda m, kp, K, root: m.estimate(kp, K, root, t_start="400"), "t_start must be"),
+        (lambda m, kp, K, root: m.estimate("kp", K, root), "kp2d must be a numeric array"),
+        (lambda m, kp, K, root: m.estimate(kp, K, root, layout="openpose"), "layout must be one of"),
+        (lambda m, kp, K, root: m.estimate(kp * 1e300, K, root), "kp2d has"),
+        (lambda m, kp, K, root: m.estimate(kp, K, root * 1e300), "root must be finite"),
+        (lambda m, kp, K, root: m.generate("3"), "n must be"),
+    ],
+)
+def test_bad_arguments_raise_value_error_naming_them(model, inputs, call, message):
+    with pytest.raises(ValueError, match=message):
+        call(model, *inputs)
+
+
+def test_implausible_K_and_millimetre_root_warn(model, inputs):
+    kp, K, root = inputs
+    with pytest.warns(RuntimeWarning, match="transposed"):
+        model.estimate(kp, K[0].T, root, steps=2)
+    with pytest.warns(RuntimeWarning, match="millimetres"):
+        model.estimate(kp, K, root * 1000, steps=2)
+
+
+def test_coco_layout_is_accepted(model, test_set):
+    from pads_stream.skeleton import COCO_JOINTS, H36M_JOINTS
+
+    kp_h36m = test_set["kp2d"][:3]
+    coco = np.zeros((3, 17, 2))
+    for i, name in enumerate(COCO_JOINTS):  # COCO joints that exist in H36M, the face from the head
+        src = H36M_JOINTS.index(name) if name in H36M_JOINTS else H36M_JOINTS.index("head")
+        coco[:, i] = kp_h36m[:, src]
+    coco[:, COCO_JOINTS.index("nose")] = kp_h36m[:, H36M_JOINTS.index("neck_nose")]
+    x = model.estimate(coco, test_set["K"][:3], test_set["root"][:3], steps=3, layout="coco17")
+    assert x.shape == (3, 17, 3) and np.all(np.isfinite(x))
+
+
+def test_root_is_estimated_when_not_given(model, test_set):
+    idx = np.arange(0, 400, 40)
+    kp, K, root = test_set["kp2d"][idx], test_set["K"][idx], test_set["root"][idx]
+    _, r = model.estimate(kp, K, None, steps=3, return_root=True)
+    assert r.shape == (10, 3) and np.all(r[:, 2] > 0)
+    assert np.median(np.linalg.norm(r - root, axis=-1)) < 1.0  # body-size depth, even with a random prior
 
 
 def test_unknown_backend_is_refused(tiny_checkpoint):

@@ -1,8 +1,10 @@
-"""The exported step: its graph against TensorRT 10's parser table, parity of the ONNX Runtime
-backend with torch through the whole sampler, manifests, and TensorRT where it exists."""
+"""The exported step graphs: their operators against TensorRT 10's parser table, parity of the
+ONNX Runtime backend with torch through the whole sampler for every task, the manifest, the
+ONNX Runtime path without torch, and TensorRT where it exists."""
 
-import dataclasses
 import json
+import subprocess
+import sys
 
 import numpy as np
 import onnx
@@ -10,21 +12,9 @@ import pytest
 from onnx import helper
 
 from pads_stream.api import load_model
-from pads_stream.backends import BackendUnavailable, engines_root
-from pads_stream.export import INPUTS, OPSET, build_manifest, export_onnx, trt_problems
+from pads_stream.export import OPSET, export, trt_problems
+from pads_stream.stepgraph import TASKS, BackendUnavailable, engines_root
 from pads_stream.tensorrt_engine import unavailable_reason
-
-
-@pytest.fixture(scope="module")
-def exported(tiny_checkpoint, tmp_path_factory, monkeypatch_module):
-    root = tmp_path_factory.mktemp("engines")
-    monkeypatch_module.setenv("PADS_STREAM_ENGINES", str(root))
-    model = load_model(tiny_checkpoint, backend="torch")
-    folder = root / tiny_checkpoint.stem
-    graphs = {g: export_onnx(model, folder / f"step_{g}.onnx", g).name for g in ("dps", "cheap")}
-    manifest = build_manifest(model, graphs, OPSET, "fp32", 256)
-    (folder / "manifest.json").write_text(json.dumps(manifest))
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +23,24 @@ def monkeypatch_module():
         yield mp
 
 
-def test_graph_is_within_tensorrt_support(exported):
-    for name in ("step_dps.onnx", "step_cheap.onnx"):
+@pytest.fixture(scope="module")
+def exported(tiny_checkpoint, tmp_path_factory, monkeypatch_module):
+    root = tmp_path_factory.mktemp("engines")
+    monkeypatch_module.setenv("PADS_STREAM_ENGINES", str(root))
+    folder = root / tiny_checkpoint.stem
+    export(tiny_checkpoint, folder, precision="fp32", max_batch=256)
+    return folder
+
+
+def test_graphs_are_within_tensorrt_support(exported):
+    manifest = json.loads((exported / "manifest.json").read_text())
+    assert set(manifest["graphs"]) == set(TASKS)
+    for task, name in manifest["graphs"].items():
         model = onnx.load(str(exported / name))
         onnx.checker.check_model(model)
         assert model.opset_import[0].version == OPSET
-        assert [i.name for i in model.graph.input] == list(INPUTS)
+        assert [i.name for i in model.graph.input] == list(TASKS[task])
+        assert [o.name for o in model.graph.output] == ["x0", "grad"]
         batch = {
             i.type.tensor_type.shape.dim[0].dim_param
             for i in model.graph.input
@@ -47,6 +49,16 @@ def test_graph_is_within_tensorrt_support(exported):
         assert len(batch) == 1 and batch != {""}  # one dynamic batch dimension shared by all batched inputs
         assert "LayerNormalization" not in {n.op_type for n in model.graph.node}
         assert trt_problems(model) == []
+
+
+def test_manifest_carries_what_the_runtime_needs(exported, tiny_checkpoint):
+    manifest = json.loads((exported / "manifest.json").read_text())
+    torch_model = load_model(tiny_checkpoint, backend="torch")
+    assert manifest["model"]["scale"] == pytest.approx(torch_model.scale)
+    assert manifest["model"]["hash"] == torch_model.model_hash
+    ort_model = load_model(tiny_checkpoint, backend="onnxruntime")
+    assert ort_model.sampler == torch_model.sampler
+    np.testing.assert_array_equal(ort_model.abar, torch_model.abar)
 
 
 def test_trt_check_catches_what_the_parser_refuses():
@@ -63,22 +75,46 @@ def test_trt_check_catches_what_the_parser_refuses():
     assert any("ReduceSum axes input is not a constant" in p for p in problems)
 
 
-@pytest.mark.parametrize("guidance", ["dps", "cheap"])
 @pytest.mark.parametrize("batch", [1, 3, 64])
-def test_onnxruntime_matches_torch_through_the_sampler(exported, tiny_checkpoint, test_set, batch, guidance):
+def test_onnxruntime_matches_torch_through_the_sampler(exported, tiny_checkpoint, test_set, batch):
     ref = load_model(tiny_checkpoint, backend="torch")
     ort_model = load_model(tiny_checkpoint, backend="onnxruntime")
+    kp, K, root, conf = (test_set[k][:batch] for k in ("kp2d_det", "K", "root", "conf_det"))
     for m in (ref, ort_model):
-        m.sampler = dataclasses.replace(m.sampler, guidance=guidance, eta=0.3, rho=2.0)
-    kp, K, root, conf = (
-        test_set["kp2d_det"][:batch],
-        test_set["K"][:batch],
-        test_set["root"][:batch],
-        test_set["conf_det"][:batch],
-    )
-    a = ref.estimate(kp, K, root, conf, steps=10, seed=3)
-    b = ort_model.estimate(kp, K, root, conf, steps=10, seed=3)
+        assert m.sampler.solver == "dpm2m" and m.sampler.rho > 0  # the shipped kind of run, guided
+    a = ref.estimate(kp, K, root, conf, steps=10)
+    b = ort_model.estimate(kp, K, root, conf, steps=10)
     assert np.abs(a - b).max() <= 1e-4  # metres
+    a, ra = ref.estimate(kp, K, None, conf, steps=10, return_root=True)  # root estimated: same path
+    b, rb = ort_model.estimate(kp, K, None, conf, steps=10, return_root=True)
+    assert np.abs(a - b).max() <= 1e-4 and np.abs(ra - rb).max() <= 1e-4
+    gt = test_set["gt"][:batch]
+    assert np.abs(ref.denoise(gt, steps=5) - ort_model.denoise(gt, steps=5)).max() <= 1e-4
+    mask = np.ones((batch, 17), bool)
+    mask[:, 11:14] = False
+    partial = np.where(mask[..., None], gt, np.nan)
+    assert np.abs(ref.complete(partial, mask, steps=5) - ort_model.complete(partial, mask, steps=5)).max() <= 1e-4
+    assert np.abs(ref.generate(batch, steps=5) - ort_model.generate(batch, steps=5)).max() <= 1e-4
+
+
+def test_onnxruntime_path_runs_without_torch(exported, tiny_checkpoint):
+    """What `pip install pads-stream` (no extras) gives: the API must not import torch."""
+    code = f"""
+import sys
+sys.modules["torch"] = None  # any import of torch now raises ImportError
+import numpy as np
+import pads_stream
+m = pads_stream.load_model({str(tiny_checkpoint)!r})
+assert m.backend.name == "onnxruntime", m.backend.name
+K = np.array([[1000.0, 0, 500], [0, 1000, 500], [0, 0, 1]])
+kp = 500 + 40 * np.random.default_rng(0).standard_normal((2, 17, 2))
+x = m.estimate(kp, K, None, steps=4)
+assert x.shape == (2, 17, 3) and np.isfinite(x).all()
+print("ok")
+"""
+    env = {"PADS_STREAM_ENGINES": str(engines_root()), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
 
 
 def test_auto_prefers_the_exported_graph_on_cpu(exported, tiny_checkpoint):
@@ -95,7 +131,8 @@ def test_stale_manifest_is_refused(exported, tiny_checkpoint, tmp_path, monkeypa
     assert engines_root() == tmp_path
     with pytest.raises(BackendUnavailable, match="re-run `pads-stream export"):
         load_model(tiny_checkpoint, backend="onnxruntime")
-    assert load_model(tiny_checkpoint, backend="auto").backend.name == "torch"  # falls back, still works
+    with pytest.warns(RuntimeWarning, match="re-run `pads-stream export"):  # falls back, says why
+        assert load_model(tiny_checkpoint, backend="auto").backend.name == "torch"
 
 
 def test_missing_export_is_refused_with_the_command(tiny_checkpoint, tmp_path, monkeypatch):
@@ -112,7 +149,7 @@ def test_tensorrt_engine_matches_torch(exported, tiny_checkpoint, test_set):
     from pads_stream.tensorrt_engine import build_engines
 
     manifest = json.loads((exported / "manifest.json").read_text())
-    manifest["engines"], reason = build_engines(exported, manifest["graph"]["files"], "fp32", 64, 8)
+    manifest["engines"], reason = build_engines(exported, manifest["graphs"], "fp32", 64, 8)
     assert reason is None
     (exported / "manifest.json").write_text(json.dumps(manifest))
     ref = load_model(tiny_checkpoint, backend="torch")

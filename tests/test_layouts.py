@@ -5,6 +5,7 @@ import pytest
 
 from pads_stream.bvh import JointMapping, forward_kinematics, load_bvh_h36m, parse_bvh
 from pads_stream.skeleton import COCO_JOINTS, H36M_JOINTS, bone_lengths, mirror, to_h36m
+from pads_stream.stepgraph import package_file
 
 BVH = """HIERARCHY
 ROOT Hips
@@ -67,7 +68,7 @@ def test_joint_mapping_builds_h36m_in_metres(tmp_path):
 
 
 def test_shipped_bandai_mapping_loads():
-    m = JointMapping.from_json("configs/bandai_to_h36m.json")
+    m = JointMapping.from_json(package_file("configs", "bandai_to_h36m.json"))
     assert m.scale == 0.01 and len(m.weights) == 17
 
 

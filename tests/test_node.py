@@ -15,7 +15,7 @@ import zmq
 from pads_stream.api import load_model
 from pads_stream.node import Node, NodeConfig
 from pads_stream.skeleton import COCO_JOINTS
-from pads_stream.wire import camera_message, decode, kp2d_message
+from pads_stream.wire import ERROR_KINDS, camera_message, decode, kp2d_message
 
 from .test_wire_and_root import MALFORMED
 
@@ -133,13 +133,13 @@ def test_malformed_input_is_reported_and_the_node_carries_on(harness, test_set, 
 
 def test_stale_frames_are_dropped_under_a_slow_sampler(tiny_checkpoint, test_set):
     model = load_model(tiny_checkpoint, backend="torch")
-    estimate = model.estimate
+    estimate = model.estimate_batch
 
     def slow(*args, **kwargs):
         time.sleep(0.15)
         return estimate(*args, **kwargs)
 
-    model.estimate = slow
+    model.estimate_batch = slow
     h = Harness(model, steps=2, warm_steps=2, latency_budget_ms=100.0, status_period_s=0.05)
     try:
         h.exchange(camera_message("s0", K), camera_message("s1", K))
@@ -199,12 +199,118 @@ def test_sigterm_finishes_and_exits_cleanly_over_ipc(tiny_checkpoint, tmp_path, 
             proc.kill()
 
 
-def test_stream_count_is_bounded(tiny_checkpoint):
-    h = Harness(load_model(tiny_checkpoint, backend="torch"), steps=2, max_streams=3, status_period_s=0.05)
+def test_state_is_bounded_and_expires(tiny_checkpoint, test_set):
+    """Issue 9, finding 6: made-up camera-only streams never lock out a new stream; tracks are
+    bounded per stream; idle streams are forgotten."""
+    h = Harness(load_model(tiny_checkpoint, backend="torch"), steps=2, max_streams=3, max_tracks=4,
+                stream_ttl_s=1.0, status_period_s=0.05)  # fmt: skip
     try:
-        out = h.exchange(*[camera_message(f"s{k}", K) for k in range(5)])
-        errors = [p for t, p in out if t == "error"]
-        assert {e["kind"] for e in errors} == {"too_many_streams"} and len(errors) == 3  # probe, s0, s1 fit; s2-s4 not
-        assert len(h.node.cameras) == 3
+        out = h.exchange(*[camera_message(f"s{k}", K) for k in range(300)], spins=10)
+        assert not [p for t, p in out if t == "error"] and len(h.node.streams) == 3
+        persons = [dict(p, id=k) for k, p in enumerate(persons_of(test_set, range(10)))]
+        out = h.exchange(h.frame("new", 0, persons, camera=True))
+        (msg,) = poses(out, "new")
+        assert len(msg["persons"]) == 10 and len(h.node.streams["new"].tracks) == 4
+        time.sleep(1.1)
+        h.exchange(spins=3)
+        assert "new" not in h.node.streams and len(h.node.streams) <= 1  # expired (the probe stream too)
     finally:
         h.close()
+
+
+def test_degenerate_persons_never_take_down_the_batch(harness, test_set):
+    """Issue 9, crash 1: no root and no observed bone (one confident joint, all joints on one
+    pixel), cold and within 250 ms of a valid frame of the same id."""
+    one_joint = np.zeros((17, 3))
+    one_joint[5] = [500.0, 400.0, 1.0]
+    one_pixel = np.zeros((17, 3))
+    one_pixel[:, :2], one_pixel[:, 2] = 500.0, 1.0
+    good = persons_of(test_set, [0, 1, 2], root=False)
+    for n, (a, b) in enumerate([(one_joint, one_pixel), (one_pixel, one_joint)]):
+        frame = [good[0], {"id": 1, "kp": a.tolist()}, {"id": 2, "kp": b.tolist()}]
+        out = harness.exchange(harness.frame("d", n, frame, camera=n == 0))
+        (msg,) = poses(out, "d")
+        assert [p["id"] for p in msg["persons"]] == [0]
+        assert np.isfinite(np.array(msg["persons"][0]["joints"])).all()
+        assert sorted(e["kind"] for t, e in out if t == "error") == ["no_root", "no_root"]
+        out = harness.exchange(harness.frame("d", 10 + n, good))  # the same ids, valid again
+        (msg,) = poses(out, "d")
+        assert [p["id"] for p in msg["persons"]] == [0, 1, 2]
+
+
+def test_hostile_values_never_poison_later_frames(harness, test_set):
+    """Issue 9, finding 3: 1e300 in a joint, the root or K is rejected; the next frames are finite."""
+    from .test_wire_and_root import HOSTILE
+
+    base = persons_of(test_set, [4])
+    harness.exchange(harness.frame("h", 0, base, camera=True))
+    for case in ("joint at 1e300", "root z 1e300", "K diagonal 1e300"):
+        payload = msgpack.unpackb(HOSTILE[case][0][1])
+        payload["stream"] = "h"
+        out = harness.exchange([b"kp2d/h", msgpack.packb(payload)], harness.frame("h", 1, base))
+        assert {e["kind"] for t, e in out if t == "error"} == {HOSTILE[case][1]}
+        (msg,) = poses(out, "h")
+        assert np.isfinite(np.array(msg["persons"][0]["joints"])).all()
+
+
+def test_superseded_frames_still_get_their_errors(harness, test_set):
+    """Issue 9, finding 5: rejections are answered even when a newer frame replaces the frame."""
+    empty = {"id": 9, "kp": np.zeros((17, 3)).tolist()}
+    out = harness.exchange(
+        harness.frame("n", 0, persons_of(test_set, [0])),  # no camera yet
+        harness.frame("n", 1, persons_of(test_set, [0])),
+        harness.frame("e", 0, [*persons_of(test_set, [0]), empty], camera=True),
+        harness.frame("e", 1, persons_of(test_set, [1])),
+    )
+    errors = [(e["stream"], e["frame"], e["kind"]) for t, e in out if t == "error"]
+    assert ("n", 0, "no_camera") in errors and ("n", 1, "no_camera") in errors
+    assert ("e", 0, "no_joints") in errors
+    assert [m["frame"] for m in poses(out, "e")] == [1]
+
+
+def test_kp2d_payload_on_a_camera_topic_is_not_latched(harness, test_set):
+    frame = harness.frame("k", 0, persons_of(test_set, [0]), camera=True)
+    out = harness.exchange([b"camera/k", frame[1]], harness.frame("k", 1, persons_of(test_set, [0])))
+    assert [e["kind"] for t, e in out if t == "error"] == ["topic", "no_camera"]
+
+
+def test_status_lists_every_counter(harness):
+    out = harness.exchange(spins=8)
+    status = [p for t, p in out if t == "status"][-1]
+    assert set(status["errors"]) == set(ERROR_KINDS) and set(status["dropped"]) == {"superseded", "stale"}
+    assert {"age_ms", "latency_ms", "streams", "tracks", "errors_unsent"} <= set(status)
+
+
+def test_frames_late_on_arrival_are_dropped_as_stale(harness, test_set):
+    """Issue 9, finding 7: time queued before the node read it counts (age from capture time)."""
+    now = time.time_ns()
+    persons = persons_of(test_set, [0])
+    first = kp2d_message("q", 0, now, persons, camera={"K": K.tolist()})
+    late = kp2d_message("q", 1, now - 300_000_000, persons)  # captured 300 ms before the first
+    out = harness.exchange(first, late)
+    assert [m["frame"] for m in poses(out, "q")] == [0]
+    assert harness.node.stats.dropped["stale"] == 1
+
+
+def test_an_id_switch_starts_cold(harness, test_set):
+    """Issue 8: a track id now on another person must not warm-start from the old pose."""
+    a, b = persons_of(test_set, [10, 2000])
+    harness.exchange(harness.frame("w", 0, [a, b], camera=True))
+    swapped = [dict(a, id=1), dict(b, id=0)]
+    (msg,) = poses(harness.exchange(harness.frame("w", 1, swapped)), "w")
+    cold = load_model(harness.node.model.path, backend="torch")
+    idx = [10, 2000]  # the harness latches its own K for the stream
+    expect = cold.estimate(test_set["kp2d"][idx], K, test_set["root"][idx], steps=harness.node.cfg.steps)
+    got = np.array([p["rel"] for p in msg["persons"]])
+    np.testing.assert_allclose(got, expect, atol=1e-5)
+
+
+def test_sigterm_while_the_model_loads_exits_cleanly(tiny_checkpoint, tmp_path):
+    """Issue 9, finding 4: a stop signal at any moment ends the node with exit code 0."""
+    for delay in (0.2, 0.6, 1.5):
+        cmd = [sys.executable, "-m", "pads_stream.cli", "node", "--in", f"ipc://{tmp_path}/i", "--out",
+               f"ipc://{tmp_path}/o", "--model", str(tiny_checkpoint), "--backend", "torch"]  # fmt: skip
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, proc.stderr.read()[-2000:]

@@ -16,9 +16,9 @@ def test_shipped_model_estimates_64_test_samples(test_set):
     model = pads_stream.load_model()
     assert model.path == default_model_path()
     idx = np.random.default_rng(5).choice(len(test_set["gt"]), 64, replace=False)
-    x = model.estimate(test_set["kp2d"][idx], test_set["K"][idx], test_set["root"][idx], steps=10, seed=0)
+    x = model.estimate(test_set["kp2d"][idx], test_set["K"][idx], test_set["root"][idx], steps=10)
     init_error = 145.0  # the inverse-projection start alone is ~145 mm (evaluation table)
-    assert mpjpe(x, test_set["gt"][idx]).mean() < 0.8 * init_error
+    assert mpjpe(x, test_set["gt"][idx]).mean() < 0.5 * init_error
 
 
 def test_end_to_end_through_the_node_scores_accuracy():

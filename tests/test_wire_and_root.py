@@ -61,13 +61,53 @@ def test_malformed_messages_raise_with_a_kind(kind):
 
 
 def test_depth_and_huge_person_lists_are_rejected():
-    with pytest.raises(WireError, match="depth"):
+    with pytest.raises(WireError, match="0 < Z"):
         decode_inbound(good(persons=person(root=[0.0, 0.0, -1.0])))
     with pytest.raises(WireError) as err:
         decode_inbound(good(persons=[{"id": k, "kp": np.ones((17, 3)).tolist()} for k in range(65)]))
     assert err.value.kind == "too_large"
-    with pytest.raises(WireError, match="does not match"):
+    with pytest.raises(WireError, match="does not match") as err:
         decode_inbound([b"kp2d/other", good()[1]])
+    assert err.value.kind == "topic"
+
+
+def nested(depth: int) -> dict:
+    value: dict = {"x": 1}
+    for _ in range(depth):
+        value = {"x": value}
+    return value
+
+
+huge_kp = np.ones((17, 3))
+huge_kp[3, 0] = 1e300  # finite in float64, infinite in float32
+# Issue 9's findings, each with the kind docs/protocol.md gives it.
+HOSTILE = {
+    "nested v": (good(v=nested(500)), "not_msgpack"),
+    "nested layout": (good(layout=nested(900)), "not_msgpack"),
+    "joint at 1e300": (good(persons=person(kp=huge_kp.tolist())), "value"),
+    "root z 1e300": (good(persons=person(root=[0.0, 0.0, 1e300])), "value"),
+    "K diagonal 1e300": (good(camera={"K": [[1e300, 0, 1], [0, 1e300, 1], [0, 0, 1]]}), "camera"),
+    "empty map": ([b"kp2d/s", msgpack.packb({})], "schema"),
+    "v nil": (good(v=None), "version"),
+    "10,000 persons": (good(persons=[{"id": k, "kp": b""} for k in range(10000)]), "too_large"),
+    "kp2d payload on camera topic": ([b"camera/s", good()[1]], "topic"),
+    "layout not a string": (good(layout=[1, 2]), "schema"),
+    "stream not a string": (good(stream={"a": 1}), "schema"),
+    "1 MB stream name": (good(stream="x" * 1_000_000), "schema"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_fields_get_their_documented_kind_and_a_short_reason(case):
+    frames, kind = HOSTILE[case]
+    with pytest.raises(WireError) as err:
+        decode_inbound(frames)
+    assert err.value.kind == kind
+    assert len(err.value.reason) <= 200  # never echoes the input
+
+
+def test_frame_may_be_nil():
+    assert decode_inbound(good(frame=None)).frame is None
 
 
 def test_root_from_pose_is_exact_and_body_size_guess_is_close(test_set):
@@ -76,8 +116,24 @@ def test_root_from_pose_is_exact_and_body_size_guess_is_close(test_set):
     conf = np.ones((n, 17))
     root = test_set["root"][:n].astype(float)
     np.testing.assert_allclose(solve_root(test_set["gt"][:n].astype(float), rays, conf), root, atol=1e-3)
-    guess = initial_root(rays, conf)
+    guess, ok = initial_root(rays, conf)
+    assert ok.all()
     ratio = guess[:, 2] / root[:, 2]
     assert abs(np.median(ratio) - 1) < 0.1 and np.percentile(np.abs(ratio - 1), 90) < 0.2
     conf[:, [13, 16]] = 0.0  # wrists missing still works
-    assert np.all(np.isfinite(initial_root(rays, conf)))
+    assert np.all(np.isfinite(initial_root(rays, conf)[0]))
+
+
+def test_root_finding_never_raises_on_degenerate_persons():
+    """Issue 9, crash 1: one confident joint, or every joint on one pixel."""
+    rays = np.zeros((3, 17, 2))
+    rays[1] = np.random.default_rng(0).normal(0, 0.05, (17, 2))
+    conf = np.zeros((3, 17))
+    conf[0, 5] = 1.0  # one confident joint
+    conf[1] = 1.0  # a normal person
+    conf[2] = 1.0  # every joint on one pixel
+    root, ok = initial_root(rays, conf)
+    assert ok.tolist() == [False, True, False] and np.all(np.isfinite(root))
+    rel = np.random.default_rng(1).normal(0, 0.2, (3, 17, 3))
+    solved = solve_root(rel, rays, conf)  # no LinAlgError
+    assert np.all(np.isnan(solved[0])) and np.all(np.isfinite(solved[1]))
