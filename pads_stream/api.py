@@ -17,7 +17,7 @@ from .backends import BACKENDS, Backend, OnnxRuntimeBackend, TensorRTBackend, To
 from .camera import check_intrinsics, inverse_projection, normalized_rays
 from .config import from_dict
 from .rootfind import initial_root, solve_root
-from .sampler import SamplerConfig, make_tables, sample, snap_to_rays
+from .sampler import SamplerConfig, make_tables, sample, snap_to_rays, split_steps
 from .schedule import DiffusionConfig, alphas_cumprod
 from .skeleton import H36M_PARENTS, LAYOUTS, NUM_JOINTS, to_h36m
 from .stepgraph import BackendUnavailable, file_hash, package_file, read_manifest
@@ -255,7 +255,8 @@ class PoseModel:
             root: (N, 3) pelvis position in the camera frame, metres, z > 0; None: estimated
                 from the 2D and K (body-size depth, refined with the fitted pose).
             conf: (N, 17) confidences in [0, 1] weighting the 2D residual; 0 = missing joint.
-            steps: sampler steps from ``t_start``.
+            steps: sampler steps (network passes), split between the first run from ``t_start``
+                and the restart run (``SamplerConfig.restart_fraction``).
             init: (N, 17, 3) pelvis-relative metres to start from instead of the inverse
                 projection (a warm start from the previous frame).
             t_start: starting noise level; default the sampler's ``t_start``.
@@ -297,12 +298,14 @@ class PoseModel:
             x_init = _as_array(init, "init", (n, NUM_JOINTS, 3))
             if not np.all(np.isfinite(x_init)):
                 raise ValueError("init has NaN or infinite values")
-        x = self._lift(rays, unit, r, c, x_init, t0, steps)
-        if root is None:  # refine the root with the fitted pose, then lift again from it
+        first, restart = split_steps(_as_int(steps, "steps", 1), self.sampler.restart_fraction)
+        x = self._lift(rays, unit, r, c, x_init, t0, first)
+        if root is None:  # refine the root with the fitted pose; the restart run then uses it
             r2 = solve_root(x, rays[..., :2], c)
             good = ok & np.isfinite(r2).all(-1) & (r2[:, 2] > 0.1)
             r = np.where(good[:, None], r2, r)
-            x = self._lift(rays, unit, r, c, inverse_projection(kp, K, r) if init is None else x_init, t0, steps)
+        if restart:
+            x = self._lift(rays, unit, r, c, x, self.sampler.restart_t_start, restart)
         ok &= np.isfinite(x).all(axis=(1, 2)) & np.isfinite(r).all(axis=1)
         return x, r.astype(np.float32), ok
 

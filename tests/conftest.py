@@ -19,8 +19,14 @@ TEST_SET = SHARED / "h36m" / "test_vh36m.npz"
 H36M = SHARED / "h36m" / "positions_3d_25hz.npz"
 
 
+MISSING_DATA = f"needs the data folder {SHARED} (h36m/test_vh36m.npz, h36m/positions_3d_25hz.npz); it is absent"
+needs_data = pytest.mark.skipif(not (TEST_SET.exists() and H36M.exists()), reason=MISSING_DATA)
+
+
 @pytest.fixture(scope="session")
 def test_set() -> dict[str, np.ndarray]:
+    if not TEST_SET.exists():
+        pytest.skip(MISSING_DATA)
     return dict(np.load(TEST_SET))
 
 

@@ -160,3 +160,12 @@ def test_guidance_reduces_reprojection_error(tiny_checkpoint, test_set):
         return float(np.linalg.norm(project(x + root[:, None], K) - kp, axis=-1).mean())
 
     assert reproj(0.5) < 0.8 * reproj(0.0)
+
+
+def test_restart_split_keeps_the_budget():
+    from pads_stream.sampler import split_steps
+
+    assert split_steps(10, 0.3) == (7, 3) and split_steps(1, 0.3) == (1, 0) and split_steps(2, 0.9) == (1, 1)
+    assert split_steps(10, 0.0) == (10, 0)
+    with pytest.raises(ValueError, match="restart_fraction"):
+        SamplerConfig(restart_fraction=1.0)

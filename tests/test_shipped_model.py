@@ -11,6 +11,8 @@ from pads_stream.demo import run
 from pads_stream.metrics import mpjpe
 from pads_stream.replay import add_arguments
 
+from .conftest import needs_data
+
 
 def test_shipped_model_estimates_64_test_samples(test_set):
     model = pads_stream.load_model()
@@ -21,6 +23,7 @@ def test_shipped_model_estimates_64_test_samples(test_set):
     assert mpjpe(x, test_set["gt"][idx]).mean() < 0.5 * init_error
 
 
+@needs_data
 def test_end_to_end_through_the_node_scores_accuracy():
     parser = argparse.ArgumentParser()
     add_arguments(parser)

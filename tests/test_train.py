@@ -8,7 +8,9 @@ from pads_stream.schedule import DiffusionConfig, add_noise, alphas_cumprod
 from pads_stream.skeleton import bone_lengths
 from pads_stream.train import TrainConfig, train
 
-from .conftest import H36M
+from .conftest import H36M, needs_data
+
+pytestmark = needs_data
 
 
 def held_out_loss(net: Denoiser, x0: torch.Tensor) -> float:
