@@ -68,7 +68,7 @@ class NodeConfig:
     max_tracks: int = 64  # remembered tracks per stream
     max_batch: int = 512  # persons per sampler call
     max_drain: int = 2000  # messages read per loop iteration before processing
-    max_errors_per_s: float = 200.0  # error messages published per second; the rest are only counted
+    max_errors_per_s: float = 2000.0  # error messages published per second; the rest are only counted
     receive_hwm: int = 1000  # ZeroMQ queue bound, messages
 
 
@@ -261,13 +261,13 @@ class Node:
         if state.camera is None:
             raise WireError("no_camera", "no camera latched: send camera/<stream> or include camera in kp2d",
                             frame.stream, frame.frame)  # fmt: skip
+        persons = self.prepare(frame, state.camera)  # first, so a frame dropped below still gets its errors
         transit = t_recv - frame.t_ns
         state.min_transit_ns = transit if state.min_transit_ns is None else min(state.min_transit_ns, transit)
         t_capture = frame.t_ns + state.min_transit_ns
         if t_recv - t_capture > self.cfg.latency_budget_ms * 1e6:
             self.stats.dropped["stale"] += 1
             return
-        persons = self.prepare(frame, state.camera)
         if frame.stream in self.pending:
             self.stats.dropped["superseded"] += 1
         self.pending[frame.stream] = Pending(frame, t_recv, t_capture, persons)

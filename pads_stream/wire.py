@@ -23,6 +23,7 @@ MAX_MESSAGE_BYTES = 1 << 20  # larger messages are rejected unread
 MAX_TOPIC_BYTES = 256
 MAX_PERSONS = 64
 MAX_STREAM_NAME = 128
+MAX_ARRAY = 1024  # msgpack array length limit (the longest legitimate array has 64 persons)
 MAX_DEPTH = 6  # nesting of maps and lists in a payload (a kp2d message needs 5)
 MAX_PX = 1e6  # |pixel coordinate| bound
 MAX_ROOT_M = 1e4  # |root coordinate| bound, metres
@@ -123,7 +124,11 @@ def decode(frames: list[bytes]) -> tuple[str, dict[str, Any]]:
     except UnicodeDecodeError as err:
         raise WireError("topic", "topic is not UTF-8") from err
     try:
-        payload = msgpack.unpackb(frames[1], raw=False, strict_map_key=True, max_map_len=64)
+        payload = msgpack.unpackb(frames[1], raw=False, strict_map_key=True, max_map_len=64, max_array_len=MAX_ARRAY)
+    except ValueError as err:
+        if "max_array_len" in str(err):  # refused inside msgpack, before building the objects
+            raise WireError("too_large", f"an array longer than {MAX_ARRAY} (at most {MAX_PERSONS} persons)") from err
+        raise WireError("not_msgpack", f"payload is not one msgpack object ({type(err).__name__})") from err
     except Exception as err:  # msgpack raises several unrelated types on bad input
         raise WireError("not_msgpack", f"payload is not one msgpack object ({type(err).__name__})") from err
     if not isinstance(payload, dict):
