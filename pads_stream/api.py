@@ -16,7 +16,7 @@ import numpy as np
 from .backends import BACKENDS, Backend, OnnxRuntimeBackend, TensorRTBackend, TorchBackend
 from .camera import check_intrinsics, inverse_projection, normalized_rays
 from .config import from_dict
-from .rootfind import initial_root, solve_root
+from .rootfind import bone_scale, initial_root
 from .sampler import SamplerConfig, make_tables, sample, snap_to_rays, split_steps
 from .schedule import DiffusionConfig, alphas_cumprod
 from .skeleton import H36M_PARENTS, LAYOUTS, NUM_JOINTS, to_h36m
@@ -253,7 +253,8 @@ class PoseModel:
             kp2d: (N, 17, 2) pixels in ``layout`` order (undistorted).
             K: (3, 3) or (N, 3, 3) intrinsics, pixels.
             root: (N, 3) pelvis position in the camera frame, metres, z > 0; None: estimated
-                from the 2D and K (body-size depth, refined with the fitted pose).
+                from the 2D and K (a body-size depth from the 2D, corrected by the bone lengths of
+                the pose fitted there; see :mod:`pads_stream.rootfind`).
             conf: (N, 17) confidences in [0, 1] weighting the 2D residual; 0 = missing joint.
             steps: sampler steps (network passes), split between the first run from ``t_start``
                 and the restart run (``SamplerConfig.restart_fraction``).
@@ -300,10 +301,9 @@ class PoseModel:
                 raise ValueError("init has NaN or infinite values")
         first, restart = split_steps(_as_int(steps, "steps", 1), self.sampler.restart_fraction)
         x = self._lift(rays, unit, r, c, x_init, t0, first)
-        if root is None:  # refine the root with the fitted pose; the restart run then uses it
-            r2 = solve_root(x, rays[..., :2], c)
-            good = ok & np.isfinite(r2).all(-1) & (r2[:, 2] > 0.1)
-            r = np.where(good[:, None], r2, r)
+        if root is None:  # move the person to the depth of a typical body size; the restart run refines it
+            factor = np.where(ok, bone_scale(x, c), 1.0)
+            r, x = r * factor[:, None], x * factor[:, None, None]
         if restart:
             x = self._lift(rays, unit, r, c, x, self.sampler.restart_t_start, restart)
         ok &= np.isfinite(x).all(axis=(1, 2)) & np.isfinite(r).all(axis=1)

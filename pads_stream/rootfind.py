@@ -3,8 +3,8 @@
 1. :func:`initial_root`: depth from body size — the mean skeleton's total bone length over
    the 2D skeleton's total bone length in normalised image coordinates, times the median
    foreshortening of bones seen by a camera; the pelvis ray scaled to that depth.
-2. :func:`solve_root`: with a pelvis-relative pose estimated, the root T that best explains
-   the 2D keypoints, by weighted linear least squares on x_j + T = λ_j [u_j, v_j, 1].
+2. :func:`bone_scale`: with a pose fitted on the rays at that depth, the depth at which its bones
+   have the mean lengths (the median over confident bones); root and pose are rescaled together.
 Constants measured on training views by ``tools/calibrate_root_prior.py``.
 """
 
@@ -45,27 +45,27 @@ def initial_root(rays: np.ndarray, conf: np.ndarray) -> tuple[np.ndarray, np.nda
     return np.concatenate([pelvis, np.ones((len(rays), 1))], axis=-1) * depth[:, None], ok
 
 
-def solve_root(rel: np.ndarray, rays: np.ndarray, conf: np.ndarray) -> np.ndarray:
-    """The root T minimising Σ_j w_j ‖(x_j + T)_{xy} − (u_j, v_j)(x_j + T)_z‖² (linear in T).
+def bone_scale(rel: np.ndarray, conf: np.ndarray, min_conf: float = 0.5) -> np.ndarray:
+    """How much larger the mean skeleton is than a fitted pose: the median, over bones with both
+    ends confident, of mean bone length / fitted bone length.
+
+    A pose fitted onto the 2D rays at a wrong depth d is scaled by d / d_true, so multiplying both
+    the root and the pelvis-relative pose by this factor moves the person to the depth at which it
+    has a typical body size, without moving any joint off its ray.
 
     Args:
-        rel: (N, 17, 3) pelvis-relative pose, camera frame, metres.
-        rays: (N, 17, 2) normalised image coordinates. conf: (N, 17) weights.
+        rel: (N, 17, 3) pelvis-relative pose fitted on the rays, metres.
+        conf: (N, 17) confidences.
 
     Returns:
-        (N, 3) root, metres; NaN where the joints do not determine it (fewer than two
-        observed joints, or all on one ray).
+        (N,) factors; 1 where no bone is confident enough.
     """
-    n = rel.shape[0]
-    # Each joint gives two equations A T = b: [1, 0, -u] T = u z - x and [0, 1, -v] T = v z - y.
-    A = np.zeros((n, 17, 2, 3))
-    A[..., 0, 0] = A[..., 1, 1] = 1.0
-    A[..., 0, 2], A[..., 1, 2] = -rays[..., 0], -rays[..., 1]
-    b = rays * rel[..., 2:3] - rel[..., :2]  # (N, 17, 2)
-    w = np.sqrt(conf)[..., None, None]
-    A, b = (A * w).reshape(n, 34, 3), (b * w[..., 0]).reshape(n, 34)
-    AtA, Atb = np.einsum("nki,nkj->nij", A, A), np.einsum("nki,nk->ni", A, b)
-    sv = np.linalg.svd(AtA, compute_uv=False)  # (N, 3) descending
-    solvable = sv[:, -1] > 1e-9 * np.maximum(sv[:, 0], 1e-12)
-    safe = np.where(solvable[:, None, None], AtA, np.eye(3))
-    return np.where(solvable[:, None], np.linalg.solve(safe, Atb[..., None])[..., 0], np.nan)
+    parents = list(H36M_PARENTS[1:])
+    seen = np.minimum(conf[:, 1:], conf[:, parents]) > min_conf  # (N, 16)
+    fitted = np.linalg.norm(rel[:, 1:] - rel[:, parents], axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(seen & (fitted > 1e-6), MEAN_BONES_M / fitted, np.nan)
+    out = np.ones(len(rel))
+    any_seen = np.isfinite(ratio).any(axis=1)
+    out[any_seen] = np.nanmedian(ratio[any_seen], axis=1)
+    return np.clip(out, 0.5, 2.0)
