@@ -349,21 +349,31 @@ class Node:
             self.publish(f, results[id(f)])
 
     def warm_inputs(self, batch: list[tuple[Pending, Person]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(warm (N,) bool, init (N, 17, 3), previous root (N, 3)) from each person's track: only
-        fresh tracks whose pose, at the root given now or else the previous root, reprojects
-        onto the new 2D within ``warm_max_reproj_m``."""
+        """(warm (N,) bool, init (N, 17, 3), previous root (N, 3)) for each person: the fresh track
+        of the stream whose pose, at the root given now or else the track's root, is plausible and
+        reprojects best onto the new 2D, within ``warm_max_reproj_m`` (the own id wins ties). A
+        tracker's id switch then costs nothing, and a pose that fits nobody's 2D is never reused:
+        that person starts cold."""
         n = len(batch)
         warm, init, prev_root = np.zeros(n, bool), np.zeros((n, 17, 3)), np.full((n, 3), np.nan)
         if not self.cfg.warm_start:
             return warm, init, prev_root
         for k, (f, person) in enumerate(batch):
-            track = self.streams[f.frame.stream].tracks.get(person.id)
-            if track is None or f.t_recv - track.t_recv > self.cfg.warm_max_gap_ms * 1e6:
+            tracks = self.streams[f.frame.stream].tracks
+            fresh = [(pid, tr) for pid, tr in tracks.items() if f.t_recv - tr.t_recv <= self.cfg.warm_max_gap_ms * 1e6]
+            if not fresh:
                 continue
-            args = track.rel[None], (track.root if person.root is None else person.root)[None]
-            args += person.rays[None], person.conf[None]
-            if plausible(*args)[0] and reprojection_miss(*args)[0] <= self.cfg.warm_max_reproj_m:
-                warm[k], init[k], prev_root[k] = True, track.rel, track.root
+            fresh.sort(key=lambda item: item[0] != person.id)  # own id first
+            rel = np.stack([tr.rel for _, tr in fresh])
+            root = np.stack([tr.root if person.root is None else person.root for _, tr in fresh])
+            rays, conf = (
+                np.broadcast_to(person.rays, (len(fresh), 17, 2)),
+                np.broadcast_to(person.conf, (len(fresh), 17)),
+            )
+            miss = np.where(plausible(rel, root, rays, conf), reprojection_miss(rel, root, rays, conf), np.inf)
+            best = int(np.argmin(miss))  # the own id wins ties (it comes first)
+            if miss[best] <= self.cfg.warm_max_reproj_m:
+                warm[k], init[k], prev_root[k] = True, fresh[best][1].rel, fresh[best][1].root
         return warm, init, prev_root
 
     def estimate(self, batch: list[tuple[Pending, Person]]) -> list[tuple[np.ndarray, np.ndarray] | None]:

@@ -104,12 +104,24 @@ def load_recording(args: argparse.Namespace) -> Recording:
     if args.source == "h36m":
         data = load_positions_3d(h36m_path(args.data))
         # Y-up sequences with their original heading; each person plays a different take
-        seqs = [x for s in TEST_SUBJECTS for x in data[s].values()]
-        return through_camera(seqs, args.streams, args.persons, args.frames, rng, args.detected, 25.0)
+        seqs = [x[:: args.stride] for s in TEST_SUBJECTS for x in data[s].values()]
+        rec = through_camera(seqs, args.streams, args.persons, args.frames, rng, args.detected, 25.0 / args.stride)
+        return with_id_switches(rec, args.id_switch_every) if args.id_switch_every else rec
     if not args.bvh:
         raise SystemExit("--source bvh needs --bvh FILE")
     poses, fps = load_bvh_h36m(args.bvh, JointMapping.from_json(args.mapping))
     return through_camera([to_17(poses)], args.streams, args.persons, args.frames, rng, args.detected, fps)
+
+
+def with_id_switches(rec: Recording, every: int) -> Recording:
+    """The recording with the track ids of persons 0 and 1 swapped in every other block of
+    ``every`` frames (a tracker's id switches; the truth follows the ids)."""
+    if rec.ids.shape[2] < 2:
+        raise ValueError("id switches need at least 2 persons per stream")
+    ids = np.array(rec.ids)
+    swapped = (np.arange(ids.shape[1]) // every) % 2 == 1
+    ids[:, swapped, 0], ids[:, swapped, 1] = rec.ids[:, swapped, 1], rec.ids[:, swapped, 0]
+    return Recording(rec.kp2d, rec.conf, rec.K, rec.root, rec.gt, ids, rec.fps)
 
 
 class Replayer:
@@ -186,6 +198,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, default=25.0, help="frames per second per stream")
     parser.add_argument("--detected", action="store_true", help="detector-like 2D instead of exact")
     parser.add_argument("--no-root", action="store_true", help="omit the root: the node estimates it")
+    parser.add_argument("--stride", type=int, default=1, help="h36m: keep every n-th 25 Hz frame (2: 12.5 Hz)")
+    parser.add_argument("--id-switch-every", type=int, default=0,
+                        help="h36m: swap the ids of persons 0 and 1 every N frames (0: never)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
 
 
