@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .backends import BACKENDS, Backend, OnnxRuntimeBackend, TensorRTBackend, TorchBackend
-from .camera import check_intrinsics, inverse_projection, normalized_rays
+from .camera import check_intrinsics, floor_scale, inverse_projection, normalized_rays
 from .config import from_dict
 from .rootfind import bone_scale, initial_root
 from .sampler import SamplerConfig, make_tables, sample, snap_to_rays, split_steps
@@ -222,6 +222,19 @@ class PoseModel:
         return K
 
     @staticmethod
+    def _check_extrinsics(extrinsics: object, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(R (N, 3, 3), t (N, 3)); rows that are NaN (persons without extrinsics) stay NaN."""
+        if not isinstance(extrinsics, tuple | list) or len(extrinsics) != 2:
+            raise ValueError("extrinsics must be a pair (R, t)")
+        R = np.broadcast_to(_as_array(extrinsics[0], "extrinsics R", (None,) * np.ndim(extrinsics[0])), (n, 3, 3))
+        t = np.broadcast_to(_as_array(extrinsics[1], "extrinsics t", (None,) * np.ndim(extrinsics[1])), (n, 3))
+        given = np.isfinite(R).all(axis=(1, 2)) & np.isfinite(t).all(axis=1)
+        err = np.abs(np.einsum("nij,nkj->nik", R[given], R[given]) - np.eye(3)).max(initial=0.0)
+        if err > 1e-3 or np.any(np.linalg.det(R[given]) < 0) or np.any(np.abs(t[given]) > 1e4):
+            raise ValueError("extrinsics R must be a rotation (orthonormal, det +1) and t finite metres")
+        return R, t
+
+    @staticmethod
     def _check_root(root: object, n: int) -> np.ndarray:
         r = _as_array(root, "root", (n, 3))
         if not np.all(np.isfinite(r)) or np.any(np.abs(r) > 1e4):
@@ -246,6 +259,7 @@ class PoseModel:
         t_start: int | None = None,
         layout: str = "h36m17",
         return_root: bool = False,
+        extrinsics: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Lift 2D keypoints to 3D (perspective projection).
 
@@ -263,6 +277,11 @@ class PoseModel:
             t_start: starting noise level; default the sampler's ``t_start``.
             layout: ``h36m17`` or ``coco17`` (converted to H36M-17).
             return_root: also return the (N, 3) root used (given or estimated).
+            extrinsics: (R, t) of the camera, X_cam = R · X_world + t, in a world whose floor is
+                z = 0 (Z up, metres); R (3, 3) or (N, 3, 3), t (3,) or (N, 3); rows of NaN mark
+                persons without. With ``root`` None, the depth then puts the lowest joint on the
+                floor (camera-frame output; :func:`pads_stream.camera.camera_to_world` gives world
+                joints).
 
         Returns:
             (N, 17, 3) float32 pelvis-relative joints in H36M-17 order, camera frame, metres
@@ -271,12 +290,12 @@ class PoseModel:
         Raises:
             ValueError: a bad argument (named). NonFiniteResult: a non-finite result.
         """
-        x, r, ok = self.estimate_batch(kp2d, K, root, conf, steps, init, t_start, layout)
+        x, r, ok = self.estimate_batch(kp2d, K, root, conf, steps, init, t_start, layout, extrinsics=extrinsics)
         self._finite(np.where(ok[:, None, None], x, np.nan))
         return (x, r) if return_root else x
 
     def estimate_batch(self, kp2d, K, root=None, conf=None, steps=10, init=None, t_start=None, layout="h36m17",
-                       root_guess=None):  # fmt: skip
+                       root_guess=None, extrinsics=None):  # fmt: skip
         """:meth:`estimate` without raising on results: returns (poses (N, 17, 3), roots (N, 3),
         ok (N,) bool); rows with ok False are non-finite or have no usable root. The node uses
         this so that one person never fails a batch. ``root_guess`` (N, 3) m, with ``root``
@@ -301,13 +320,24 @@ class PoseModel:
                 raise ValueError("init has NaN or infinite values")
         first, restart = split_steps(_as_int(steps, "steps", 1), self.sampler.restart_fraction)
         x = self._lift(rays, unit, r, c, x_init, t0, first)
-        if root is None:  # move the person to the depth of a typical body size; the restart run refines it
-            factor = np.where(ok, bone_scale(x, c), 1.0)
-            r, x = r * factor[:, None], x * factor[:, None, None]
+        floor = self._check_extrinsics(extrinsics, n) if extrinsics is not None and root is None else None
+        if root is None:  # move the person along the rays to the floor, else to a typical body size
+            r, x = self._rescale(x, r, c, ok, floor, bone_scale(x, c))
         if restart:
             x = self._lift(rays, unit, r, c, x, self.sampler.restart_t_start, restart)
+        if floor is not None:  # the final pose's lowest joint onto the floor (no network pass)
+            r, x = self._rescale(x, r, c, ok, floor, np.ones(n))
         ok &= np.isfinite(x).all(axis=(1, 2)) & np.isfinite(r).all(axis=1)
         return x, r.astype(np.float32), ok
+
+    @staticmethod
+    def _rescale(x, r, c, ok, floor, factor) -> tuple[np.ndarray, np.ndarray]:
+        """Root and pose moved together along the rays by ``factor``, or by the floor's where known."""
+        if floor is not None:
+            on_floor, known = floor_scale(x + r[:, None], *floor)
+            factor = np.where(known, on_floor, factor)
+        factor = np.where(ok, factor, 1.0)
+        return r * factor[:, None], (x * factor[:, None, None]).astype(np.float32)
 
     def _lift(self, rays, unit, r, c, x_init, t0, steps) -> np.ndarray:
         inputs = {"rays": rays[..., :2], "root": r, "weights": c}

@@ -159,3 +159,40 @@ def check_intrinsics(K: np.ndarray, name: str = "K") -> None:
         raise ValueError(f"{name} is singular (determinant {det.min():.3g})")
     if np.any(K[..., 0, 0] <= 0) or np.any(K[..., 1, 1] <= 0):
         raise ValueError(f"{name} needs positive focal lengths fx, fy")
+
+
+def camera_to_world(x_cam: np.ndarray, R: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Camera-frame points to the world frame of extrinsics X_cam = R · X_world + t.
+
+    Args:
+        x_cam: (N, J, 3) metres, camera frame. R: (N, 3, 3) world-to-camera rotations.
+        t: (N, 3) metres.
+
+    Returns:
+        (N, J, 3) world points, metres (the world of the extrinsics: Z up, floor z = 0 in pads-stream).
+    """
+    return np.einsum("nji,nkj->nki", R, x_cam - t[:, None, :])
+
+
+def floor_scale(x_cam: np.ndarray, R: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The factor f that puts a person's lowest joint on the floor z = 0 when every joint is
+    moved along its ray from the camera centre (X_j → f · X_j, so the 2D fit is unchanged).
+
+    World height of f · X_j is C_z + f · (Rᵀ X_j)_z with C the camera centre, so for the lowest
+    joint f = −C_z / (Rᵀ X_j)_z, defined when that joint's ray points down from a camera above
+    the floor.
+
+    Args:
+        x_cam: (N, J, 3) joints in the camera frame, metres. R: (N, 3, 3). t: (N, 3) metres.
+
+    Returns:
+        (f (N,), ok (N,) bool); f is 1 where not ok.
+    """
+    centre_z = -np.einsum("nji,nj->ni", R, t)[:, 2]  # (N,) camera height above the floor
+    down = np.einsum("nji,nkj->nki", R, x_cam)[..., 2]  # (N, J) world z of Rᵀ X_j
+    lowest = np.argmin(down, axis=1)
+    a = np.take_along_axis(down, lowest[:, None], axis=1)[:, 0]
+    ok = (centre_z > 0) & (a < -1e-6) & np.isfinite(a)
+    f = np.where(ok, -centre_z / np.where(ok, a, -1.0), 1.0)
+    ok &= (f > 0.5) & (f < 2.0)
+    return np.where(ok, f, 1.0), ok

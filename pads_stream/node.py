@@ -32,7 +32,7 @@ import numpy as np
 import zmq
 
 from .api import PoseModel, load_model
-from .camera import normalized_rays, project, undistort_points
+from .camera import camera_to_world, normalized_rays, project, undistort_points
 from .config import from_dict, load_json, to_dict
 from .rootfind import initial_root
 from .skeleton import to_h36m
@@ -101,6 +101,7 @@ class Person:
     rays: np.ndarray  # (17, 2) K⁻¹p
     K: np.ndarray  # (3, 3)
     root: np.ndarray | None  # (3,) m or None (to be estimated)
+    camera: Camera  # the stream's latched camera (extrinsics, if any, for the floor and world joints)
 
 
 @dataclass
@@ -295,7 +296,7 @@ class Node:
                 self.reject(WireError("value", f"person {p.id}: keypoints undistort to non-finite rays",
                                       frame.stream, frame.frame))  # fmt: skip
             else:
-                out.append(Person(p.id, kp[k], conf[k], rays[k], camera.K, p.root))
+                out.append(Person(p.id, kp[k], conf[k], rays[k], camera.K, p.root, camera))
         return out
 
     def reject(self, err: WireError) -> None:
@@ -387,6 +388,9 @@ class Node:
         given = np.array([p.root is not None for _, p in batch])
         root = np.stack([p.root if p.root is not None else np.full(3, np.nan) for _, p in batch])
         warm, init, prev_root = self.warm_inputs(batch)
+        nan_R, nan_t = np.full((3, 3), np.nan), np.full(3, np.nan)
+        R = np.stack([p.camera.R if p.camera.R is not None else nan_R for _, p in batch])
+        t = np.stack([p.camera.t if p.camera.t is not None else nan_t for _, p in batch])
         rel, out_root = np.full((len(batch), 17, 3), np.nan), np.full((len(batch), 3), np.nan)
         ok = np.zeros(len(batch), bool)
         for is_warm in (False, True):
@@ -400,6 +404,7 @@ class Node:
                     init=init[g] if is_warm else None,
                     t_start=cfg.warm_t_start if is_warm else None,
                     root_guess=prev_root[g] if is_warm and not is_given else None,
+                    extrinsics=(R[g], t[g]),
                 )  # fmt: skip
         ok &= plausible(rel, out_root, rays, conf)
         out: list[tuple[np.ndarray, np.ndarray] | None] = []
@@ -427,6 +432,9 @@ class Node:
                 "id": person.id, "joints": joints.tolist(), "root": root.tolist(), "rel": rel.tolist(),
                 "reproj_px": float(err[w].mean()), "conf": person.conf.tolist(),
             })  # fmt: skip
+            cam = person.camera
+            if cam.R is not None and cam.t is not None:
+                persons[-1]["joints_world"] = camera_to_world(joints[None], cam.R[None], cam.t[None])[0].tolist()
         t_pub = time.time_ns()
         frame = f.frame
         payload = {"v": VERSION, "stream": frame.stream, "frame": frame.frame, "t_ns": frame.t_ns,

@@ -12,6 +12,7 @@ the wire. Streams are published on one PUB socket that connects to the node's in
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ import numpy as np
 import zmq
 
 from .bvh import JointMapping, load_bvh_h36m
-from .data import DEFAULT_DATA, TEST_SUBJECTS, h36m_path, load_positions_3d, test_path, to_17
+from .data import DEFAULT_DATA, TEST_SUBJECTS, data_file, h36m_path, load_positions_3d, test_path, to_17
 from .rig import RigConfig, detector_noise, random_cameras, world_views
 from .stepgraph import package_file
 from .wire import decode, kp2d_message
@@ -44,6 +45,8 @@ class Recording:
     gt: np.ndarray
     ids: np.ndarray
     fps: float
+    R: np.ndarray | None = None  # (S, F, 3, 3) camera extrinsics, X_cam = R X_world + t (world Z up, floor z = 0)
+    t: np.ndarray | None = None  # (S, F, 3) metres
 
     def save_truth(self, path: Path, names: list[str]) -> None:
         s, f, m = self.gt.shape[:3]
@@ -52,12 +55,23 @@ class Recording:
                  gt=self.gt.reshape(-1, 17, 3), root=self.root.reshape(-1, 3))  # fmt: skip
 
 
-def from_test_set(path: str, streams: int, persons: int, frames: int, detected: bool) -> Recording:
+def from_test_set(path: str, streams: int, persons: int, frames: int, detected: bool,
+                  rig: str | None = None) -> Recording:  # fmt: skip
+    """Stream s carries test samples of camera s mod 4 (and, with the ``rig`` json of the real
+    cameras, of one subject, so that the stream's extrinsics are that camera's)."""
     data = np.load(path)
-    cams = data["camera"]
-    per = []
+    cams, subjects = data["camera"], data["subject"]
+    cameras = json.loads(Path(rig).read_text())["subjects"] if rig else None
+    per, ext = [], []
     for s in range(streams):
-        idx = np.flatnonzero(cams == s % 4)[s // 4 :: max(1, (streams + 3) // 4)][: frames * persons]
+        pick = cams == s % 4
+        if cameras:
+            subject = sorted(cameras)[(s // 4) % len(cameras)]
+            pick &= subjects == subject
+            cam = cameras[subject][s % 4]
+            ext.append((np.array(cam["R"], float), np.array(cam["t"], float).reshape(3)))
+        groups = 8 if cameras else 4  # streams sharing a (camera[, subject]) take interleaved samples
+        idx = np.flatnonzero(pick)[s // groups :: max(1, (streams + groups - 1) // groups)][: frames * persons]
         if len(idx) < frames * persons:
             raise ValueError(f"the test set has too few samples for {frames} frames x {persons} persons")
         per.append(idx.reshape(frames, persons))
@@ -66,7 +80,11 @@ def from_test_set(path: str, streams: int, persons: int, frames: int, detected: 
     conf = data["conf_det"][idx] if detected else np.ones(idx.shape + (17,), np.float32)
     # every test sample is a different person: its id is its sample index
     K, root, gt = data["K"][idx[:, :, 0]], data["root"][idx], data["gt"][idx]
-    return Recording(kp2d=kp, conf=conf, K=K, root=root, gt=gt, ids=idx, fps=25.0)
+    R = t = None
+    if ext:
+        R = np.stack([np.broadcast_to(r, (frames, 3, 3)) for r, _ in ext])
+        t = np.stack([np.broadcast_to(tt, (frames, 3)) for _, tt in ext])
+    return Recording(kp2d=kp, conf=conf, K=K, root=root, gt=gt, ids=idx, fps=25.0, R=R, t=t)
 
 
 def through_camera(seqs: list[np.ndarray], streams: int, persons: int, frames: int, rng: np.random.Generator,
@@ -100,7 +118,8 @@ def through_camera(seqs: list[np.ndarray], streams: int, persons: int, frames: i
 def load_recording(args: argparse.Namespace) -> Recording:
     rng = np.random.default_rng(args.seed)
     if args.source == "test":
-        return from_test_set(test_path(args.data), args.streams, args.persons, args.frames, args.detected)
+        rig = str(data_file(args.data, "h36m", "cameras_s9_s11.json")) if args.extrinsics else None
+        return from_test_set(test_path(args.data), args.streams, args.persons, args.frames, args.detected, rig)
     if args.source == "h36m":
         data = load_positions_3d(h36m_path(args.data))
         # Y-up sequences with their original heading; each person plays a different take
@@ -121,7 +140,7 @@ def with_id_switches(rec: Recording, every: int) -> Recording:
     ids = np.array(rec.ids)
     swapped = (np.arange(ids.shape[1]) // every) % 2 == 1
     ids[:, swapped, 0], ids[:, swapped, 1] = rec.ids[:, swapped, 1], rec.ids[:, swapped, 0]
-    return Recording(rec.kp2d, rec.conf, rec.K, rec.root, rec.gt, ids, rec.fps)
+    return Recording(rec.kp2d, rec.conf, rec.K, rec.root, rec.gt, ids, rec.fps, rec.R, rec.t)
 
 
 class Replayer:
@@ -198,6 +217,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, default=25.0, help="frames per second per stream")
     parser.add_argument("--detected", action="store_true", help="detector-like 2D instead of exact")
     parser.add_argument("--no-root", action="store_true", help="omit the root: the node estimates it")
+    parser.add_argument(
+        "--extrinsics",
+        action="store_true",
+        help="test: send the real rig's R, t (data/h36m/cameras_s9_s11.json); the node uses the floor",
+    )
     parser.add_argument("--stride", type=int, default=1, help="h36m: keep every n-th 25 Hz frame (2: 12.5 Hz)")
     parser.add_argument("--id-switch-every", type=int, default=0,
                         help="h36m: swap the ids of persons 0 and 1 every N frames (0: never)")  # fmt: skip

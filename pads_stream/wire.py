@@ -59,10 +59,13 @@ class WireError(ValueError):
 
 @dataclass(frozen=True)
 class Camera:
-    """Intrinsics K (3, 3) px and optional OpenCV distortion (5,) (k1, k2, p1, p2, k3)."""
+    """Intrinsics K (3, 3) px, optional OpenCV distortion (5,) (k1, k2, p1, p2, k3), and optional
+    extrinsics R (3, 3), t (3,) m: X_cam = R · X_world + t, world Z up with the floor at z = 0."""
 
     K: np.ndarray
     dist: np.ndarray | None = None
+    R: np.ndarray | None = None
+    t: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -174,7 +177,15 @@ def _camera(value: Any) -> Camera:
         dist = _floats(value["dist"], (5,), "camera.dist")
         if not np.all(np.isfinite(dist)) or np.any(np.abs(dist) > 1e3):
             raise WireError("camera", "camera.dist must be finite and within 1e3")
-    return Camera(K=K, dist=dist)
+    R = t = None
+    if value.get("R") is not None or value.get("t") is not None:
+        R = _floats(value.get("R"), (3, 3), "camera.R")
+        t = _floats(value.get("t"), (3,), "camera.t")
+        if not (np.all(np.isfinite(R)) and np.all(np.isfinite(t))) or np.any(np.abs(t) > MAX_ROOT_M):
+            raise WireError("camera", "camera.R and camera.t must be finite (|t| <= 1e4 m)")
+        if np.abs(R @ R.T - np.eye(3)).max() > 1e-3 or np.linalg.det(R) < 0:
+            raise WireError("camera", "camera.R must be a rotation (orthonormal, det +1)")
+    return Camera(K=K, dist=dist, R=R, t=t)
 
 
 def _stream(payload: dict, topic: str, prefix: str) -> str:
@@ -258,11 +269,14 @@ def kp2d_message(
     return encode(f"kp2d/{stream}", payload)
 
 
-def camera_message(stream: str, K: np.ndarray, dist: np.ndarray | None = None) -> list[bytes]:
-    """Encode a ``camera`` message that latches intrinsics for ``stream``."""
+def camera_message(stream: str, K: np.ndarray, dist: np.ndarray | None = None, R: np.ndarray | None = None,
+                   t: np.ndarray | None = None) -> list[bytes]:  # fmt: skip
+    """Encode a ``camera`` message that latches intrinsics (and optionally extrinsics) for ``stream``."""
     camera: dict[str, Any] = {"K": np.asarray(K, float).tolist()}
     if dist is not None:
         camera["dist"] = np.asarray(dist, float).tolist()
+    if R is not None and t is not None:
+        camera["R"], camera["t"] = np.asarray(R, float).tolist(), np.asarray(t, float).reshape(3).tolist()
     return encode(f"camera/{stream}", {"v": VERSION, "stream": stream, "camera": camera})
 
 
@@ -274,4 +288,6 @@ def decode_pose3d(frames: list[bytes]) -> dict[str, Any]:
     for person in p["persons"]:
         for key, shape in (("joints", (17, 3)), ("rel", (17, 3)), ("root", (3,)), ("conf", (17,))):
             person[key] = _floats(person[key], shape, key)
+        if person.get("joints_world") is not None:
+            person["joints_world"] = _floats(person["joints_world"], (17, 3), "joints_world")
     return p

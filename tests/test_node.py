@@ -109,6 +109,21 @@ def test_coco_input_maps_confidence(harness):
     assert conf[0] == pytest.approx(0.3) and conf[4] == pytest.approx(0.3) and conf[1] == pytest.approx(0.9)
 
 
+def test_extrinsics_put_the_person_on_the_floor_and_give_world_joints(harness, test_set):
+    """Issue 8: with R, t latched, a person without root stands on the floor z = 0 (world, Z up)."""
+    tilt = np.deg2rad(10.0)  # a camera 1.6 m above the floor, pitched down 10°, looking along world +Y
+    R = np.array([[1, 0, 0], [0, -np.sin(tilt), -np.cos(tilt)], [0, np.cos(tilt), -np.sin(tilt)]])
+    t = -R @ np.array([0.0, 0.0, 1.6])
+    out = harness.exchange(
+        camera_message("x", K, R=R, t=t), harness.frame("x", 0, persons_of(test_set, [3], root=False))
+    )
+    (msg,) = poses(out, "x")
+    person = msg["persons"][0]
+    world = np.array(person["joints_world"])
+    assert abs(world[:, 2].min()) < 1e-6  # the lowest joint on the floor
+    np.testing.assert_allclose((R @ world.T).T + t, np.array(person["joints"]), atol=1e-9)
+
+
 def test_unknown_root_is_estimated(harness, test_set):
     out = harness.exchange(harness.frame("u", 0, persons_of(test_set, [3], root=False), camera=True))
     (msg,) = poses(out, "u")
