@@ -36,6 +36,7 @@ from .camera import camera_to_world, normalized_rays, project, undistort_points
 from .config import from_dict, load_json, to_dict
 from .rootfind import initial_root
 from .skeleton import to_h36m
+from .smoothing import OneEuroConfig, OneEuroState, one_euro
 from .stepgraph import package_file
 from .wire import ERROR_KINDS, VERSION, Camera, CameraUpdate, Kp2dFrame, WireError, decode_inbound, encode
 
@@ -66,6 +67,9 @@ class NodeConfig:
     max_streams: int = 256  # streams with state (camera, tracks); idle ones are evicted when full
     stream_ttl_s: float = 60.0  # a stream that sent nothing for this long is forgotten
     max_tracks: int = 64  # remembered tracks per stream
+    one_euro: bool = False  # One Euro filter on published joints, per track (the warm start stays unfiltered)
+    one_euro_min_cutoff: float = 1.0  # Hz
+    one_euro_beta: float = 0.5  # Hz per m/s
     max_batch: int = 512  # persons per sampler call
     max_drain: int = 2000  # messages read per loop iteration before processing
     max_errors_per_s: float = 2000.0  # error messages published per second; the rest are only counted
@@ -74,11 +78,13 @@ class NodeConfig:
 
 @dataclass
 class Track:
-    """A person's last accepted estimate: receive time (ns), pelvis-relative pose and root (m)."""
+    """A person's last accepted estimate: receive time (ns), pelvis-relative pose and root (m),
+    and the One Euro filter's state of its published joints."""
 
     t_recv: int
     rel: np.ndarray  # (17, 3)
     root: np.ndarray  # (3,)
+    smooth: OneEuroState | None = None
 
 
 @dataclass
@@ -182,6 +188,7 @@ class Node:
         self.stopping = False
         self.next_status = self.next_log = time.monotonic()
         self.error_tokens, self.error_refill = cfg.max_errors_per_s, time.monotonic()
+        self.one_euro_cfg = OneEuroConfig(cfg.one_euro_min_cutoff, cfg.one_euro_beta)
 
     @property
     def endpoints(self) -> tuple[str, str]:
@@ -416,8 +423,14 @@ class Node:
                 continue
             if person.id not in tracks and len(tracks) >= cfg.max_tracks:
                 del tracks[min(tracks, key=lambda i: tracks[i].t_recv)]
-            tracks[person.id] = Track(f.t_recv, rel[k], out_root[k])
-            out.append((rel[k], out_root[k]))
+            previous = tracks.get(person.id)
+            track = tracks[person.id] = Track(f.t_recv, rel[k], out_root[k])
+            if cfg.one_euro:  # filter joints (root + rel) on the sender's clock; publish rel and root of that
+                joints, track.smooth = one_euro(previous.smooth if previous else None, rel[k] + out_root[k],
+                                                f.frame.t_ns * 1e-9, self.one_euro_cfg)  # fmt: skip
+                out.append((joints - joints[0], joints[0]))
+            else:
+                out.append((rel[k], out_root[k]))
         return out
 
     # -- output --------------------------------------------------------------------------

@@ -62,12 +62,15 @@ def main() -> None:
                   "| rate | root | ids | start | MPJPE | PA-MPJPE | root error | accel. error mm/frame² | persons |",
                   "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for stride in (1, 2):
-            for no_root, switch, warm in ((False, 0, True), (True, 0, True), (True, 10, True), (True, 0, False)):
-                cfg = {"warm_start": warm}
+            for no_root, switch, warm, smooth in ((False, 0, True, False), (True, 0, True, False),
+                                                  (True, 10, True, False), (True, 0, False, False),
+                                                  (True, 0, True, True)):  # fmt: skip
+                cfg = {"warm_start": warm, "one_euro": smooth}
                 r = run(replay_args(source="h36m", frames=frames, rate=25.0 / stride, stride=stride, no_root=no_root,
                                     id_switch_every=switch), node_args(a.model, a.backend, cfg, tmp))  # fmt: skip
                 lines.append(f"| {25 / stride:.1f} Hz | {'2D + K' if no_root else 'given'} | "
-                             f"{f'swap every {switch}' if switch else 'stable'} | {'warm' if warm else 'cold'} | "
+                             f"{f'swap every {switch}' if switch else 'stable'} | {'warm' if warm else 'cold'}"
+                             f"{' + One Euro' if smooth else ''} | "
                              f"{r['mpjpe']:.1f} | {r['pa_mpjpe']:.1f} | {r['root_error']:.0f} | "
                              f"{r.get('accel_error', float('nan')):.1f} | "
                              f"{r['persons_received']}/{r['persons_expected']} |")  # fmt: skip
