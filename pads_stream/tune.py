@@ -93,11 +93,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--spacing", default="0.7")
     parser.add_argument("--solver", default="dpm2m")
     parser.add_argument("--snap-power", default="3")
+    parser.add_argument("--restart-t", default="200", help="restart run start levels")
+    parser.add_argument("--restart-fraction", default="0.3", help="shares of the steps in the restart run")
     parser.add_argument("--tasks", default="estimate,denoise,complete")
     args = parser.parse_args(argv)
 
     val = validation_views(TrainConfig(h36m=h36m_path(args.data)), args.samples)
-    model = load_model(args.model, backend="torch")
+    model = load_model(args.model, backend="torch")  # any checkpoint, exported or not
     base = model.sampler
     tasks = args.tasks.split(",")
     if "denoise" in tasks:
@@ -112,19 +114,23 @@ def main(argv: list[str] | None = None) -> None:
             [float(p) for p in args.spacing.split(",")],
             args.solver.split(","),
             [float(p) for p in args.snap_power.split(",")],
+            [int(t) for t in args.restart_t.split(",")],
+            [float(f) for f in args.restart_fraction.split(",")],
         )
-        print("| t_start | rho | spacing | solver | snap | GT 2D MPJPE / PA | det. 2D MPJPE / PA | s |\n"
-              "|---|---|---|---|---|---|---|---|")  # fmt: skip
-        for t_start, rho, spacing, solver, snap in grid:
+        print("| t_start | rho | spacing | solver | snap | restart t / share | GT 2D MPJPE / PA | det. 2D MPJPE / PA "
+              "| s |\n|---|---|---|---|---|---|---|---|---|")  # fmt: skip
+        for t_start, rho, spacing, solver, snap, restart_t, share in grid:
             model.sampler = dataclasses.replace(base, t_start=t_start, rho=rho, spacing=spacing, solver=solver,
-                                                snap_power=snap)  # fmt: skip
+                                                snap_power=snap, restart_t_start=restart_t,
+                                                restart_fraction=share)  # fmt: skip
             start = time.perf_counter()
             gt = model.estimate(val["kp2d"], val["K"], val["root"], steps=args.steps)
             det = model.estimate(val["kp2d_det"], val["K"], val["root"], val["conf_det"], steps=args.steps)
             e = [float(f(x, val["gt"]).mean()) for x in (gt, det) for f in (mpjpe, p_mpjpe)]
             results.append((0.5 * (e[0] + e[2]), model.sampler))
-            print(f"| {t_start} | {rho} | {spacing} | {solver} | {snap} | {e[0]:.1f} / {e[1]:.1f} | "
-                  f"{e[2]:.1f} / {e[3]:.1f} | {time.perf_counter() - start:.1f} |", flush=True)  # fmt: skip
+            print(f"| {t_start} | {rho} | {spacing} | {solver} | {snap} | {restart_t} / {share} | "
+                  f"{e[0]:.1f} / {e[1]:.1f} | {e[2]:.1f} / {e[3]:.1f} | {time.perf_counter() - start:.1f} |",
+                  flush=True)  # fmt: skip
     best_score, best = min(results, key=lambda r: r[0])
     print(f"chosen (mean MPJPE {best_score:.1f} mm on validation): {best}")
     if args.out:
