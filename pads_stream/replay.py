@@ -45,6 +45,7 @@ class Recording:
     gt: np.ndarray
     ids: np.ndarray
     fps: float
+    layout: str = "h36m17"  # joint order of kp2d (coco17 for COCO and OpenPose files)
     R: np.ndarray | None = None  # (S, F, 3, 3) camera extrinsics, X_cam = R X_world + t (world Z up, floor z = 0)
     t: np.ndarray | None = None  # (S, F, 3) metres
 
@@ -87,6 +88,23 @@ def from_test_set(path: str, streams: int, persons: int, frames: int, detected: 
     return Recording(kp2d=kp, conf=conf, K=K, root=root, gt=gt, ids=idx, fps=25.0, R=R, t=t)
 
 
+def from_file(fmt: str, path: str, K: str, sequence: str, fps: float) -> Recording:
+    """A detector's keypoint file (see :mod:`pads_stream.formats`) as one stream; no truth."""
+    from .formats import read
+
+    subject, action, camera = (sequence.split("/") + ["S9", "Walking 1", "0"])[:3] if sequence else ("", "", "0")
+    k2 = read(fmt, path, subject, action, int(camera))
+    try:
+        fx, fy, cx, cy = (float(v) for v in K.split(","))
+    except ValueError:
+        raise SystemExit("--K must be fx,fy,cx,cy in pixels") from None
+    f, m = k2.kp.shape[:2]
+    Ks = np.broadcast_to(np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]]), (1, f, 3, 3))
+    nan = np.full((1, f, m, 17, 3), np.nan)
+    ids = np.broadcast_to(np.arange(m), (1, f, m))
+    return Recording(k2.kp[None], k2.conf[None], Ks, nan[..., 0, :], nan, ids, fps, layout=k2.layout)
+
+
 def through_camera(seqs: list[np.ndarray], streams: int, persons: int, frames: int, rng: np.random.Generator,
                    detected: bool, fps: float) -> Recording:  # fmt: skip
     """Y-up sequences placed apart on the floor, each stream a fixed virtual camera."""
@@ -126,6 +144,10 @@ def load_recording(args: argparse.Namespace) -> Recording:
         seqs = [x[:: args.stride] for s in TEST_SUBJECTS for x in data[s].values()]
         rec = through_camera(seqs, args.streams, args.persons, args.frames, rng, args.detected, 25.0 / args.stride)
         return with_id_switches(rec, args.id_switch_every) if args.id_switch_every else rec
+    if args.source in ("coco", "openpose", "vp3d"):
+        if not args.input or not args.K:
+            raise SystemExit(f"--source {args.source} needs --input PATH and --K fx,fy,cx,cy")
+        return from_file(args.source, args.input, args.K, args.sequence, args.rate)
     if not args.bvh:
         raise SystemExit("--source bvh needs --bvh FILE")
     poses, fps = load_bvh_h36m(args.bvh, JointMapping.from_json(args.mapping))
@@ -186,9 +208,11 @@ class Replayer:
         for s, name in enumerate(self.names):
             persons = []
             for m in range(rec.kp2d.shape[2]):
+                if not np.any(rec.conf[s, f, m] > 0):
+                    continue  # padding of a frame with fewer persons
                 kp = np.concatenate([rec.kp2d[s, f, m], rec.conf[s, f, m][:, None]], -1).astype("<f4")
                 person = {"id": int(rec.ids[s, f, m]), "kp": kp.tobytes()}
-                if self.send_root:
+                if self.send_root and np.isfinite(rec.root[s, f, m]).all():
                     person["root"] = rec.root[s, f, m].tolist()
                 persons.append(person)
             K = rec.K[s, f]
@@ -198,15 +222,23 @@ class Replayer:
                 last is None or not np.array_equal(last[0], K) or now - last[1] > CAMERA_EVERY_S
             ):
                 camera, self.sent_K[s] = {"K": K.tolist()}, (K, now)
-            self.socket.send_multipart(kp2d_message(name, f, time.time_ns(), persons, camera=camera))
+            self.socket.send_multipart(kp2d_message(name, f, time.time_ns(), persons, camera=camera, layout=rec.layout))
 
     def close(self) -> None:
         self.socket.close()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", choices=("test", "h36m", "bvh"), default="test",
-                        help="test: V-H36M test samples; h36m: S9/S11 25 Hz sequences; bvh: a BVH file")  # fmt: skip
+    parser.add_argument(
+        "--source",
+        choices=("test", "h36m", "bvh", "coco", "openpose", "vp3d"),
+        default="test",
+        help="test: V-H36M test samples; h36m: S9/S11 25 Hz sequences; bvh: a BVH file; coco: COCO "
+        "keypoint results JSON; openpose: an OpenPose JSON folder; vp3d: VideoPose3D positions_2d npz",
+    )
+    parser.add_argument("--input", help="the file or folder for --source coco, openpose or vp3d")
+    parser.add_argument("--K", help="intrinsics fx,fy,cx,cy (px) for --source coco, openpose or vp3d")
+    parser.add_argument("--sequence", default="S9/Walking 1/0", help="vp3d: subject/action/camera index")
     parser.add_argument("--data", default=DEFAULT_DATA, help="data folder holding h36m/ (for test and h36m)")
     parser.add_argument("--bvh", help="BVH file for --source bvh")
     parser.add_argument("--mapping", default=str(package_file("configs", "bandai_to_h36m.json")),

@@ -1,0 +1,64 @@
+"""Detector files users have (COCO results, OpenPose folders, VideoPose3D npz) read and replayed
+through a live node."""
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from pads_stream.demo import run
+from pads_stream.formats import OPENPOSE_TO_COCO, read_coco_results, read_openpose_folder, read_videopose3d
+from pads_stream.replay import add_arguments
+from pads_stream.skeleton import COCO_JOINTS, H36M_JOINTS
+
+
+def coco_from_h36m(kp_h36m: np.ndarray) -> np.ndarray:
+    """(F, 17, 2) H36M-17 pixels -> (F, 17, 2) COCO-17 (face joints from the head)."""
+    coco = np.zeros_like(kp_h36m)
+    for i, name in enumerate(COCO_JOINTS):
+        src = H36M_JOINTS.index(name) if name in H36M_JOINTS else H36M_JOINTS.index("head")
+        coco[:, i] = kp_h36m[:, src]
+    coco[:, COCO_JOINTS.index("nose")] = kp_h36m[:, H36M_JOINTS.index("neck_nose")]
+    return coco
+
+
+@pytest.fixture
+def coco_file(tmp_path, test_set):
+    coco = coco_from_h36m(test_set["kp2d"][:12].astype(float))
+    items = [{"image_id": 100 + i // 2, "category_id": 1, "score": 0.9,
+              "keypoints": np.concatenate([coco[i], np.full((17, 1), 0.8)], -1).ravel().tolist()}
+             for i in range(12)]  # fmt: skip
+    items[3]["keypoints"][2::3] = [0.0] * 17  # a person with nothing seen
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(items))
+    return path
+
+
+def test_readers(coco_file, tmp_path, test_set):
+    k = read_coco_results(coco_file)
+    assert k.kp.shape == (6, 2, 17, 2) and k.layout == "coco17" and k.conf[1, 1].max() == 0 and k.conf[0, 0, 0] == 0.8
+    body25 = np.zeros((25, 3))
+    body25[list(OPENPOSE_TO_COCO[25]), :2] = np.arange(34).reshape(17, 2)
+    body25[list(OPENPOSE_TO_COCO[25]), 2] = 0.7
+    for i in range(3):
+        (tmp_path / f"f{i:04d}_keypoints.json").write_text(
+            json.dumps({"people": [{"pose_keypoints_2d": body25.ravel().tolist()}]})
+        )
+    op = read_openpose_folder(tmp_path)
+    assert op.kp.shape == (3, 1, 17, 2) and np.array_equal(op.kp[0, 0], np.arange(34).reshape(17, 2))
+    np.savez(tmp_path / "vp3d.npz", positions_2d={"S9": {"Walking 1": [test_set["kp2d"][:5]]}})
+    vp = read_videopose3d(tmp_path / "vp3d.npz", "S9", "Walking 1", 0)
+    assert vp.kp.shape == (5, 1, 17, 2) and vp.layout == "h36m17"
+    with pytest.raises(ValueError, match="no S9/Running"):
+        read_videopose3d(tmp_path / "vp3d.npz", "S9", "Running", 0)
+
+
+def test_coco_results_replay_through_the_node(coco_file):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--source", "coco", "--input", str(coco_file), "--K", "1145,1144,512,515",
+                              "--no-root", "--rate", "10"])  # fmt: skip
+    result = run(args, ["--backend", "auto"])
+    assert result["node_exit_code"] == 0 and result["frames_received"] == 6
+    assert result["errors"].get("no_joints", 0) == 0  # the empty person was not sent
