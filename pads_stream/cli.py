@@ -17,6 +17,7 @@ COMMANDS = {
     "replay": ("pads_stream.replay", "publish recorded 2D keypoints as live streams"),
     "listen": ("pads_stream.listen", "subscribe to 3D poses; print, record, score"),
     "demo": ("pads_stream.demo", "replay -> node -> listen in one command"),
+    "view": ("pads_stream.view", "a live 3D view of a node's output in the browser"),
     "fuzz": ("pads_stream.fuzz", "send hostile and valid traffic to a node and check its answers"),
 }
 

@@ -1,0 +1,77 @@
+"""pads-stream view: the page loaded in headless Chromium shows the skeletons it was sent, in
+the left (red) and right (blue) colours."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import threading
+import time
+
+import msgpack
+import pytest
+import zmq
+
+pytest.importorskip("viser", reason="the viewer needs the [view] extra (viser)")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="headless Chromium is not installed (apt-get install chromium)"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def hue_pixels(png: str) -> tuple[int, int]:
+    """(reddish, bluish) pixel counts in the 3D scene area: below the control panel, right of
+    the axes gizmo (both have red and blue of their own). Lines are drawn lighter than their
+    nominal colour, so pixels are classed by which channel dominates."""
+    import matplotlib.image
+
+    img = (matplotlib.image.imread(png)[..., :3] * 255).astype(int)[340:, 90:]
+    r, g, b = img[..., 0], img[..., 1], img[..., 2]
+    return int(((r > g + 50) & (r > b + 50)).sum()), int(((b > r + 40) & (b > g + 20)).sum())
+
+
+def test_browser_shows_the_skeletons(tmp_path, test_set):
+    from pads_stream.view import Viewer
+
+    pub = zmq.Context.instance().socket(zmq.PUB)
+    port = pub.bind_to_random_port("tcp://127.0.0.1")
+    viewer = Viewer(f"tcp://127.0.0.1:{port}", port=free_port())
+    stop = threading.Event()
+
+    def feed() -> None:
+        k = 0
+        while not stop.is_set():
+            persons = [{"id": m, "joints": (test_set["gt"][50 * m] + [0.8 * m - 0.4, 0.0, 3.0]).tolist(),
+                        "root": [0.0, 0.0, 3.0], "rel": test_set["gt"][50 * m].tolist(), "reproj_px": 1.0,
+                        "conf": [1.0] * 17} for m in range(2)]  # fmt: skip
+            payload = {"v": 1, "stream": "cam0", "frame": k, "t_ns": 0, "t_recv_ns": 0, "t_pub_ns": 0,
+                       "layout": "h36m17", "persons": persons}  # fmt: skip
+            pub.send_multipart([b"pose3d/cam0", msgpack.packb(payload)])
+            k += 1
+            time.sleep(0.1)
+
+    threads = [threading.Thread(target=feed), threading.Thread(target=viewer.run, args=(20.0,))]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(2.0)
+        shot = tmp_path / "view.png"
+        flags = ["--headless", "--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
+        flags += ["--window-size=1000,700", "--virtual-time-budget=8000", f"--screenshot={shot}"]
+        subprocess.run([CHROMIUM, *flags, viewer.url], capture_output=True, timeout=90)
+        assert shot.exists()
+        red, blue = hue_pixels(str(shot))
+        assert red > 300 and blue > 300, (red, blue)  # left limbs red, right limbs blue
+    finally:
+        stop.set()
+        threads[0].join()
+        viewer.socket.close()
+        viewer.server.stop()
+        pub.close(0)
