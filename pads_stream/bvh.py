@@ -188,3 +188,125 @@ def load_bvh_h36m(path: str | Path, mapping: JointMapping) -> tuple[np.ndarray, 
     """
     bvh = parse_bvh(Path(path).read_text())
     return mapping.apply(bvh.names, forward_kinematics(bvh)), 1.0 / bvh.frame_time
+
+
+# -- writing -----------------------------------------------------------------------------
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
+
+
+def _frame(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) orthonormal frames (columns) from a primary direction ``a`` and a second ``b``."""
+    x = _unit(a)
+    z = _unit(np.cross(a, b))
+    return np.stack([x, np.cross(z, x), z], axis=-1)
+
+
+def _swing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) the smallest rotations taking unit vectors ``a`` to unit vectors ``b``."""
+    v, c = np.cross(a, b), np.sum(a * b, axis=-1)[..., None, None]
+    vx = np.zeros(v.shape[:-1] + (3, 3))
+    vx[..., 0, 1], vx[..., 0, 2], vx[..., 1, 2] = -v[..., 2], v[..., 1], -v[..., 0]
+    vx = vx - np.swapaxes(vx, -1, -2)
+    return np.eye(3) + vx + vx @ vx / np.maximum(1 + c, 1e-9)  # Rodrigues; a ≈ −b is left near identity
+
+
+def bvh_skeleton() -> tuple[tuple[str, ...], tuple[int, ...], tuple[int, ...]]:
+    """The written BVH hierarchy: (names, parents, H36M joint of each node). Each child of the
+    pelvis and of the thorax hangs from a zero-length joint of its own (like a clavicle), so that
+    every bone has its own rotation."""
+    from .skeleton import H36M_JOINTS, H36M_PARENTS
+
+    names, parents, source = [], [], []
+    node_of: dict[int, int] = {}
+    for j, p in enumerate(H36M_PARENTS):
+        parent = -1 if p < 0 else node_of[p]
+        if p in (0, 8):  # a child of a three-child joint: its own zero-length link first
+            names.append(f"{H36M_JOINTS[p]}_to_{H36M_JOINTS[j]}")
+            parents.append(parent)
+            source.append(p)
+            parent = len(names) - 1
+        node_of[j] = len(names)
+        names.append(H36M_JOINTS[j])
+        parents.append(parent)
+        source.append(j)
+    return tuple(names), tuple(parents), tuple(source)
+
+
+def node_rotations(joints: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    """Global rotations of the :func:`bvh_skeleton` nodes carrying the ``rest`` pose's bones onto
+    ``joints`` (both (F, 17, 3) / (17, 3), one frame and unit).
+
+    A node with one child rotates by the smallest rotation (after its parent's) taking the rest
+    bone to the observed bone; twist is not observable from positions and follows the parent,
+    except at the pelvis and thorax, whose rotation is the frame of two bones (hips and spine;
+    shoulders and neck). Returns (F, nodes, 3, 3).
+    """
+    names, parents, source = bvh_skeleton()
+    frames = {0: (4, 1, 7), 8: (11, 14, 9)}  # joint: (left, right, up)
+    G = np.zeros(joints.shape[:1] + (len(names), 3, 3))
+    for n, (p, j) in enumerate(zip(parents, source, strict=True)):
+        parent = np.broadcast_to(np.eye(3), G.shape[:1] + (3, 3)) if p < 0 else G[:, p]
+        kids = [source[k] for k, q in enumerate(parents) if q == n]
+        if j in frames and "_to_" not in names[n]:
+            left, right, up = frames[j]
+            now = _frame(joints[:, left] - joints[:, right], joints[:, up] - joints[:, j])
+            was = _frame(rest[left] - rest[right], rest[up] - rest[j])
+            G[:, n] = now @ np.swapaxes(was, -1, -2)
+        elif len(kids) == 1:  # one bone below (a zero-length link's bone starts at its parent joint)
+            c = kids[0]
+            G[:, n] = _swing(_unit(parent @ (rest[c] - rest[j])), _unit(joints[:, c] - joints[:, j])) @ parent
+        else:
+            G[:, n] = parent  # a leaf
+    return G
+
+
+def _euler_zxy(L: np.ndarray) -> np.ndarray:
+    """(..., 3) degrees (z, x, y) with L = Rz(z) · Rx(x) · Ry(y)."""
+    x = np.arcsin(np.clip(L[..., 2, 1], -1, 1))
+    y = np.arctan2(-L[..., 2, 0], L[..., 2, 2])
+    z = np.arctan2(-L[..., 0, 1], L[..., 1, 1])
+    return np.rad2deg(np.stack([z, x, y], axis=-1))
+
+
+def write_bvh(path: str | Path, joints: np.ndarray, frame_time: float, scale: float = 100.0) -> None:
+    """Write (F, 17, 3) H36M-17 positions (metres, a Y-up frame) as a BVH file.
+
+    The first frame is the rest pose (offsets); each node carries ZXY Euler rotations in degrees
+    (:func:`node_rotations`), the pelvis also its position. ``scale`` converts metres to file
+    units (100: centimetres). Bone lengths are the first frame's; forward kinematics of the file
+    reproduces every frame whose bone lengths equal the first's.
+    """
+    names, parents, source = bvh_skeleton()
+    x = joints * scale
+    rest = x[0]
+    G = node_rotations(x, rest)
+    local = np.stack([G[:, n] if p < 0 else np.swapaxes(G[:, p], -1, -2) @ G[:, n]
+                      for n, p in enumerate(parents)], axis=1)  # fmt: skip
+    euler = _euler_zxy(local)  # (F, nodes, 3)
+    lines = ["HIERARCHY"]
+    order: list[int] = []  # nodes in the order the hierarchy lists them (depth first)
+
+    def emit(n: int, depth: int) -> None:
+        order.append(n)
+        pad, p = "  " * depth, parents[n]
+        offset = rest[source[n]] - rest[source[p]] if p >= 0 else np.zeros(3)
+        chans = "6 Xposition Yposition Zposition" if p < 0 else "3"
+        lines.extend([f"{pad}{'ROOT' if p < 0 else 'JOINT'} {names[n]}", pad + "{",
+                      f"{pad}  OFFSET {offset[0]:.6f} {offset[1]:.6f} {offset[2]:.6f}",
+                      f"{pad}  CHANNELS {chans} Zrotation Xrotation Yrotation"])  # fmt: skip
+        kids = [k for k, q in enumerate(parents) if q == n]
+        for k in kids:
+            emit(k, depth + 1)
+        if not kids:
+            lines.extend([f"{pad}  End Site", pad + "  {", f"{pad}    OFFSET 0 0 0", pad + "  }"])
+        lines.append(pad + "}")
+
+    emit(0, 0)
+    lines += ["MOTION", f"Frames: {len(x)}", f"Frame Time: {frame_time:.6f}"]
+    for f in range(len(x)):
+        values = list(x[f, 0]) + [v for n in order for v in euler[f, n]]
+        lines.append(" ".join(f"{v:.5f}" for v in values))
+    Path(path).write_text("\n".join(lines) + "\n")

@@ -30,6 +30,7 @@ class Listener:
             self.socket.setsockopt(zmq.SUBSCRIBE, topic)
         self.socket.connect(endpoint)
         self.poses: dict[tuple[str, int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self.world: dict[tuple[str, int, int], np.ndarray] = {}  # joints_world where the node sent it
         self.frames: set[tuple[str, int]] = set()
         self.node_latency_ms: list[float] = []
         self.e2e_latency_ms: list[float] = []
@@ -54,11 +55,13 @@ class Listener:
                 except WireError:
                     continue
                 self.frames.add((msg["stream"], msg["frame"]))
-                if msg["frame"] >= 0:
+                if msg["frame"] is not None and msg["frame"] >= 0:
                     self.node_latency_ms.append((msg["t_pub_ns"] - msg["t_recv_ns"]) / 1e6)
                     self.e2e_latency_ms.append((arrived - msg["t_ns"]) / 1e6)
                 for p in msg["persons"]:
                     self.poses[(msg["stream"], msg["frame"], p["id"])] = (p["rel"], p["root"])
+                    if p.get("joints_world") is not None:
+                        self.world[(msg["stream"], msg["frame"], p["id"])] = p["joints_world"]
         return handled
 
     def score(self, truth_path: Path) -> dict[str, float]:
@@ -99,11 +102,66 @@ class Listener:
         self.socket.close()
 
 
+# Z-up world (floor z = 0) and OpenCV camera frame, each turned into BVH's Y-up convention
+Z_UP_TO_Y_UP = np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]])
+CAMERA_TO_Y_UP = np.array([[1.0, 0, 0], [0, -1, 0], [0, 0, -1]])
+
+
+def record(listener: Listener, path: Path, fps: float) -> list[Path]:
+    """Write what arrived: ``.bvh`` gives one file per (stream, id) track, ``<stem>_<stream>_<id>.bvh``
+    (world joints when the node sent them, else camera-frame joints; Y up, centimetres; frames
+    in order, gaps skipped); any other suffix an npz of stream, frame, id, rel, root."""
+    keys = sorted(listener.poses, key=lambda k: (k[0], k[2], k[1] if k[1] is not None else -1))
+    if path.suffix.lower() != ".bvh":
+        rel = np.array([listener.poses[k][0] for k in keys])
+        root = np.array([listener.poses[k][1] for k in keys])
+        streams, frames, ids = (np.array([k[i] for k in keys], dtype=object if i == 1 else None) for i in range(3))
+        np.savez(path, stream=streams, frame=frames, id=ids, rel=rel, root=root)
+        return [path]
+    from .bvh import write_bvh
+
+    written = []
+    for stream, pid in sorted({(k[0], k[2]) for k in keys}):
+        track = [k for k in keys if k[0] == stream and k[2] == pid]
+        if all(k in listener.world for k in track):
+            joints = np.array([listener.world[k] for k in track]) @ Z_UP_TO_Y_UP.T
+        else:
+            joints = (
+                np.array([np.asarray(listener.poses[k][0]) + listener.poses[k][1] for k in track]) @ CAMERA_TO_Y_UP.T
+            )
+        out = path.with_name(f"{path.stem}_{stream}_{pid}.bvh")
+        write_bvh(out, joints, 1.0 / fps)
+        written.append(out)
+    return written
+
+
+def summary(listener: Listener, seconds: float) -> str:
+    """A readable account of what arrived: frames, persons, latency, errors by kind, node status."""
+    lat = listener.latency()
+    kinds: dict[str, int] = {}
+    for e in listener.errors:
+        kinds[e.get("kind", "?")] = kinds.get(e.get("kind", "?"), 0) + 1
+    streams = sorted({s for s, _ in listener.frames})
+    lines = [
+        f"{len(listener.frames)} frames from {len(streams)} streams ({', '.join(streams[:8]) or 'none'}) "
+        f"in {seconds:.1f} s; {len(listener.poses)} person poses",
+        f"latency: node p50 {lat['node_p50_ms']:.1f} ms, p99 {lat['node_p99_ms']:.1f} ms; "
+        f"capture to here p50 {lat['e2e_p50_ms']:.1f} ms, p99 {lat['e2e_p99_ms']:.1f} ms",
+        "errors received: " + (", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) or "none"),
+    ]
+    if listener.status:
+        st = listener.status
+        lines.append(f"node: {st['frames_in']} frames in, {st['frames_out']} out, dropped {st['dropped']}, "
+                     f"backend {st['backend']}, model {st['model_hash']}")  # fmt: skip
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="pads-stream listen", description=__doc__)
     parser.add_argument("--from", dest="endpoint", default="tcp://127.0.0.1:5556", help="the node's output")
     parser.add_argument("--truth", help="truth npz written by pads-stream replay, to score against")
-    parser.add_argument("--record", help="write received poses to this npz")
+    parser.add_argument("--record", help="write received poses: FILE.bvh (one BVH per track) or FILE.npz")
+    parser.add_argument("--fps", type=float, default=25.0, help="frame rate written into BVH files")
     parser.add_argument("--seconds", type=float, default=0.0, help="stop after this long (0 = until Ctrl-C)")
     parser.add_argument("--quiet", action="store_true", help="do not print each frame")
     args = parser.parse_args(argv)
@@ -113,16 +171,19 @@ def main(argv: list[str] | None = None) -> None:
         while not args.seconds or time.monotonic() - start < args.seconds:
             before = len(listener.frames)
             listener.poll(100)
-            if not args.quiet and len(listener.frames) > before:
-                print(f"{len(listener.frames)} frames, node latency p50 {listener.latency()['node_p50_ms']:.1f} ms")
+            if not args.quiet and len(listener.frames) > before and len(listener.frames) % 25 == 0:
+                lat = listener.latency()["node_p50_ms"]
+                print(f"{len(listener.frames)} frames, {len(listener.errors)} errors, node latency p50 {lat:.1f} ms")
     except KeyboardInterrupt:
         pass
     finally:
         listener.close()
-    if args.record:
-        keys = sorted(listener.poses)
-        rel = np.array([listener.poses[k][0] for k in keys])
-        root = np.array([listener.poses[k][1] for k in keys])
-        streams, frames, ids = (np.array([k[i] for k in keys]) for i in range(3))
-        np.savez(args.record, stream=streams, frame=frames, id=ids, rel=rel, root=root)
-    print({**listener.latency(), **(listener.score(Path(args.truth)) if args.truth else {})})
+    print(summary(listener, time.monotonic() - start))
+    if args.record and listener.poses:
+        for path in record(listener, Path(args.record), args.fps):
+            print(f"wrote {path}")
+    if args.truth:
+        scores = listener.score(Path(args.truth))
+        print(
+            "accuracy: " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in scores.items())
+        )

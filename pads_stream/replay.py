@@ -260,21 +260,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
 
 
-def wait_for_node(endpoint: str, timeout_s: float) -> bool:
-    """Subscribe to the node's output and wait for its ``status`` (sent about every second):
-    True once the node is up, False after ``timeout_s``."""
+def wait_until_answered(rep: Replayer, endpoint: str, timeout_s: float) -> bool:
+    """End-to-end readiness: send each stream's probe frame (frame -1, camera inline, no persons)
+    until the node's output at ``endpoint`` has answered every one; False after ``timeout_s``.
+    (A PUB socket drops what it sends before its connection is up, so "the node is running" is
+    not enough: the probe proves this sender's frames arrive.)"""
     with zmq.Context.instance().socket(zmq.SUB) as sub:
-        sub.setsockopt(zmq.SUBSCRIBE, b"status")
+        sub.setsockopt(zmq.SUBSCRIBE, b"pose3d/")
         sub.connect(endpoint)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if sub.poll(100):
+        waiting, deadline = set(rep.names), time.monotonic() + timeout_s
+        while waiting and time.monotonic() < deadline:
+            rep.probe()
+            while sub.poll(100):
                 try:
-                    decode(sub.recv_multipart())
-                    return True
+                    _, payload = decode(sub.recv_multipart())
                 except ValueError:
                     continue
-    return False
+                if payload.get("frame") == -1:
+                    waiting.discard(payload.get("stream"))
+    return not waiting
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -291,12 +295,12 @@ def main(argv: list[str] | None = None) -> None:
     add_arguments(parser)
     args = parser.parse_args(argv)
     rec = load_recording(args)
-    if args.node_out:
-        if wait_for_node(args.node_out, args.wait):
-            print(f"node is up ({args.node_out}); replaying", flush=True)
-        else:
-            print(f"no status from a node at {args.node_out} within {args.wait:.0f} s; replaying anyway", flush=True)
     rep = Replayer(rec, args.to, args.rate, send_root=not args.no_root)
+    if args.node_out:
+        if wait_until_answered(rep, args.node_out, args.wait):
+            print(f"the node at {args.node_out} answers every stream; replaying", flush=True)
+        else:
+            print(f"no answer from a node at {args.node_out} within {args.wait:.0f} s; replaying anyway", flush=True)
     Path(args.truth).parent.mkdir(parents=True, exist_ok=True)
     rec.save_truth(Path(args.truth), rep.names)
     try:

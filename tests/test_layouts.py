@@ -96,3 +96,21 @@ def test_mirror_keeps_bone_lengths_and_is_an_involution():
     swapped = [3, 4, 5, 0, 1, 2, 6, 7, 8, 9, 13, 14, 15, 10, 11, 12]  # bones of left/right pairs swap
     np.testing.assert_allclose(bone_lengths(mirror(x)), bone_lengths(x)[:, swapped])
     np.testing.assert_allclose(mirror(mirror(x)), x)
+
+
+def test_written_bvh_reproduces_the_motion(tmp_path):
+    """listen --record FILE.bvh: forward kinematics of the written file gives back the joints
+    (exactly where bone lengths are constant, as in motion capture)."""
+    from pads_stream.bvh import forward_kinematics, parse_bvh, write_bvh
+    from pads_stream.data import load_positions_3d
+
+    from .conftest import H36M, MISSING_DATA
+
+    if not H36M.exists():
+        pytest.skip(MISSING_DATA)
+    seq = load_positions_3d(H36M)["S9"]["walking_1"][:60].astype(float)
+    seq = seq + [0, 1.0, 0] + np.linspace(0, 2, 60)[:, None, None] * [1, 0, 0]  # walking forward
+    write_bvh(tmp_path / "walk.bvh", seq, 0.04)
+    bvh = parse_bvh((tmp_path / "walk.bvh").read_text())
+    pos = forward_kinematics(bvh)[:, [bvh.names.index(n) for n in H36M_JOINTS]] / 100
+    assert np.abs(pos - seq).max() < 1e-4
