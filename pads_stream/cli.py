@@ -18,6 +18,7 @@ COMMANDS = {
     "listen": ("pads_stream.listen", "subscribe to 3D poses; print, record, score"),
     "demo": ("pads_stream.demo", "replay -> node -> listen in one command"),
     "view": ("pads_stream.view", "a live 3D view of a node's output in the browser"),
+    "bridge": ("pads_stream.bridges", "a node's poses to VRChat OSC trackers or the VMC protocol"),
     "fuzz": ("pads_stream.fuzz", "send hostile and valid traffic to a node and check its answers"),
 }
 
