@@ -22,8 +22,12 @@ from .wire import WireError, decode, decode_pose3d
 class Listener:
     """Owns one SUB socket on the node's output; :meth:`poll` collects what arrives."""
 
-    def __init__(self, endpoint: str, context: zmq.Context | None = None):
+    def __init__(self, endpoint: str, context: zmq.Context | None = None, curve: tuple[str, str] | None = None):
         self.socket = (context or zmq.Context.instance()).socket(zmq.SUB)
+        if curve:  # (node public key file, this client's secret key file)
+            from .security import curve_client
+
+            curve_client(self.socket, *curve)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.RCVHWM, 100000)
         for topic in (b"pose3d/", b"status", b"error"):
@@ -162,10 +166,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--truth", help="truth npz written by pads-stream replay, to score against")
     parser.add_argument("--record", help="write received poses: FILE.bvh (one BVH per track) or FILE.npz")
     parser.add_argument("--fps", type=float, default=25.0, help="frame rate written into BVH files")
+    parser.add_argument(
+        "--curve",
+        nargs=2,
+        metavar=("NODE_KEY", "CLIENT_SECRET"),
+        help="CurveZMQ: the node's public .key file and this client's .key_secret file",
+    )
     parser.add_argument("--seconds", type=float, default=0.0, help="stop after this long (0 = until Ctrl-C)")
     parser.add_argument("--quiet", action="store_true", help="do not print each frame")
     args = parser.parse_args(argv)
-    listener = Listener(args.endpoint)
+    listener = Listener(args.endpoint, curve=args.curve)
     start = time.monotonic()
     try:
         while not args.seconds or time.monotonic() - start < args.seconds:

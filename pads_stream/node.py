@@ -74,6 +74,8 @@ class NodeConfig:
     max_drain: int = 2000  # messages read per loop iteration before processing
     max_errors_per_s: float = 2000.0  # error messages published per second; the rest are only counted
     receive_hwm: int = 1000  # ZeroMQ queue bound, messages
+    curve_secret_key: str = ""  # CurveZMQ: the node's .key_secret file ("" = no encryption)
+    curve_clients: str = ""  # CurveZMQ: folder of authorised client public keys ("" = any client with the node's key)
 
 
 @dataclass
@@ -178,6 +180,11 @@ class Node:
             self.sub.setsockopt(zmq.SUBSCRIBE, prefix)
         self.pub = self.context.socket(zmq.PUB)
         self.pub.setsockopt(zmq.LINGER, 1000)
+        self.auth = None
+        if cfg.curve_secret_key:
+            from .security import serve_curve
+
+            self.auth = serve_curve(self.context, [self.sub, self.pub], cfg.curve_secret_key, cfg.curve_clients)
         (self.sub.bind if cfg.bind_in else self.sub.connect)(cfg.inp)
         (self.pub.bind if cfg.bind_out else self.pub.connect)(cfg.out)
         self.poller = zmq.Poller()
@@ -203,6 +210,8 @@ class Node:
     def close(self) -> None:
         self.sub.close()
         self.pub.close()
+        if self.auth is not None:
+            self.auth.stop()
 
     def run(self) -> None:
         """Poll, process and publish until :meth:`stop`; the batch in flight is finished."""

@@ -169,12 +169,16 @@ class Replayer:
     """Publishes a Recording frame by frame at ``rate`` Hz on a PUB socket it owns."""
 
     def __init__(self, rec: Recording, endpoint: str, rate: float, send_root: bool = True, camera_inline: bool = True,
-                 context: zmq.Context | None = None, prefix: str = "cam"):  # fmt: skip
+                 context: zmq.Context | None = None, prefix: str = "cam", curve: tuple[str, str] | None = None):  # fmt: skip
         self.rec, self.rate, self.send_root, self.camera_inline = rec, rate, send_root, camera_inline
         self.names = [f"{prefix}{s}" for s in range(rec.kp2d.shape[0])]
         self.socket = (context or zmq.Context.instance()).socket(zmq.PUB)
         self.socket.setsockopt(zmq.LINGER, 2000)
         self.socket.setsockopt(zmq.SNDHWM, 100000)
+        if curve:  # (node public key file, this client's secret key file)
+            from .security import curve_client
+
+            curve_client(self.socket, *curve)
         self.socket.connect(endpoint)
         self.frame = 0
         self.start = 0.0
@@ -292,10 +296,16 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the node")
     parser.add_argument("--truth", default="runs/truth.npz", help="where the ground truth is written")
+    parser.add_argument(
+        "--curve",
+        nargs=2,
+        metavar=("NODE_KEY", "CLIENT_SECRET"),
+        help="CurveZMQ: the node's public .key file and this client's .key_secret file",
+    )
     add_arguments(parser)
     args = parser.parse_args(argv)
     rec = load_recording(args)
-    rep = Replayer(rec, args.to, args.rate, send_root=not args.no_root)
+    rep = Replayer(rec, args.to, args.rate, send_root=not args.no_root, curve=args.curve)
     if args.node_out:
         if wait_until_answered(rep, args.node_out, args.wait):
             print(f"the node at {args.node_out} answers every stream; replaying", flush=True)

@@ -343,3 +343,51 @@ def test_sigterm_while_the_model_loads_exits_cleanly(tiny_checkpoint, tmp_path):
         time.sleep(delay)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0, proc.stderr.read()[-2000:]
+
+
+def test_curve_encryption_admits_only_authorised_clients(tiny_checkpoint, tmp_path, test_set):
+    """Issue 9: CurveZMQ with key files; an unknown key or a plain socket gets nothing."""
+    import zmq.auth
+
+    from pads_stream.security import curve_client
+
+    keys, allowed = tmp_path / "keys", tmp_path / "allowed"
+    keys.mkdir(), allowed.mkdir()
+    node_public, node_secret = zmq.auth.create_certificates(keys, "node")
+    good_public, good_secret = zmq.auth.create_certificates(keys, "rig")
+    _, bad_secret = zmq.auth.create_certificates(keys, "stranger")
+    (allowed / "rig.key").write_bytes(open(good_public, "rb").read())
+    ctx = zmq.Context()
+    cfg = NodeConfig(inp="tcp://127.0.0.1:*", out="tcp://127.0.0.1:*", steps=2, status_period_s=0.05,
+                     curve_secret_key=str(node_secret), curve_clients=str(allowed))  # fmt: skip
+    node = Node(load_model(tiny_checkpoint, backend="torch"), cfg, ctx)
+    inp, out = node.endpoints
+
+    def client(secret):
+        rig, sub = ctx.socket(zmq.PUB), ctx.socket(zmq.SUB)
+        for sock in (rig, sub):
+            if secret is not None:
+                curve_client(sock, str(node_public), str(secret))
+            sock.setsockopt(zmq.LINGER, 0)
+        sub.setsockopt(zmq.SUBSCRIBE, b"pose3d/")
+        rig.connect(inp)
+        sub.connect(out)
+        return rig, sub
+
+    def answered(rig, sub, stream) -> bool:
+        for n in range(40):
+            rig.send_multipart(
+                kp2d_message(stream, n, time.time_ns(), persons_of(test_set, [0]), camera={"K": K.tolist()})
+            )
+            node.spin_once()
+            if sub.poll(20):
+                return True
+        return False
+
+    try:
+        assert answered(*client(good_secret), "good")
+        assert not answered(*client(bad_secret), "bad")
+        assert not answered(*client(None), "plain")
+    finally:
+        node.close()
+        ctx.destroy(linger=0)
