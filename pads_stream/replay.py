@@ -168,8 +168,17 @@ def with_id_switches(rec: Recording, every: int) -> Recording:
 class Replayer:
     """Publishes a Recording frame by frame at ``rate`` Hz on a PUB socket it owns."""
 
-    def __init__(self, rec: Recording, endpoint: str, rate: float, send_root: bool = True, camera_inline: bool = True,
-                 context: zmq.Context | None = None, prefix: str = "cam", curve: tuple[str, str] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        rec: Recording,
+        endpoint: str,
+        rate: float,
+        send_root: bool = True,
+        camera_inline: bool = True,
+        context: zmq.Context | None = None,
+        prefix: str = "cam",
+        curve: tuple[str, str] | None = None,
+    ):
         self.rec, self.rate, self.send_root, self.camera_inline = rec, rate, send_root, camera_inline
         self.names = [f"{prefix}{s}" for s in range(rec.kp2d.shape[0])]
         self.socket = (context or zmq.Context.instance()).socket(zmq.PUB)
