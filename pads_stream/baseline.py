@@ -86,7 +86,7 @@ class Baseline:
     """A trained lifting MLP with the estimate() signature of :class:`pads_stream.PoseModel`."""
 
     def __init__(self, path: str | Path):
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
         self.net = LiftingMLP()
         self.net.load_state_dict(ckpt["weights"])
         self.net.eval()
@@ -100,10 +100,12 @@ class Baseline:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from .data import load_positions_3d
+    from .data import DEFAULT_DATA, h36m_path, load_positions_3d
     from .train import TrainConfig, split_holdout
 
-    parser = argparse.ArgumentParser(prog="pads-stream baseline", description=__doc__)
+    parser = argparse.ArgumentParser(prog="pads-stream baseline", description=__doc__,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+    parser.add_argument("--data", default=DEFAULT_DATA, help="data folder holding h36m/positions_3d_25hz.npz")
     parser.add_argument("--out", default="runs/baseline.pt")
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=0)
@@ -111,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = TrainConfig()
+    cfg = TrainConfig(h36m=h36m_path(args.data))
     data = load_positions_3d(cfg.h36m)
     kept, _ = split_holdout({s: data[s] for s in cfg.train_subjects}, cfg.holdout_takes)
     poses = np.concatenate([x for takes in kept.values() for x in takes.values()])

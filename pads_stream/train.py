@@ -23,7 +23,7 @@ from tqdm import tqdm
 from .bvh import JointMapping
 from .checkpoint import FORMAT, load_checkpoint, strip_for_release
 from .config import from_dict, load_json, to_dict
-from .data import AugmentConfig, augment_to_camera, bvh_poses, load_plain, load_positions_3d
+from .data import AugmentConfig, augment_to_camera, bvh_poses, h36m_path, load_plain, load_positions_3d
 from .model import Denoiser, PriorConfig
 from .schedule import DiffusionConfig, add_noise, alphas_cumprod
 from .stepgraph import package_file
@@ -219,11 +219,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", help="JSON file of TrainConfig overrides")
     parser.add_argument("--out", default="runs/prior", help="output folder for checkpoints")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    parser.add_argument(
+        "--data", help="data folder: sets h36m to DIR/h36m/positions_3d_25hz.npz and bvh_dirs to DIR/bandai"
+    )
     parser.add_argument("--steps", type=int, help="override the number of steps")
     parser.add_argument("--seed", type=int, help="override the seed")
     args = parser.parse_args(argv)
     cfg = load_json(TrainConfig, args.config)
     overrides = {k: v for k, v in (("steps", args.steps), ("seed", args.seed)) if v is not None}
+    if args.data:
+        overrides["h36m"] = h36m_path(args.data)
+        overrides["bvh_dirs"] = [str(Path(args.data) / "bandai")] if cfg.bvh_dirs else []
     if overrides:
         cfg = from_dict(TrainConfig, {**to_dict(cfg), **overrides})
     train(cfg, Path(args.out), resume=args.resume)
