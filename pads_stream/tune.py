@@ -65,7 +65,7 @@ def tune_complete(model: PoseModel, gt: np.ndarray, steps: int) -> dict:
     best = None
     print("| complete t_start | rho | " + " | ".join(cases) + " | mean |\n|---" + "|---" * (len(cases) + 2) + "|")
     base = model.sampler
-    for t_start, rho in itertools.product((300, 450, 600, 800), (1.0, 2.0, 4.0, 8.0)):
+    for t_start, rho in itertools.product((450, 600, 800), (4.0, 8.0, 12.0)):
         model.sampler = dataclasses.replace(base, complete_t_start=t_start, complete_rho=rho)
         errs = []
         for mask in cases.values():
