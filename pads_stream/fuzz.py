@@ -12,6 +12,7 @@ Loopback or a node you own only: it sends bounded traffic and stops by itself.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -209,5 +210,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fps", type=float, default=10.0, help="frames per second per valid stream")
     parser.add_argument("--pid", type=int, help="the node's process id, for its RSS")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", help="also write the full result (counts by class and kind, RSS series) here")
     args = parser.parse_args(argv)
-    print(summary(run(args.to, args.node_out, args.messages, args.rate, args.streams, args.fps, args.pid, args.seed)))
+    result = run(args.to, args.node_out, args.messages, args.rate, args.streams, args.fps, args.pid, args.seed)
+    print(summary(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1, default=str))
