@@ -12,6 +12,7 @@ the wire. Streams are published on one PUB socket that connects to the node's in
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -162,7 +163,7 @@ def with_id_switches(rec: Recording, every: int) -> Recording:
     ids = np.array(rec.ids)
     swapped = (np.arange(ids.shape[1]) // every) % 2 == 1
     ids[:, swapped, 0], ids[:, swapped, 1] = rec.ids[:, swapped, 1], rec.ids[:, swapped, 0]
-    return Recording(rec.kp2d, rec.conf, rec.K, rec.root, rec.gt, ids, rec.fps, rec.R, rec.t)
+    return dataclasses.replace(rec, ids=ids)
 
 
 class Replayer:

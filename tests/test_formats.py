@@ -62,3 +62,21 @@ def test_coco_results_replay_through_the_node(coco_file):
     result = run(args, ["--backend", "auto"])
     assert result["node_exit_code"] == 0 and result["frames_received"] == 6
     assert result["errors"].get("no_joints", 0) == 0  # the empty person was not sent
+
+
+def test_replayed_id_switches_are_valid_frames_with_swapped_ids():
+    from pads_stream.replay import Replayer, load_recording
+    from pads_stream.wire import decode_inbound
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--source", "h36m", "--frames", "12", "--no-root", "--id-switch-every", "5"])
+    rec = load_recording(args)
+    sent = []
+    rep = Replayer(rec, "inproc://unused", 25.0, send_root=False)
+    rep.socket.send_multipart = sent.append
+    for f in (0, 5):
+        rep.send_frame(f)
+    rep.close()
+    ids = [[p.id for p in decode_inbound(frames).persons] for frames in sent[::2]]  # stream 0, frames 0 and 5
+    assert ids == [[0, 1], [1, 0]]

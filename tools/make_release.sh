@@ -19,6 +19,5 @@ pads-stream eval --backend auto --data "$DATA" --samples "${EVAL_SAMPLES:-5000}"
   --out runs/eval
 pads-stream eval --backend torch --data "$DATA" --samples "${EVAL_SAMPLES:-5000}" --steps 10 --curve "" \
   --tasks estimate --out runs/eval_torch
-# 4. latency against the compute floor, and the node measurements
-pads-stream bench --data "$DATA" --out runs/bench
-python tools/node_experiments.py
+# 4. latency against the compute floor, streams through the node, hostile input
+bash tools/measure_all.sh

@@ -2,8 +2,10 @@
 # The measurements behind docs/ after `pads-stream eval` (see tools/make_release.sh):
 # latency (docs/bench), streams through the node (docs/node_results.md), hostile input (docs/fuzz.md).
 set -euo pipefail
-# (run separately) pads-stream bench --backends onnxruntime,onnxruntime-spin,torch --batches 1,16 --steps 5,10,20 --reps 50 \
-#   --accuracy-samples 300 --out docs/bench
+if [ "${SKIP_BENCH:-0}" != 1 ]; then
+  pads-stream bench --backends onnxruntime,onnxruntime-spin,torch --batches 1,16 --steps 5,10,20 --reps 50 \
+    --accuracy-samples 300 --out docs/bench
+fi
 python tools/node_experiments.py --out docs/node_results.md
 # 100,000 bad messages at 1,000/s beside 4 valid streams at 10 FPS, against a node process
 pads-stream node --in tcp://127.0.0.1:5755 --out tcp://127.0.0.1:5756 > runs/fuzz_node.log 2>&1 &
