@@ -21,9 +21,8 @@ from .api import PoseModel, load_model
 from .camera import inverse_projection
 from .data import DEFAULT_DATA, test_path
 from .progress import progress
-from .skeleton import H36M_JOINTS, H36M_PARENTS, bone_lengths
+from .skeleton import H36M_JOINTS, H36M_LEFT, H36M_PARENTS, H36M_RIGHT, bone_lengths
 
-LEFT, RIGHT = {4, 5, 6, 11, 12, 13}, {1, 2, 3, 14, 15, 16}
 LIMBS = {
     "left arm": (11, 12, 13),
     "right arm": (14, 15, 16),
@@ -213,7 +212,7 @@ def markdown(report: dict) -> str:
 
 def side_colour(joint: int) -> str:
     """Red for the subject's left limbs, blue for the right, grey for the trunk (H36M-17)."""
-    return "tab:red" if joint in LEFT else "tab:blue" if joint in RIGHT else "0.35"
+    return "tab:red" if joint in H36M_LEFT else "tab:blue" if joint in H36M_RIGHT else "0.35"
 
 
 def plots(report: dict, preds: dict, test: dict, out: Path) -> None:

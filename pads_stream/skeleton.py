@@ -18,6 +18,9 @@ H36M_JOINTS = (
 H36M_PARENTS = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15)
 NUM_JOINTS = 17
 PELVIS = 0
+# The person's own left and right limb joints (plots and viewers colour them apart).
+H36M_LEFT = frozenset({4, 5, 6, 11, 12, 13})
+H36M_RIGHT = frozenset({1, 2, 3, 14, 15, 16})
 # Pairs (left, right) swapped by a mirror image.
 H36M_LR_PAIRS = ((4, 1), (5, 2), (6, 3), (11, 14), (12, 15), (13, 16))
 

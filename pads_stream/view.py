@@ -16,10 +16,9 @@ import time
 import numpy as np
 import zmq
 
-from .skeleton import H36M_PARENTS
+from .skeleton import H36M_LEFT, H36M_PARENTS, H36M_RIGHT
 from .wire import WireError, decode_pose3d
 
-LEFT, RIGHT = {4, 5, 6, 11, 12, 13}, {1, 2, 3, 14, 15, 16}
 COLOURS = {"left": (230, 40, 40), "right": (40, 90, 230), "trunk": (110, 110, 110)}
 BONES = [(j, p) for j, p in enumerate(H36M_PARENTS) if p >= 0]
 # camera frame (x right, y down, z forward) -> a Z-up display frame (x right, y forward, z up)
@@ -29,7 +28,7 @@ CAMERA_TO_DISPLAY = np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]])
 def bone_segments(joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(16, 2, 3) bone end points and (16, 2, 3) uint8 colours of (17, 3) H36M-17 joints."""
     points = np.stack([[joints[j], joints[p]] for j, p in BONES])
-    side = ["left" if j in LEFT else "right" if j in RIGHT else "trunk" for j, _ in BONES]
+    side = ["left" if j in H36M_LEFT else "right" if j in H36M_RIGHT else "trunk" for j, _ in BONES]
     colours = np.array([[COLOURS[s], COLOURS[s]] for s in side], dtype=np.uint8)
     return points, colours
 
