@@ -22,6 +22,7 @@ from .checkpoint import load_checkpoint
 from .data import DEFAULT_DATA, h36m_path, load_positions_3d
 from .evaluate import limb_and_random_masks
 from .metrics import mpjpe, p_mpjpe
+from .progress import progress
 from .rig import detector_noise, random_views
 from .train import TrainConfig, split_holdout
 
@@ -49,7 +50,7 @@ def tune_denoise(model: PoseModel, gt: np.ndarray, steps: int) -> dict:
         + ") |\n|---|---|---|"
     )
     base = model.sampler
-    for t_start, rho in itertools.product((50, 100, 150, 250), (0.0, 0.25, 0.5, 1.0)):
+    for t_start, rho in progress(itertools.product((50, 100, 150, 250), (0.0, 0.25, 0.5, 1.0)), "denoise", 16):
         model.sampler = dataclasses.replace(base, denoise_t_start=t_start, denoise_rho=rho)
         errs = [float(mpjpe(model.denoise(y, steps=steps), gt).mean()) for y in noisy]
         print(f"| {t_start} | {rho} | {' / '.join(f'{e:.1f}' for e in errs)} |", flush=True)
@@ -65,7 +66,7 @@ def tune_complete(model: PoseModel, gt: np.ndarray, steps: int) -> dict:
     best = None
     print("| complete t_start | rho | " + " | ".join(cases) + " | mean |\n|---" + "|---" * (len(cases) + 2) + "|")
     base = model.sampler
-    for t_start, rho in itertools.product((450, 600, 800), (4.0, 8.0, 12.0)):
+    for t_start, rho in progress(itertools.product((450, 600, 800), (4.0, 8.0, 12.0)), "complete", 9):
         model.sampler = dataclasses.replace(base, complete_t_start=t_start, complete_rho=rho)
         errs = []
         for mask in cases.values():
@@ -108,18 +109,20 @@ def main(argv: list[str] | None = None) -> None:
         base = dataclasses.replace(base, **tune_complete(model, val["gt"][:200], args.steps))
     results = [(float("inf"), base)]
     if "estimate" in tasks:
-        grid = itertools.product(
-            [int(t) for t in args.t_start.split(",")],
-            [float(r) for r in args.rho.split(",")],
-            [float(p) for p in args.spacing.split(",")],
-            args.solver.split(","),
-            [float(p) for p in args.snap_power.split(",")],
-            [int(t) for t in args.restart_t.split(",")],
-            [float(f) for f in args.restart_fraction.split(",")],
+        grid = list(
+            itertools.product(
+                [int(t) for t in args.t_start.split(",")],
+                [float(r) for r in args.rho.split(",")],
+                [float(p) for p in args.spacing.split(",")],
+                args.solver.split(","),
+                [float(p) for p in args.snap_power.split(",")],
+                [int(t) for t in args.restart_t.split(",")],
+                [float(f) for f in args.restart_fraction.split(",")],
+            )
         )
         print("| t_start | rho | spacing | solver | snap | restart t / share | GT 2D MPJPE / PA | det. 2D MPJPE / PA "
               "| s |\n|---|---|---|---|---|---|---|---|---|")  # fmt: skip
-        for t_start, rho, spacing, solver, snap, restart_t, share in grid:
+        for t_start, rho, spacing, solver, snap, restart_t, share in progress(grid, "estimate", len(grid)):
             model.sampler = dataclasses.replace(base, t_start=t_start, rho=rho, spacing=spacing, solver=solver,
                                                 snap_power=snap, restart_t_start=restart_t,
                                                 restart_fraction=share)  # fmt: skip
