@@ -299,7 +299,8 @@ class PoseModel:
         """:meth:`estimate` without raising on results: returns (poses (N, 17, 3), roots (N, 3),
         ok (N,) bool); rows with ok False are non-finite or have no usable root. The node uses
         this so that one person never fails a batch. ``root_guess`` (N, 3) m, with ``root``
-        None, replaces the body-size guess (the previous frame's root of a tracked person)."""
+        None, replaces the body-size guess by its depth (the previous frame's root of a tracked
+        person), taken along this frame's pelvis ray."""
         kp, c = self._check_keypoints(kp2d, conf, layout)
         n = kp.shape[0]
         K = self._check_camera(K, n)
@@ -308,8 +309,8 @@ class PoseModel:
         unit = rays / np.linalg.norm(rays, axis=-1, keepdims=True)
         if root is None:
             r, ok = initial_root(rays[..., :2], c)
-            if root_guess is not None:
-                r = self._check_root(root_guess, n)
+            if root_guess is not None:  # the guess's depth, on this frame's pelvis ray (the person moves)
+                r = r * (self._check_root(root_guess, n)[:, 2] / r[:, 2])[:, None]
         else:
             r, ok = self._check_root(root, n), np.ones(n, bool)
         if init is None:

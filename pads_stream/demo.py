@@ -46,7 +46,7 @@ def run(args: argparse.Namespace, node_args: list[str]) -> dict:
     inp, out = free_endpoint(), free_endpoint()
     node = start_node(inp, out, node_args)
     listener = Listener(out)
-    replayer = Replayer(rec, inp, args.rate, send_root=not args.no_root)
+    replayer = Replayer(rec, inp, args.rate, send_root=not args.no_root, send_extrinsics=args.extrinsics)
     try:
         deadline = time.monotonic() + 60
         while not all((n, -1) in listener.frames for n in replayer.names):  # end-to-end readiness

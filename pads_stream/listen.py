@@ -16,6 +16,7 @@ import numpy as np
 import zmq
 
 from . import metrics
+from .rig import Y_UP_TO_Z_UP
 from .wire import WireError, decode, decode_pose3d
 
 
@@ -107,7 +108,7 @@ class Listener:
 
 
 # Z-up world (floor z = 0) and OpenCV camera frame, each turned into BVH's Y-up convention
-Z_UP_TO_Y_UP = np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]])
+Z_UP_TO_Y_UP = Y_UP_TO_Z_UP.T
 CAMERA_TO_Y_UP = np.array([[1.0, 0, 0], [0, -1, 0], [0, 0, -1]])
 
 

@@ -23,7 +23,7 @@ import zmq
 
 from .bvh import JointMapping, load_bvh_h36m
 from .data import DEFAULT_DATA, TEST_SUBJECTS, data_file, h36m_path, load_positions_3d, test_path, to_17
-from .rig import RigConfig, detector_noise, random_cameras, world_views
+from .rig import RigConfig, detector_noise, random_cameras, world_views, z_up_extrinsics
 from .stepgraph import package_file
 from .wire import decode, kp2d_message
 
@@ -108,16 +108,19 @@ def from_file(fmt: str, path: str, K: str, sequence: str, fps: float) -> Recordi
 
 def through_camera(seqs: list[np.ndarray], streams: int, persons: int, frames: int, rng: np.random.Generator,
                    detected: bool, fps: float) -> Recording:  # fmt: skip
-    """Y-up sequences placed apart on the floor, each stream a fixed virtual camera."""
-    kp, conf, K, root, gt = [], [], [], [], []
+    """Y-up sequences placed apart on the floor (each frame's lowest joint on it), each stream a
+    fixed virtual camera whose extrinsics the recording keeps (world Z up, floor z = 0)."""
+    kp, conf, K, root, gt, Rs, ts = [], [], [], [], [], [], []
     for s in range(streams):
         Ks, R, centre = random_cameras(1, rng, RigConfig())
         views = []
         for m in range(persons):
             seq = seqs[(s * persons + m) % len(seqs)]
             seq = seq[np.arange(frames) % len(seq)].astype(np.float64)
-            offset = np.array([1.2 * (m - (persons - 1) / 2), -seq[0, :, 1].min(), rng.uniform(-0.5, 0.5)])
-            world = seq + offset
+            lift = -seq[..., 1].min(axis=1)  # (F,) the pelvis height that puts the lowest joint on the floor
+            offset = np.stack([np.full(frames, 1.2 * (m - (persons - 1) / 2)), lift,
+                               np.full(frames, rng.uniform(-0.5, 0.5))], -1)  # fmt: skip
+            world = seq + offset[:, None]
             views.append(
                 world_views(world, np.repeat(Ks, frames, 0), np.repeat(R, frames, 0), np.repeat(centre, frames, 0))
             )
@@ -130,8 +133,11 @@ def through_camera(seqs: list[np.ndarray], streams: int, persons: int, frames: i
         K.append(np.repeat(Ks, frames, 0))
         root.append(np.stack([v.root for v in views], 1))
         gt.append(np.stack([v.gt for v in views], 1))
+        R_z, t_z = z_up_extrinsics(R, centre)
+        Rs.append(np.repeat(R_z, frames, 0))
+        ts.append(np.repeat(t_z, frames, 0))
     ids = np.broadcast_to(np.arange(persons), (streams, frames, persons))
-    return Recording(*(np.stack(a) for a in (kp, conf, K, root, gt)), ids=ids, fps=fps)
+    return Recording(*(np.stack(a) for a in (kp, conf, K, root, gt)), ids=ids, fps=fps, R=np.stack(Rs), t=np.stack(ts))
 
 
 def load_recording(args: argparse.Namespace) -> Recording:
@@ -176,11 +182,13 @@ class Replayer:
         rate: float,
         send_root: bool = True,
         camera_inline: bool = True,
+        send_extrinsics: bool = False,
         context: zmq.Context | None = None,
         prefix: str = "cam",
         curve: tuple[str, str] | None = None,
     ):
         self.rec, self.rate, self.send_root, self.camera_inline = rec, rate, send_root, camera_inline
+        self.send_extrinsics = send_extrinsics and rec.R is not None and rec.t is not None
         self.names = [f"{prefix}{s}" for s in range(rec.kp2d.shape[0])]
         self.socket = (context or zmq.Context.instance()).socket(zmq.PUB)
         self.socket.setsockopt(zmq.LINGER, 2000)
@@ -201,8 +209,7 @@ class Replayer:
     def probe(self) -> None:
         """An empty frame per stream (frame -1): the node answers each with an empty pose3d."""
         for s, name in enumerate(self.names):
-            camera = {"K": self.rec.K[s, 0].tolist()}
-            self.socket.send_multipart(kp2d_message(name, -1, time.time_ns(), [], camera=camera))
+            self.socket.send_multipart(kp2d_message(name, -1, time.time_ns(), [], camera=self.camera(s, 0)))
 
     def send_due(self) -> bool:
         """Send every frame whose time has come; False once all frames are sent."""
@@ -216,6 +223,13 @@ class Replayer:
     def next_due(self) -> float:
         """Seconds until the next frame is due (0 if overdue)."""
         return max(0.0, self.start + self.frame / self.rate - time.monotonic())
+
+    def camera(self, s: int, f: int) -> dict:
+        """The camera message fields of stream ``s`` at frame ``f``: K, and R, t when sent."""
+        camera = {"K": self.rec.K[s, f].tolist()}
+        if self.send_extrinsics:
+            camera["R"], camera["t"] = self.rec.R[s, f].tolist(), self.rec.t[s, f].tolist()
+        return camera
 
     def send_frame(self, f: int) -> None:
         rec = self.rec
@@ -235,7 +249,7 @@ class Replayer:
             if self.camera_inline and (
                 last is None or not np.array_equal(last[0], K) or now - last[1] > CAMERA_EVERY_S
             ):
-                camera, self.sent_K[s] = {"K": K.tolist()}, (K, now)
+                camera, self.sent_K[s] = self.camera(s, f), (K, now)
             self.socket.send_multipart(kp2d_message(name, f, time.time_ns(), persons, camera=camera, layout=rec.layout))
 
     def close(self) -> None:
@@ -266,7 +280,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--extrinsics",
         action="store_true",
-        help="test: send the real rig's R, t (data/h36m/cameras_s9_s11.json); the node uses the floor",
+        help="send the cameras' R, t (test: the real rig of data/h36m/cameras_s9_s11.json; h36m, bvh: the "
+        "virtual cameras); the node then uses the floor",
     )
     parser.add_argument("--stride", type=int, default=1, help="h36m: keep every n-th 25 Hz frame (2: 12.5 Hz)")
     parser.add_argument("--id-switch-every", type=int, default=0,
@@ -315,7 +330,8 @@ def main(argv: list[str] | None = None) -> None:
     add_arguments(parser)
     args = parser.parse_args(argv)
     rec = load_recording(args)
-    rep = Replayer(rec, args.to, args.rate, send_root=not args.no_root, curve=args.curve)
+    rep = Replayer(rec, args.to, args.rate, send_root=not args.no_root, send_extrinsics=args.extrinsics,
+                   curve=args.curve)  # fmt: skip
     if args.node_out:
         if wait_until_answered(rep, args.node_out, args.wait):
             print(f"the node at {args.node_out} answers every stream; replaying", flush=True)

@@ -80,6 +80,24 @@ def random_cameras(n: int, rng: np.random.Generator, cfg: RigConfig) -> tuple[np
     return K, R, centre
 
 
+# The rig's Y-up world (floor y = 0) as the wire's Z-up world (floor z = 0): (x, y, z) -> (x, -z, y).
+Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+
+
+def z_up_extrinsics(R: np.ndarray, centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Extrinsics of rig cameras in the wire's convention: X_cam = R' · X_world + t' with a Z-up
+    world whose floor is z = 0 (:data:`Y_UP_TO_Z_UP` of the rig's world).
+
+    Args:
+        R: (N, 3, 3) world-to-camera rotations of the Y-up rig. centre: (N, 3) camera centres, m.
+
+    Returns:
+        (R' (N, 3, 3), t' (N, 3) metres).
+    """
+    R_z = R @ Y_UP_TO_Z_UP.T
+    return R_z, -np.einsum("nij,nj->ni", R, centre)
+
+
 def world_views(world: np.ndarray, K: np.ndarray, R: np.ndarray, centre: np.ndarray) -> Views:
     """Views of (N, 17, 3) world poses by cameras (K, R, centre), one camera per pose."""
     cam = np.einsum("nij,nkj->nki", R, world - centre[:, None])

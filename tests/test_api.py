@@ -120,3 +120,14 @@ def test_root_is_estimated_when_not_given(model, test_set):
 def test_unknown_backend_is_refused(tiny_checkpoint):
     with pytest.raises(ValueError, match="backend must be one of"):
         load_model(tiny_checkpoint, backend="tpu")
+
+
+def test_a_root_guess_from_the_previous_frame_is_moved_onto_this_frames_pelvis_ray(model, test_set):
+    """A tracked person who walked: the previous root, 0.5 m to the side, lends its depth only."""
+    idx = np.arange(0, 400, 40)
+    kp, K, root = test_set["kp2d"][idx], test_set["K"][idx], test_set["root"][idx]
+    guess = root + [0.5, 0.0, 0.0]
+    _, r, ok = model.estimate_batch(kp, K, None, steps=3, root_guess=guess)
+    pelvis_ray = np.einsum("nij,nj->ni", np.linalg.inv(K), np.concatenate([kp[:, 0], np.ones((10, 1))], -1))
+    off_ray = np.linalg.norm(np.cross(r, pelvis_ray / np.linalg.norm(pelvis_ray, axis=-1, keepdims=True)), axis=-1)
+    assert ok.all() and off_ray.max() < 1e-3  # metres from the ray; the guess itself is 0.5 m off

@@ -80,3 +80,29 @@ def test_replayed_id_switches_are_valid_frames_with_swapped_ids():
     rep.close()
     ids = [[p.id for p in decode_inbound(frames).persons] for frames in sent[::2]]  # stream 0, frames 0 and 5
     assert ids == [[0, 1], [1, 0]]
+
+
+def test_replayed_sequences_send_their_cameras_extrinsics_and_stand_on_the_floor():
+    """Issue 8: ``--extrinsics`` on S9/S11 sequences sends each virtual camera's R, t (world Z up),
+    and in that world every replayed person's lowest joint is on the floor z = 0."""
+    from pads_stream.camera import camera_to_world
+    from pads_stream.replay import Replayer, load_recording
+    from pads_stream.wire import decode_inbound
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--source", "h36m", "--frames", "30", "--no-root", "--extrinsics"])
+    rec = load_recording(args)
+    sent = []
+    rep = Replayer(rec, "inproc://unused", 25.0, send_root=False, send_extrinsics=True)
+    rep.socket.send_multipart = sent.append
+    rep.send_frame(0)
+    rep.close()
+    for s, frames in enumerate(sent):
+        cam = decode_inbound(frames).camera
+        np.testing.assert_allclose(cam.R, rec.R[s, 0])
+        np.testing.assert_allclose(cam.t, rec.t[s, 0])
+        joints = rec.gt[s] + rec.root[s][:, :, None]  # (F, M, 17, 3) camera frame
+        world = camera_to_world(joints.reshape(len(joints), -1, 3), rec.R[s], rec.t[s]).reshape(joints.shape)
+        np.testing.assert_allclose(world[..., 2].min(axis=-1), 0.0, atol=1e-9)
+        assert np.all(world[..., 2].max(axis=-1) > 1.0)  # upright: the head is well above the floor
