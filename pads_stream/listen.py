@@ -70,7 +70,8 @@ class Listener:
         return handled
 
     def score(self, truth_path: Path) -> dict[str, float]:
-        """Accuracy of what arrived against the replay's truth file (mm)."""
+        """Accuracy of what arrived against the replay's truth file (mm): means over all persons,
+        and ``frame_mpjpe`` / ``frame_root_error`` per replayed frame (listed in ``frames``)."""
         truth = np.load(truth_path)
         keys = list(zip(truth["stream"].tolist(), truth["frame"].tolist(), truth["id"].tolist(), strict=True))
         known = np.isfinite(truth["gt"]).all(axis=(1, 2))  # replayed detector files carry no truth
@@ -83,7 +84,14 @@ class Listener:
         gt, gt_root = truth["gt"][have], truth["root"][have]
         out["mpjpe"] = float(metrics.mpjpe(pred, gt).mean())
         out["pa_mpjpe"] = float(metrics.p_mpjpe(pred, gt).mean())
-        out["root_error"] = float(1000 * np.linalg.norm(root - gt_root, axis=-1).mean())
+        root_err = 1000 * np.linalg.norm(root - gt_root, axis=-1)
+        out["root_error"] = float(root_err.mean())
+        # per frame, the mean over the persons received in it (for plots of error over time)
+        frame = truth["frame"][have]
+        order = np.unique(frame)
+        out["frames"] = order.tolist()
+        out["frame_mpjpe"] = [float(metrics.mpjpe(pred[frame == f], gt[frame == f]).mean()) for f in order]
+        out["frame_root_error"] = [float(root_err[frame == f].mean()) for f in order]
         accel = []
         index = {k: i for i, k in enumerate(k for k, h in zip(keys, have, strict=True) if h)}
         for (s, f, m), i in index.items():

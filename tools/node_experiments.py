@@ -1,8 +1,9 @@
 """Measure the node's options end to end (replay -> node process -> listen, loopback TCP):
 
 1. given root vs unknown root (V-H36M test samples, exact 2D);
-2. warm start vs cold start on 25 Hz S9/S11 sequences through fixed virtual cameras:
-   accuracy and jitter (mean per-joint acceleration error);
+2. S9/S11 sequences (25 and 12.5 Hz) through fixed virtual cameras: root given, 2D + K,
+   2D + K + extrinsics, id switches, cold start, One Euro: accuracy, root error and jitter (mean
+   per-joint acceleration error), and a plot of the error over time (node_error_over_time.png);
 3. the load test: sustained rate, latency and drops for streams x persons x FPS (sequences,
    so persons keep their ids and warm-start as with a tracking rig).
 Writes docs/node_results.md. Usage: python tools/node_experiments.py [--model PT] [--quick]
@@ -12,6 +13,8 @@ import argparse
 import json
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 from pads_stream.demo import run
 from pads_stream.replay import add_arguments
@@ -35,6 +38,29 @@ def node_args(model, backend, cfg: dict | None = None, tmp: Path | None = None) 
     return out
 
 
+def plot_over_time(runs: dict[str, dict], path: Path) -> None:
+    """MPJPE and root error per frame (mean over the persons received in it), one line per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    for label, r in runs.items():
+        t = np.array(r["frames"]) / 25.0
+        axes[0].plot(t, r["frame_mpjpe"], label=label, lw=1.2)
+        axes[1].plot(t, r["frame_root_error"], label=label, lw=1.2)
+    axes[0].set_ylabel("MPJPE (mm)")
+    axes[1].set_ylabel("root error (mm)")
+    axes[1].set_xlabel("time (s), S9/S11 sequences at 25 Hz, 2 streams x 2 persons")
+    axes[0].legend(fontsize=8, loc="upper right")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model")
@@ -49,32 +75,41 @@ def main() -> None:
         tmp = Path(tmp)
         lines += ["## Root given vs estimated (V-H36M, exact 2D, 2 streams x 2 persons at 10 FPS)", "",
                   "| root | MPJPE | PA-MPJPE | root error | node p50 / p99 ms |", "|---|---|---|---|---|"]  # fmt: skip
-        for no_root in (False, True):
-            r = run(
-                replay_args(source="test", frames=frames, rate=10.0, no_root=no_root), node_args(a.model, a.backend)
-            )
-            lines.append(f"| {'estimated' if no_root else 'given'} | {r['mpjpe']:.1f} | {r['pa_mpjpe']:.1f} | "
+        for no_root, ext in ((False, False), (True, False), (True, True)):
+            r = run(replay_args(source="test", frames=frames, rate=10.0, no_root=no_root, extrinsics=ext),
+                    node_args(a.model, a.backend))  # fmt: skip
+            root = ("estimated with extrinsics" if ext else "estimated") if no_root else "given"
+            lines.append(f"| {root} | {r['mpjpe']:.1f} | {r['pa_mpjpe']:.1f} | "
                          f"{r['root_error']:.1f} | {r['node_p50_ms']:.1f} / {r['node_p99_ms']:.1f} |")  # fmt: skip
             print(lines[-1], flush=True)
-        lines += ["", "## Sequences: root given vs 2D + K only, id switches, 25 Hz and 12.5 Hz", "",
-                  "S9/S11 takes through one fixed virtual camera per stream, 2 streams x 2 persons, exact 2D, "
-                  "the default node config (warm start for tracked persons); cold = warm start off.", "",
+        lines += ["", "## Sequences: root given vs 2D + K (+ extrinsics), id switches, 25 Hz and 12.5 Hz", "",
+                  "S9/S11 takes through one fixed virtual camera per stream (each frame's lowest joint on the floor), "
+                  "2 streams x 2 persons, exact 2D, the default node config (warm start for tracked persons); "
+                  "+ extrinsics = the cameras' R, t sent, so the node uses the floor; cold = warm start off.", "",
                   "| rate | root | ids | start | MPJPE | PA-MPJPE | root error | accel. error mm/frame² | persons |",
                   "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        over_time = {}
         for stride in (1, 2):
-            for no_root, switch, warm, smooth in ((False, 0, True, False), (True, 0, True, False),
-                                                  (True, 10, True, False), (True, 0, False, False),
-                                                  (True, 0, True, True)):  # fmt: skip
+            for no_root, ext, switch, warm, smooth in ((False, False, 0, True, False), (True, False, 0, True, False),
+                                                       (True, True, 0, True, False), (True, False, 10, True, False),
+                                                       (True, False, 0, False, False),
+                                                       (True, False, 0, True, True)):  # fmt: skip
                 cfg = {"warm_start": warm, "one_euro": smooth}
                 r = run(replay_args(source="h36m", frames=frames, rate=25.0 / stride, stride=stride, no_root=no_root,
-                                    id_switch_every=switch), node_args(a.model, a.backend, cfg, tmp))  # fmt: skip
-                lines.append(f"| {25 / stride:.1f} Hz | {'2D + K' if no_root else 'given'} | "
-                             f"{f'swap every {switch}' if switch else 'stable'} | {'warm' if warm else 'cold'}"
-                             f"{' + One Euro' if smooth else ''} | "
-                             f"{r['mpjpe']:.1f} | {r['pa_mpjpe']:.1f} | {r['root_error']:.0f} | "
+                                    extrinsics=ext, id_switch_every=switch),
+                        node_args(a.model, a.backend, cfg, tmp))  # fmt: skip
+                root = ("2D + K + extrinsics" if ext else "2D + K") if no_root else "given"
+                start = ("warm" if warm else "cold") + (" + One Euro" if smooth else "")
+                lines.append(f"| {25 / stride:.1f} Hz | {root} | {f'swap every {switch}' if switch else 'stable'} | "
+                             f"{start} | {r['mpjpe']:.1f} | {r['pa_mpjpe']:.1f} | {r['root_error']:.0f} | "
                              f"{r.get('accel_error', float('nan')):.1f} | "
                              f"{r['persons_received']}/{r['persons_expected']} |")  # fmt: skip
                 print(lines[-1], flush=True)
+                if stride == 1 and not switch and not smooth:
+                    over_time[f"{root}, {start}"] = r
+        plot = Path(a.out).with_name("node_error_over_time.png")
+        plot_over_time(over_time, plot)
+        lines += ["", f"![error over time, 25 Hz]({plot.name})"]
         lines += ["", "## Warm vs cold start (S9/S11 sequences at 25 Hz, 2 streams x 2 persons, exact 2D)", "",
                   "| start | steps | MPJPE | PA-MPJPE | accel. error mm/frame² | node p50 / p99 ms |",
                   "|---|---|---|---|---|---|"]  # fmt: skip
