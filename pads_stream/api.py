@@ -17,9 +17,9 @@ from .backends import BACKENDS, Backend, OnnxRuntimeBackend, TensorRTBackend, To
 from .camera import check_intrinsics, floor_scale, inverse_projection, normalized_rays
 from .config import from_dict
 from .rootfind import bone_scale, initial_root
-from .sampler import SamplerConfig, make_tables, sample, snap_to_rays, split_steps
+from .sampler import SamplerConfig, make_tables, sample, snap_to_rays, split_steps, tweedie_denoise
 from .schedule import DiffusionConfig, alphas_cumprod
-from .skeleton import H36M_PARENTS, LAYOUTS, NUM_JOINTS, to_h36m
+from .skeleton import H36M_PARENTS, LAYOUTS, NUM_JOINTS, noise_from_symmetry, to_h36m
 from .stepgraph import BackendUnavailable, file_hash, package_file, read_manifest
 
 DEFAULT_MODEL = "pads_h36m"
@@ -165,12 +165,12 @@ class PoseModel:
     # -- the loop ------------------------------------------------------------------------
 
     def _run(self, task: str, inputs: dict[str, np.ndarray], start: np.ndarray, t_start: int, steps: int,
-             rho: float, noise: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+             rho: float, noise: np.ndarray | None = None, solver: str | None = None) -> np.ndarray:  # fmt: skip
         """Sample from ``start`` (B, 17, 3) metres at ``t_start`` (noised with ``noise`` (B, 17, 3)
-        standard normal when given); returns (B, 17, 3) float32 pelvis-relative metres (rows
-        may be non-finite: callers check)."""
+        standard normal when given) with ``solver`` (default the sampler's); returns (B, 17, 3)
+        float32 pelvis-relative metres (rows may be non-finite: callers check)."""
         t_start = _as_int(t_start, "t_start", 1, len(self.abar) - 1)
-        tables = make_tables(self.abar, self.sampler, t_start, _as_int(steps, "steps", 1, t_start))
+        tables = make_tables(self.abar, self.sampler, t_start, _as_int(steps, "steps", 1, t_start), solver)
         out = np.empty((len(start), NUM_JOINTS, 3), dtype=np.float32)
         alpha = tables.alpha[0]
         for lo in range(0, len(start), MAX_CHUNK):
@@ -373,32 +373,63 @@ class PoseModel:
         y = y * self.scale
         return self._finite(y - y[:, :1])
 
-    def denoise(self, noisy: np.ndarray, steps: int = 10) -> np.ndarray:
-        """Denoise (N, 17, 3) pelvis-relative poses in metres (f = identity) -> (N, 17, 3)."""
+    def denoise(self, noisy: np.ndarray, steps: int = 10, noise_std: float | np.ndarray | None = None) -> np.ndarray:
+        """Denoise pelvis-relative poses (f = identity): the prior's posterior mean (Tweedie's
+        formula, :func:`pads_stream.sampler.tweedie_denoise`) at the noise level of the input.
+
+        Args:
+            noisy: (N, 17, 3) pelvis-relative metres, camera frame (any frame works: the prior
+                saw every orientation).
+            steps: network passes (each re-estimates the translation the pelvis's noise caused).
+            noise_std: the noise's std per coordinate, metres, a scalar or (N,); None: estimated
+                per pose from its left/right bone-length differences
+                (:func:`pads_stream.skeleton.noise_from_symmetry`).
+
+        Returns:
+            (N, 17, 3) float32 pelvis-relative metres.
+        """
         y = _as_array(noisy, "noisy", (None, NUM_JOINTS, 3))
         if not np.all(np.isfinite(y)) or np.any(np.abs(y) > 10):
             raise ValueError("noisy must be finite, pelvis-relative metres (|x| <= 10 m)")
         y = y - y[:, :1]
-        s = self.sampler
-        inputs = {"y": y, "weights": np.ones(y.shape[:2])}
-        return self._finite(self._run("identity", inputs, y, s.denoise_t_start, steps, s.denoise_rho))
+        passes = _as_int(steps, "steps", 1, 1000)
+        if noise_std is None:
+            sigma = noise_from_symmetry(y)
+        else:
+            sigma = np.broadcast_to(_as_array(noise_std, "noise_std", (None,) * np.ndim(noise_std)), (len(y),))
+            if not np.all(np.isfinite(sigma)) or np.any(sigma < 0) or np.any(sigma > 1):
+                raise ValueError("noise_std must be finite metres in [0, 1]")
+        # the timestep whose noise-to-signal ratio σ_t/α_t is denoise_level × σ (normalised), on a
+        # grid of ratio 2^(1/4) so that a batch runs in a few calls
+        target = np.log2(np.maximum(self.sampler.denoise_level * sigma / self.scale, 1e-4))
+        target = 2.0 ** (np.round(4 * target) / 4)
+        ratio = np.sqrt((1 - self.abar) / self.abar)
+        ts = np.clip(np.searchsorted(ratio, target), 1, self.t_noise)
+        out = np.empty(y.shape, np.float32)
+        for t in np.unique(ts):
+            group = np.flatnonzero(ts == t)
+            for lo in range(0, len(group), MAX_CHUNK):
+                sl = group[lo : lo + MAX_CHUNK]
+                denoise = self.backend.denoiser("prior", {}, len(sl))
+                alpha = float(np.sqrt(self.abar[t]))
+                out[sl] = tweedie_denoise(denoise, y[sl] / self.scale, float(t), alpha, passes) * self.scale
+        return self._finite(out)
 
-    def complete(
-        self, partial: np.ndarray, mask: np.ndarray, steps: int = 10, seed: int = 0, samples: int = 4
-    ) -> np.ndarray:
+    def complete(self, partial: np.ndarray, mask: np.ndarray, steps: int = 10) -> np.ndarray:
         """Fill in missing joints, keeping the observed ones.
 
         Starts from the observed joints (a missing joint placed at its nearest observed
-        ancestor), lifted to the sampler's ``complete_t_start`` with noise, guided by the
-        observed joints; ``samples`` posterior samples are averaged (their mean is a better
-        estimate of an unseen limb than any one sample: on held-out S8 poses 4 samples cut the
-        error on a missing arm by about a fifth); the observed joints are returned as given.
+        ancestor) at the sampler's ``complete_t_start``, not noised, and runs the
+        ``complete_solver`` (iterated Tweedie: each step restarts from the data prediction, so
+        the result tends to the posterior mean rather than one sample) guided by the observed
+        joints (DPS through the network, which carries them to the missing ones); the observed
+        joints are returned as given.
 
         Args:
             partial: (N, 17, 3) pelvis-relative metres; values where ``mask`` is False are ignored
                 (NaN allowed there).
             mask: (N, 17) bool, True = observed (the pelvis, the origin, always counts as observed).
-            samples: posterior samples averaged (each costs ``steps`` network passes).
+            steps: network passes.
 
         Returns:
             (N, 17, 3) float32 complete poses, metres.
@@ -416,14 +447,10 @@ class PoseModel:
         start = y.copy()
         for j in range(1, NUM_JOINTS):  # parents precede children: a missing joint takes its parent's place
             start[:, j] = np.where(m[:, j, None], y[:, j], start[:, H36M_PARENTS[j]])
-        k = _as_int(samples, "samples", 1, 64)
-        noise = np.random.default_rng(seed).standard_normal((k * len(y), *y.shape[1:]))
         s = self.sampler
-        tile = lambda a: np.concatenate([a] * k)  # noqa: E731 (k copies, one sample each)
-        inputs = {"y": tile(y), "weights": tile(m.astype(np.float64))}
-        x = self._run("identity", inputs, tile(start), s.complete_t_start, steps, s.complete_rho, noise)
-        x = self._finite(x.reshape(k, len(y), NUM_JOINTS, 3).mean(axis=0))
-        return np.where(m[..., None], y, x).astype(np.float32)
+        inputs = {"y": y, "weights": m.astype(np.float64)}
+        x = self._run("identity", inputs, start, s.complete_t_start, steps, s.complete_rho, solver=s.complete_solver)
+        return np.where(m[..., None], y, self._finite(x)).astype(np.float32)
 
     def generate(self, n: int, steps: int = 50, seed: int = 0) -> np.ndarray:
         """Draw ``n`` poses from the prior -> (n, 17, 3) float32 pelvis-relative, metres."""

@@ -47,17 +47,20 @@ class SamplerConfig:
     snap_power: float = 3.0  # final pull onto the 2D rays, weight conf**snap_power; 0 = off
     restart_fraction: float = 0.3  # share of the estimation steps spent on the restart run; 0 = none
     restart_t_start: int = 200  # noise level the restart run starts from
-    denoise_t_start: int = 150  # denoising: noise level of the (not noised) observation
-    denoise_rho: float = 0.5  # denoising guidance step
-    complete_t_start: int = 600  # completion: noise level the observed-joint start is lifted to
-    complete_rho: float = 2.0  # completion guidance step
+    denoise_level: float = 1.4  # denoising: Tweedie noise level over the one matched to the observation's
+    complete_t_start: int = 500  # completion: noise level of the (not noised) observed-joint start
+    complete_rho: float = 4.0  # completion guidance step
+    complete_solver: str = "tweedie"  # completion's solver (see schedule.solver_tables)
 
     def __post_init__(self) -> None:
-        if self.solver not in SOLVERS:
-            raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
+        for name in ("solver", "complete_solver"):
+            if getattr(self, name) not in SOLVERS:
+                raise ValueError(f"{name} must be one of {SOLVERS}, got {getattr(self, name)!r}")
         if not 0 <= self.restart_fraction < 1:
             raise ValueError(f"restart_fraction must be in [0, 1), got {self.restart_fraction!r}")
-        for name in ("rho", "denoise_rho", "complete_rho", "snap_power"):
+        if not (np.isfinite(self.denoise_level) and self.denoise_level > 0):
+            raise ValueError(f"denoise_level must be finite and > 0, got {self.denoise_level!r}")
+        for name in ("rho", "complete_rho", "snap_power"):
             if not (np.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 raise ValueError(f"{name} must be finite and >= 0, got {getattr(self, name)!r}")
 
@@ -68,11 +71,13 @@ def split_steps(steps: int, restart_fraction: float) -> tuple[int, int]:
     return steps - restart, restart
 
 
-def make_tables(abar_table: np.ndarray, cfg: SamplerConfig, t_start: int, steps: int) -> SolverTables:
-    """The solver tables of a ``steps``-step run from ``t_start`` under ``cfg``'s spacing and solver."""
+def make_tables(abar_table: np.ndarray, cfg: SamplerConfig, t_start: int, steps: int,
+                solver: str | None = None) -> SolverTables:  # fmt: skip
+    """The solver tables of a ``steps``-step run from ``t_start`` under ``cfg``'s spacing and
+    ``solver`` (default ``cfg.solver``)."""
     if not isinstance(t_start, int | np.integer) or not 1 <= t_start < len(abar_table):
         raise ValueError(f"t_start must be an integer in [1, {len(abar_table) - 1}], got {t_start!r}")
-    return solver_tables(abar_table, timesteps(int(t_start), steps, cfg.spacing), cfg.solver)
+    return solver_tables(abar_table, timesteps(int(t_start), steps, cfg.spacing), solver or cfg.solver)
 
 
 def sample(denoise: DenoiseFn, tables: SolverTables, x: np.ndarray, rho: float) -> np.ndarray:
@@ -97,6 +102,32 @@ def sample(denoise: DenoiseFn, tables: SolverTables, x: np.ndarray, rho: float) 
         x = a * x + b * d - rho * g  # 3.
         x0_prev = x0
     return x
+
+
+def tweedie_denoise(denoise: DenoiseFn, y: np.ndarray, t: float, alpha: float, passes: int) -> np.ndarray:
+    """Denoise pelvis-relative observations by Tweedie's formula at one noise level.
+
+    The posterior mean E[x₀ | x_t] (one network pass) is the least-squares denoiser when x_t = α y
+    holds noise of the level of t. But the observation's pelvis is noisy too, and centring on it
+    shifted every joint by the pelvis's noise, a translation the network does not expect; so
+    each further pass first moves y by its mean offset from the last estimate (the translation
+    that best explains it) and evaluates the posterior mean again.
+
+    Args:
+        denoise: the unguided network (a backend's ``prior`` denoiser).
+        y: (B, 17, 3) float32 normalised noisy poses, pelvis-relative.
+        t, alpha: the noise level and √ᾱ_t.
+        passes: network passes (≥ 1).
+
+    Returns:
+        (B, 17, 3) float32 normalised poses, pelvis at the origin.
+    """
+    y = np.ascontiguousarray(y, dtype=np.float32)
+    for _ in range(passes):
+        x0, _ = denoise(alpha * y, t, alpha)
+        x0 = x0 - x0[:, :1]
+        y = y - (y - x0).mean(axis=1, keepdims=True)
+    return x0
 
 
 def snap_to_rays(x: np.ndarray, rays: np.ndarray, root: np.ndarray, conf: np.ndarray, power: float) -> np.ndarray:

@@ -17,7 +17,9 @@ One solver step i maps x_{t_i} to x_{t_{i+1}} (ᾱ after the last step is 1, the
     x_next = a[i] · x_t + b[i] · D                            (a = σ_next/σ_now, b = α_next (1 − e^{−h}))
 
 With c_prev = 0 this is exactly DDIM with η = 0 (first-order DPM-Solver++); the first and the
-last step are always first order. Everything is computed once per run by
+last step are always first order. ``tweedie`` sets a = 0, b = α_next: each step restarts from
+the data prediction at the next noise level, not noised (iterated Tweedie, what completion
+runs). Everything is computed once per run by
 :func:`solver_tables`, so the per-frame path is plain arithmetic.
 """
 
@@ -37,7 +39,7 @@ class DiffusionConfig:
 
 
 SCHEDULES = ("cosine", "linear")
-SOLVERS = ("ddim", "dpm2m")
+SOLVERS = ("ddim", "dpm2m", "tweedie")
 
 
 def alphas_cumprod(cfg: DiffusionConfig) -> np.ndarray:
@@ -115,6 +117,8 @@ def solver_tables(abar_table: np.ndarray, ts: np.ndarray, solver: str = "dpm2m")
         exp_neg_h = np.where(sigma_next > 0, (alpha * sigma_next) / (sigma * np.maximum(alpha_next, 1e-300)), 0.0)
     a = sigma_next / sigma
     b = alpha_next * (1 - exp_neg_h)
+    if solver == "tweedie":
+        a, b = np.zeros_like(a), alpha_next
     c_now, c_prev = np.ones_like(a), np.zeros_like(a)
     if solver == "dpm2m":
         for i in range(1, len(ts) - 1):  # first and last steps stay first order

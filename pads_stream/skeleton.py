@@ -99,3 +99,22 @@ def mirror(x: np.ndarray) -> np.ndarray:
     for left, right in H36M_LR_PAIRS:
         out[..., [left, right], :] = out[..., [right, left], :]
     return out
+
+
+def noise_from_symmetry(poses: np.ndarray) -> np.ndarray:
+    """The per-coordinate noise std of poses, from their left/right bone-length differences.
+
+    Paired bones of a symmetric skeleton are equally long (within millimetres on real people);
+    independent noise of std σ per coordinate on every joint makes each length off by about
+    N(0, 2σ²), so a pair's difference by N(0, 4σ²). RMS over the six pairs, halved.
+
+    Args:
+        poses: (N, 17, 3) H36M-17 joints, metres.
+
+    Returns:
+        (N,) metres.
+    """
+    parents = np.array(H36M_PARENTS)
+    length = np.linalg.norm(poses - poses[:, parents.clip(0)], axis=-1)  # (N, 17), bone ending at each joint
+    diff = np.stack([length[:, left] - length[:, right] for left, right in H36M_LR_PAIRS], axis=1)
+    return np.sqrt(np.mean(diff**2, axis=1)) / 2

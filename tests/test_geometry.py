@@ -90,3 +90,14 @@ def test_metrics_hand_computed():
 def test_metrics_reject_bad_shapes():
     with pytest.raises(ValueError, match="pred and gt"):
         metrics.mpjpe(np.zeros((2, 17, 3)), np.zeros((2, 17, 2)))
+
+
+def test_noise_level_from_left_right_bone_lengths(test_set):
+    from pads_stream.skeleton import noise_from_symmetry
+
+    gt = test_set["gt"][:400]
+    assert np.median(noise_from_symmetry(gt)) < 1e-4  # the H36M skeleton is symmetric
+    rng = np.random.default_rng(0)
+    for sigma in (0.005, 0.02, 0.05):
+        est = noise_from_symmetry(gt + rng.normal(0, sigma, gt.shape))
+        assert abs(np.median(est) / sigma - 1) < 0.15

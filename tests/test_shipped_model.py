@@ -32,3 +32,17 @@ def test_end_to_end_through_the_node_scores_accuracy():
     assert result["node_exit_code"] == 0
     assert result["persons_received"] >= 0.8 * result["persons_expected"]
     assert result["mpjpe"] < 120.0 and result["root_error"] < 1.0  # given roots are passed through
+
+
+def test_shipped_model_denoises_even_small_noise_at_its_estimated_level(test_set):
+    """Issue 7: denoising takes the noise level (estimated from the bones when not given); the
+    earlier fixed start level made 10 mm noise worse."""
+    model = pads_stream.load_model()
+    gt = test_set["gt"][np.random.default_rng(5).choice(len(test_set["gt"]), 64, replace=False)]
+    rng = np.random.default_rng(0)
+    for sigma, ratio in ((0.010, 0.9), (0.025, 0.75)):
+        noisy = gt + rng.normal(0, sigma, gt.shape)
+        noisy -= noisy[:, :1]
+        before = mpjpe(noisy, gt).mean()
+        assert mpjpe(model.denoise(noisy), gt).mean() < ratio * before
+        assert mpjpe(model.denoise(noisy, noise_std=sigma), gt).mean() < ratio * before
