@@ -320,12 +320,13 @@ class PoseModel:
             if not np.all(np.isfinite(x_init)):
                 raise ValueError("init has NaN or infinite values")
         first, restart = split_steps(_as_int(steps, "steps", 1), self.sampler.restart_fraction)
-        x = self._lift(rays, unit, r, c, x_init, t0, first)
+        rho = self.sampler.rho_at(steps)
+        x = self._lift(rays, unit, r, c, x_init, t0, first, rho)
         floor = self._check_extrinsics(extrinsics, n) if extrinsics is not None and root is None else None
         if root is None:  # move the person along the rays to the floor, else to a typical body size
             r, x = self._rescale(x, r, c, ok, floor, bone_scale(x, c))
         if restart:
-            x = self._lift(rays, unit, r, c, x, self.sampler.restart_t_start, restart)
+            x = self._lift(rays, unit, r, c, x, self.sampler.restart_t_start, restart, rho)
         if floor is not None:  # the final pose's lowest joint onto the floor (no network pass)
             r, x = self._rescale(x, r, c, ok, floor, np.ones(n))
         ok &= np.isfinite(x).all(axis=(1, 2)) & np.isfinite(r).all(axis=1)
@@ -340,9 +341,9 @@ class PoseModel:
         factor = np.where(ok, factor, 1.0)
         return r * factor[:, None], (x * factor[:, None, None]).astype(np.float32)
 
-    def _lift(self, rays, unit, r, c, x_init, t0, steps) -> np.ndarray:
+    def _lift(self, rays, unit, r, c, x_init, t0, steps, rho) -> np.ndarray:
         inputs = {"rays": rays[..., :2], "root": r, "weights": c}
-        x = self._run("projection", inputs, x_init, t0, steps, self.sampler.rho)
+        x = self._run("projection", inputs, x_init, t0, steps, rho)
         return snap_to_rays(x, unit, r, c, self.sampler.snap_power).astype(np.float32)
 
     def solve(self, operator, x_init: np.ndarray | None, n: int, steps: int, t_start: int, rho: float,

@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--t-start", default="400,500,600")
     parser.add_argument("--rho", default="4,6,8")
+    parser.add_argument("--rho-power", default="0.5", help="how rho shrinks with more steps (tune at --steps 50)")
     parser.add_argument("--spacing", default="0.7")
     parser.add_argument("--solver", default="dpm2m")
     parser.add_argument("--snap-power", default="3")
@@ -115,6 +116,7 @@ def main(argv: list[str] | None = None) -> None:
             itertools.product(
                 [int(t) for t in args.t_start.split(",")],
                 [float(r) for r in args.rho.split(",")],
+                [float(p) for p in args.rho_power.split(",")],
                 [float(p) for p in args.spacing.split(",")],
                 args.solver.split(","),
                 [float(p) for p in args.snap_power.split(",")],
@@ -122,18 +124,18 @@ def main(argv: list[str] | None = None) -> None:
                 [float(f) for f in args.restart_fraction.split(",")],
             )
         )
-        print("| t_start | rho | spacing | solver | snap | restart t / share | GT 2D MPJPE / PA | det. 2D MPJPE / PA "
-              "| s |\n|---|---|---|---|---|---|---|---|---|")  # fmt: skip
-        for t_start, rho, spacing, solver, snap, restart_t, share in progress(grid, "estimate", len(grid)):
-            model.sampler = dataclasses.replace(base, t_start=t_start, rho=rho, spacing=spacing, solver=solver,
-                                                snap_power=snap, restart_t_start=restart_t,
+        print("| t_start | rho | rho power | spacing | solver | snap | restart t / share | GT 2D MPJPE / PA "
+              "| det. 2D MPJPE / PA | s |\n|---|---|---|---|---|---|---|---|---|---|")  # fmt: skip
+        for t_start, rho, power, spacing, solver, snap, restart_t, share in progress(grid, "estimate", len(grid)):
+            model.sampler = dataclasses.replace(base, t_start=t_start, rho=rho, rho_power=power, spacing=spacing,
+                                                solver=solver, snap_power=snap, restart_t_start=restart_t,
                                                 restart_fraction=share)  # fmt: skip
             start = time.perf_counter()
             gt = model.estimate(val["kp2d"], val["K"], val["root"], steps=args.steps)
             det = model.estimate(val["kp2d_det"], val["K"], val["root"], val["conf_det"], steps=args.steps)
             e = [float(f(x, val["gt"]).mean()) for x in (gt, det) for f in (mpjpe, p_mpjpe)]
             results.append((0.5 * (e[0] + e[2]), model.sampler))
-            print(f"| {t_start} | {rho} | {spacing} | {solver} | {snap} | {restart_t} / {share} | "
+            print(f"| {t_start} | {rho} | {power} | {spacing} | {solver} | {snap} | {restart_t} / {share} | "
                   f"{e[0]:.1f} / {e[1]:.1f} | {e[2]:.1f} / {e[3]:.1f} | {time.perf_counter() - start:.1f} |",
                   flush=True)  # fmt: skip
     best_score, best = min(results, key=lambda r: r[0])
