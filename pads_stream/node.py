@@ -13,8 +13,8 @@ whose age exceeds the latency budget are dropped (``stale``), on arrival or befo
 Real time: per stream only the newest unprocessed frame is kept (an older one still waiting is
 ``superseded``); every person of every ready stream goes into one batched sampler call per
 start kind. A person (stream, track id) seen recently starts from its previous 3D pose at a
-lower noise level with fewer steps (warm start), but only when that pose is plausible and
-reprojects onto the new 2D; otherwise it starts cold. Containment: bad input and failed
+lower noise level (warm start), but only when that pose is plausible and reprojects onto the new
+2D; otherwise it starts cold. Containment: bad input and failed
 estimates are answered on ``error`` and counted, per person where possible; nothing one stream
 sends can stop the node or another stream. State (streams, cameras, tracks) is bounded and expires.
 """
@@ -56,8 +56,8 @@ class NodeConfig:
     threads: int = 0  # ONNX Runtime intra-op threads (0: its default); spinning stays off
     steps: int = 10  # cold start: sampler steps from the sampler's t_start
     warm_start: bool = True
-    warm_steps: int = 5  # warm start: steps from warm_t_start
-    warm_t_start: int = 200
+    warm_steps: int = 10  # warm start: steps from warm_t_start (docs/warm_start.md: fewer steps lock in errors)
+    warm_t_start: int = 300
     warm_max_gap_ms: float = 250.0  # a track's previous pose older than this is not reused
     warm_max_reproj_m: float = 0.1  # ... nor one whose reprojection misses the new 2D by more (m at the person)
     latency_budget_ms: float = 100.0  # frames older than this (age, see module docstring) are dropped
