@@ -19,7 +19,7 @@ from pathlib import Path
 import zmq
 
 from .listen import Listener
-from .replay import Replayer, add_arguments, load_recording
+from .replay import Replayer, add_arguments, load_recording, wait_until_answered
 
 
 def free_endpoint() -> str:
@@ -48,12 +48,8 @@ def run(args: argparse.Namespace, node_args: list[str]) -> dict:
     listener = Listener(out)
     replayer = Replayer(rec, inp, args.rate, send_root=not args.no_root, send_extrinsics=args.extrinsics)
     try:
-        deadline = time.monotonic() + 60
-        while not all((n, -1) in listener.frames for n in replayer.names):  # end-to-end readiness
-            if time.monotonic() > deadline:
-                raise RuntimeError("the node did not answer the probe frames within 60 s")
-            replayer.probe()
-            listener.poll(100)
+        if not wait_until_answered(replayer, listener, 60.0):
+            raise RuntimeError("the node did not answer the probe frames within 60 s")
         start = time.monotonic()
         while replayer.send_due():
             listener.poll(max(1, int(1000 * replayer.next_due())))

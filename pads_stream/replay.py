@@ -15,6 +15,7 @@ import argparse
 import dataclasses
 import json
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,9 +24,10 @@ import zmq
 
 from .bvh import JointMapping, load_bvh_h36m
 from .data import DEFAULT_DATA, TEST_SUBJECTS, data_file, h36m_path, load_positions_3d, test_path, to_17
+from .listen import Listener
 from .rig import RigConfig, detector_noise, random_cameras, world_views, z_up_extrinsics
 from .stepgraph import package_file
-from .wire import decode, kp2d_message
+from .wire import kp2d_message
 
 CAMERA_EVERY_S = 1.0  # the camera rides along inline at least this often (late subscribers latch it)
 
@@ -289,25 +291,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
 
 
-def wait_until_answered(rep: Replayer, endpoint: str, timeout_s: float) -> bool:
+def wait_until_answered(rep: Replayer, listener: Listener, timeout_s: float) -> bool:
     """End-to-end readiness: send each stream's probe frame (frame -1, camera inline, no persons)
-    until the node's output at ``endpoint`` has answered every one; False after ``timeout_s``.
-    (A PUB socket drops what it sends before its connection is up, so "the node is running" is
-    not enough: the probe proves this sender's frames arrive.)"""
-    with zmq.Context.instance().socket(zmq.SUB) as sub:
-        sub.setsockopt(zmq.SUBSCRIBE, b"pose3d/")
-        sub.connect(endpoint)
-        waiting, deadline = set(rep.names), time.monotonic() + timeout_s
-        while waiting and time.monotonic() < deadline:
-            rep.probe()
-            while sub.poll(100):
-                try:
-                    _, payload = decode(sub.recv_multipart())
-                except ValueError:
-                    continue
-                if payload.get("frame") == -1:
-                    waiting.discard(payload.get("stream"))
-    return not waiting
+    until ``listener`` (on the node's output) has seen every one answered; False after
+    ``timeout_s``. (A PUB socket drops what it sends before its connection is up, so "the node
+    is running" is not enough: the probe proves this sender's frames arrive.)"""
+    deadline = time.monotonic() + timeout_s
+    while not all((name, -1) in listener.frames for name in rep.names):
+        if time.monotonic() > deadline:
+            return False
+        rep.probe()
+        listener.poll(100)
+    return True
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -329,11 +324,16 @@ def main(argv: list[str] | None = None) -> None:
     )
     add_arguments(parser)
     args = parser.parse_args(argv)
-    rec = load_recording(args)
+    try:
+        rec = load_recording(args)
+    except FileNotFoundError as err:
+        raise SystemExit(f"pads-stream replay: {err}") from None
     rep = Replayer(rec, args.to, args.rate, send_root=not args.no_root, send_extrinsics=args.extrinsics,
                    curve=args.curve)  # fmt: skip
     if args.node_out:
-        if wait_until_answered(rep, args.node_out, args.wait):
+        with closing(Listener(args.node_out, curve=args.curve)) as listener:
+            answered = wait_until_answered(rep, listener, args.wait)
+        if answered:
             print(f"the node at {args.node_out} answers every stream; replaying", flush=True)
         else:
             print(f"no answer from a node at {args.node_out} within {args.wait:.0f} s; replaying anyway", flush=True)

@@ -3,17 +3,21 @@
 Prints the mean H36M-17 bone lengths (m) and the foreshortening factor k: the median of
 Z · Σ ℓ2d / Σ ℓ3d over virtual-rig views, where ℓ2d are bone lengths in normalised image
 coordinates and ℓ3d the mean skeleton's. These are the constants of ``pads_stream.rootfind``.
-Usage: python tools/calibrate_root_prior.py
+Usage: python tools/calibrate_root_prior.py [--data DIR]
 """
+
+import argparse
 
 import numpy as np
 
 from pads_stream.camera import normalized_rays
-from pads_stream.data import h36m_poses
+from pads_stream.data import DEFAULT_DATA, h36m_path, h36m_poses
 from pads_stream.rig import random_views
 from pads_stream.skeleton import H36M_PARENTS, bone_lengths
 
-poses = h36m_poses("../shared/data/h36m/positions_3d_25hz.npz", ("S1", "S5", "S6", "S7"), stride=10)
+parser = argparse.ArgumentParser(description=__doc__)
+parser.add_argument("--data", default=DEFAULT_DATA, help="data folder holding h36m/positions_3d_25hz.npz")
+poses = h36m_poses(h36m_path(parser.parse_args().data), ("S1", "S5", "S6", "S7"), stride=10)
 mean_bones = bone_lengths(poses).mean(axis=0)
 v = random_views(poses, np.random.default_rng(0))
 rays = normalized_rays(v.kp2d, v.K)[..., :2]
