@@ -159,11 +159,11 @@ def generation_row(model: PoseModel, gt: np.ndarray, n: int = 500) -> dict:
     return {"apd_mm": metrics.apd(x), "bone_error_pct": float(rel), "nearest_pa_mm": float(nearest.mean())}
 
 
-def markdown(report: dict) -> str:
-    """The report's tables as markdown."""
+def estimation_markdown(est: dict) -> list[str]:
+    """The estimation and per-action tables."""
     lines = ["### Estimation (V-H36M; mm; MPJPE / PA-MPJPE / N-MPJPE, PCK@150, AUC)", "",
              "| method | GT 2D | detected 2D | ms/pose (GT) |", "|---|---|---|---|"]  # fmt: skip
-    rows = report["estimation"]["rows"]
+    rows = est["rows"]
     for method in dict.fromkeys(k.split("/")[0] for k in rows):
         cells = []
         for src in ("gt2d", "det2d"):
@@ -175,13 +175,21 @@ def markdown(report: dict) -> str:
             )
         ms = rows.get(f"{method}/gt2d", {}).get("ms_per_pose")
         lines.append(f"| {method} | {cells[0]} | {cells[1]} | {'' if ms is None else f'{ms:.2f}'} |")
-    acts = report["estimation"]["per_action"]
+    acts = est["per_action"]
     if acts:
         keys = list(acts)
         lines += ["", "### Per action (MPJPE / PA-MPJPE, mm)", "", "| action | " + " | ".join(keys) + " |",
                   "|---" * (len(keys) + 1) + "|"]  # fmt: skip
         for a in next(iter(acts.values())):
             lines.append(f"| {a} | " + " | ".join(f"{acts[k][a][0]:.1f} / {acts[k][a][1]:.1f}" for k in keys) + " |")
+    return lines
+
+
+def markdown(report: dict) -> str:
+    """The report's tables as markdown."""
+    lines = []
+    if report.get("estimation"):
+        lines += estimation_markdown(report["estimation"])
     if report.get("curve"):
         lines += [
             "",
@@ -311,7 +319,7 @@ def main(argv: list[str] | None = None) -> None:
         report["completion"] = completion_rows(model, small, rng)
     if "generate" in tasks:
         report["generation"] = generation_row(model, test["gt"])
-    text = markdown(report) if "estimation" in report else ""
+    text = markdown(report)
     (out / "report.json").write_text(json.dumps(report, indent=1))
     (out / "report.md").write_text(text)
     if preds:
