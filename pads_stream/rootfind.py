@@ -25,14 +25,15 @@ def initial_root(rays: np.ndarray, conf: np.ndarray) -> tuple[np.ndarray, np.nda
 
     Args:
         rays: (N, 17, 2) normalised image coordinates K⁻¹[u, v, 1] (x/z, y/z).
-        conf: (N, 17) confidences; bones with a missing end are left out of both sums.
+        conf: (N, 17) confidences; each bone is weighted in both sums by the lower confidence
+            of its ends (a missing end leaves it out; a doubtful one counts less).
 
     Returns:
         (root (N, 3) in the camera frame, metres; ok (N,) bool). A person with no observed bone
         of measurable 2D length gets ok False and a placeholder root 5 m along its rays.
     """
     parents = list(H36M_PARENTS[1:])
-    seen = (conf[:, 1:] > 0) & (conf[:, parents] > 0)  # (N, 16)
+    seen = np.minimum(conf[:, 1:], conf[:, parents])  # (N, 16) a bone counts by its less sure end
     l2d = np.linalg.norm(rays[:, 1:] - rays[:, parents], axis=-1)
     size_2d = (l2d * seen).sum(axis=1)
     size_3d = (MEAN_BONES_M * seen).sum(axis=1)
