@@ -32,6 +32,8 @@ def test_end_to_end_through_the_node_scores_accuracy():
     assert result["node_exit_code"] == 0
     assert result["persons_received"] >= 0.8 * result["persons_expected"]
     assert result["mpjpe"] < 120.0 and result["root_error"] < 1.0  # given roots are passed through
+    assert len(result["frames"]) == len(result["frame_mpjpe"]) == len(result["frame_root_error"]) > 10
+    assert min(result["frame_mpjpe"]) <= result["mpjpe"] <= max(result["frame_mpjpe"])  # per frame, the same scores
 
 
 def test_shipped_model_denoises_even_small_noise_at_its_estimated_level(test_set):
