@@ -397,7 +397,8 @@ class PoseModel:
         if noise_std is None:
             sigma = noise_from_symmetry(y)
         else:
-            sigma = np.broadcast_to(_as_array(noise_std, "noise_std", (None,) * np.ndim(noise_std)), (len(y),))
+            sigma = _as_array(noise_std, "noise_std", () if np.ndim(noise_std) == 0 else (len(y),))
+            sigma = np.broadcast_to(sigma, (len(y),))
             if not np.all(np.isfinite(sigma)) or np.any(sigma < 0) or np.any(sigma > 1):
                 raise ValueError("noise_std must be finite metres in [0, 1]")
         # the timestep whose noise-to-signal ratio σ_t/α_t is denoise_level × σ (normalised), on a

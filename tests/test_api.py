@@ -55,6 +55,10 @@ def test_other_tasks_shapes_and_validation(model, test_set):
         model.complete(partial, np.ones((5, 17), bool), steps=3)
     with pytest.raises(ValueError, match="noisy must have shape"):
         model.denoise(gt[:, :, :2])
+    for bad in (np.nan, -0.01, [0.01, 0.02], "1cm"):
+        with pytest.raises(ValueError, match="noise_std must"):
+            model.denoise(gt, noise_std=bad)
+    assert model.denoise(gt, steps=2, noise_std=np.full(5, 0.02)).shape == (5, 17, 3)
     assert model.generate(3, steps=4).shape == (3, 17, 3)
     with pytest.raises(ValueError, match="n must be"):
         model.generate(0)
