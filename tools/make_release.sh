@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # How the shipped model and its published numbers are made, after training:
 #   pads-stream train --config pads_stream/configs/train_default.json --out runs/prior
-#   (fine-tuning it further: --config pads_stream/configs/train_finetune.json --out runs/prior_ft)
+#   pads-stream train --config pads_stream/configs/train_finetune.json --out runs/prior_ft         (stage 2)
+#   pads-stream train --config pads_stream/configs/train_finetune_stage3.json --out runs/prior_ft3 (stage 3)
 #   pads-stream baseline --minutes 12 --out runs/baseline.pt
 # Run from the repository root; DATA is the data folder (default ../shared/data).
 set -euo pipefail
-PRIOR=${PRIOR:-runs/prior/prior.pt}
+PRIOR=${PRIOR:-runs/prior_ft3/prior.pt}
 DATA=${DATA:-../shared/data}
 SHIP=pads_stream/weights/pads_h36m.pt
 
