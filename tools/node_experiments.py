@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from pads_stream.demo import run
+from pads_stream.node import NodeConfig
 from pads_stream.replay import add_arguments
 
 
@@ -74,6 +75,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         lines += ["## Root given vs estimated (V-H36M, exact 2D, 2 streams x 2 persons at 10 FPS)", "",
+                  "With extrinsics each stream replays one subject's samples of its camera (whose R, t are "
+                  "known), so that row scores other samples than the two above.", "",
                   "| root | MPJPE | PA-MPJPE | root error | node p50 / p99 ms |", "|---|---|---|---|---|"]  # fmt: skip
         for no_root, ext in ((False, False), (True, False), (True, True)):
             r = run(replay_args(source="test", frames=frames, rate=10.0, no_root=no_root, extrinsics=ext),
@@ -116,7 +119,7 @@ def main() -> None:
         for warm in (False, True):
             cfg = {"warm_start": warm}
             r = run(replay_args(source="h36m", frames=frames, rate=25.0), node_args(a.model, a.backend, cfg, tmp))
-            steps = "5 from t=200 (10 for a new person)" if warm else "10"
+            steps = f"{NodeConfig.warm_steps} from t={NodeConfig.warm_t_start} (10 for a new person)" if warm else "10"
             accel = r.get("accel_error", float("nan"))
             lines.append(f"| {'warm' if warm else 'cold'} | {steps} | {r['mpjpe']:.1f} | {r['pa_mpjpe']:.1f} | "
                          f"{accel:.1f} | {r['node_p50_ms']:.1f} / {r['node_p99_ms']:.1f} |")  # fmt: skip
