@@ -255,19 +255,24 @@ def test_degenerate_persons_never_take_down_the_batch(harness, test_set):
         assert [p["id"] for p in msg["persons"]] == [0, 1, 2]
 
 
-def test_hostile_values_never_poison_later_frames(harness, test_set):
-    """Issue 9, finding 3: 1e300 in a joint, the root or K is rejected; the next frames are finite."""
+def test_hostile_values_never_poison_later_frames(test_set):
+    """Issue 9, finding 3: 1e300 in a joint, the root or K is rejected; the next frames are finite.
+    (The shipped prior: a random-weight one may fail the valid frames on its own.)"""
     from .test_wire_and_root import HOSTILE
 
-    base = persons_of(test_set, [4])
-    harness.exchange(harness.frame("h", 0, base, camera=True))
-    for case in ("joint at 1e300", "root z 1e300", "K diagonal 1e300"):
-        payload = msgpack.unpackb(HOSTILE[case][0][1])
-        payload["stream"] = "h"
-        out = harness.exchange([b"kp2d/h", msgpack.packb(payload)], harness.frame("h", 1, base))
-        assert {e["kind"] for t, e in out if t == "error"} == {HOSTILE[case][1]}
-        (msg,) = poses(out, "h")
-        assert np.isfinite(np.array(msg["persons"][0]["joints"])).all()
+    harness = Harness(load_model(), steps=3, status_period_s=0.05)
+    try:
+        base = persons_of(test_set, [4])
+        harness.exchange(harness.frame("h", 0, base, camera=True))
+        for case in ("joint at 1e300", "root z 1e300", "K diagonal 1e300"):
+            payload = msgpack.unpackb(HOSTILE[case][0][1])
+            payload["stream"] = "h"
+            out = harness.exchange([b"kp2d/h", msgpack.packb(payload)], harness.frame("h", 1, base))
+            assert {e["kind"] for t, e in out if t == "error"} == {HOSTILE[case][1]}
+            (msg,) = poses(out, "h")
+            assert np.isfinite(np.array(msg["persons"][0]["joints"])).all()
+    finally:
+        harness.close()
 
 
 def test_superseded_frames_still_get_their_errors(harness, test_set):
