@@ -47,12 +47,12 @@ class SamplerConfig:
     rho: float = 6.0  # estimation guidance step at REFERENCE_STEPS steps
     rho_power: float = 0.5  # at n steps the step is rho · (REFERENCE_STEPS / n) ** rho_power (fewer, larger steps)
     spacing: float = 0.7  # timestep spacing power (see schedule.timesteps); < 1: more steps at high noise
-    solver: str = "dpm2m"  # "dpm2m" (second-order multistep) or "ddim"
+    solver: str = "dpm2m"  # estimation: "dpm2m" (second-order multistep), "ddim" or "tweedie" (schedule.SOLVERS)
     snap_power: float = 3.0  # final pull onto the 2D rays, weight conf**snap_power; 0 = off
     restart_fraction: float = 0.3  # share of the estimation steps spent on the restart run; 0 = none
     restart_t_start: int = 200  # noise level the restart run starts from
     denoise_level: float = 1.4  # denoising: Tweedie noise level over the one matched to the observation's
-    complete_t_start: int = 500  # completion: noise level of the (not noised) observed-joint start
+    complete_t_start: int = 400  # completion: noise level of the (not noised) observed-joint start
     complete_rho: float = 4.0  # completion guidance step
     complete_solver: str = "tweedie"  # completion's solver (see schedule.solver_tables)
 

@@ -114,7 +114,6 @@ def noise_from_symmetry(poses: np.ndarray) -> np.ndarray:
     Returns:
         (N,) metres.
     """
-    parents = np.array(H36M_PARENTS)
-    length = np.linalg.norm(poses - poses[:, parents.clip(0)], axis=-1)  # (N, 17), bone ending at each joint
-    diff = np.stack([length[:, left] - length[:, right] for left, right in H36M_LR_PAIRS], axis=1)
+    length = bone_lengths(poses)  # (N, 16), bone j ending at joint j + 1
+    diff = np.stack([length[:, left - 1] - length[:, right - 1] for left, right in H36M_LR_PAIRS], axis=1)
     return np.sqrt(np.mean(diff**2, axis=1)) / 2
