@@ -14,7 +14,8 @@ Real time: per stream only the newest unprocessed frame is kept (an older one st
 ``superseded``); every person of every ready stream goes into one batched sampler call per
 start kind. A person (stream, track id) seen recently starts from its previous 3D pose at a
 lower noise level (warm start), but only when that pose is plausible and reprojects onto the new
-2D; otherwise it starts cold. Containment: bad input and failed
+2D; otherwise it starts cold. A tracked person's estimated root depth is Kalman-filtered along
+its rays (:func:`pads_stream.smoothing.depth_filter`). Containment: bad input and failed
 estimates are answered on ``error`` and counted, per person where possible; nothing one stream
 sends can stop the node or another stream. State (streams, cameras, tracks) is bounded and expires.
 """
@@ -36,7 +37,7 @@ from .camera import camera_to_world, normalized_rays, project, undistort_points
 from .config import from_dict, load_json, to_dict
 from .rootfind import initial_root
 from .skeleton import to_h36m
-from .smoothing import OneEuroConfig, OneEuroState, one_euro
+from .smoothing import DepthFilterConfig, DepthFilterState, OneEuroConfig, OneEuroState, depth_filter, one_euro
 from .stepgraph import package_file
 from .wire import ERROR_KINDS, VERSION, Camera, CameraUpdate, Kp2dFrame, WireError, decode_inbound, encode
 
@@ -67,6 +68,9 @@ class NodeConfig:
     max_streams: int = 256  # streams with state (camera, tracks); idle ones are evicted when full
     stream_ttl_s: float = 60.0  # a stream that sent nothing for this long is forgotten
     max_tracks: int = 64  # remembered tracks per stream
+    depth_filter: bool = True  # Kalman filter per track on an estimated root's log-depth (docs/depth_filter.md)
+    depth_filter_noise: float = 0.03  # std of one frame's estimated log-depth
+    depth_filter_accel: float = 1.0  # std of the log-depth's acceleration, 1/s²
     one_euro: bool = False  # One Euro filter on published joints, per track (the warm start stays unfiltered)
     one_euro_min_cutoff: float = 1.0  # Hz
     one_euro_beta: float = 0.5  # Hz per m/s
@@ -81,11 +85,13 @@ class NodeConfig:
 @dataclass
 class Track:
     """A person's last accepted estimate: receive time (ns), pelvis-relative pose and root (m),
-    and the One Euro filter's state of its published joints."""
+    the depth filter's state of an estimated root, and the One Euro filter's state of its
+    published joints."""
 
     t_recv: int
     rel: np.ndarray  # (17, 3)
     root: np.ndarray  # (3,)
+    depth: DepthFilterState | None = None
     smooth: OneEuroState | None = None
 
 
@@ -196,6 +202,7 @@ class Node:
         self.next_status = self.next_log = time.monotonic()
         self.error_tokens, self.error_refill = cfg.max_errors_per_s, time.monotonic()
         self.one_euro_cfg = OneEuroConfig(cfg.one_euro_min_cutoff, cfg.one_euro_beta)
+        self.depth_cfg = DepthFilterConfig(cfg.depth_filter_noise, cfg.depth_filter_accel)
 
     @property
     def endpoints(self) -> tuple[str, str]:
@@ -365,16 +372,14 @@ class Node:
         for f in frames:
             self.publish(f, results[id(f)])
 
-    def warm_inputs(self, batch: list[tuple[Pending, Person]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(warm (N,) bool, init (N, 17, 3), previous root (N, 3)) for each person: the fresh track
-        of the stream whose pose, at the root given now or else the track's root, is plausible and
-        reprojects best onto the new 2D, within ``warm_max_reproj_m`` (the own id wins ties). A
-        tracker's id switch then costs nothing, and a pose that fits nobody's 2D is never reused:
-        that person starts cold."""
-        n = len(batch)
-        warm, init, prev_root = np.zeros(n, bool), np.zeros((n, 17, 3)), np.full((n, 3), np.nan)
+    def warm_sources(self, batch: list[tuple[Pending, Person]]) -> list[Track | None]:
+        """The track each person continues (None: it starts cold): the fresh track of the stream
+        whose pose, at the root given now or else the track's root, is plausible and reprojects
+        best onto the new 2D, within ``warm_max_reproj_m`` (the own id wins ties). A tracker's id
+        switch then costs nothing, and a pose that fits nobody's 2D is never reused."""
+        sources: list[Track | None] = [None] * len(batch)
         if not self.cfg.warm_start:
-            return warm, init, prev_root
+            return sources
         for k, (f, person) in enumerate(batch):
             tracks = self.streams[f.frame.stream].tracks
             fresh = [(pid, tr) for pid, tr in tracks.items() if f.t_recv - tr.t_recv <= self.cfg.warm_max_gap_ms * 1e6]
@@ -390,8 +395,8 @@ class Node:
             miss = np.where(plausible(rel, root, rays, conf), reprojection_miss(rel, root, rays, conf), np.inf)
             best = int(np.argmin(miss))  # the own id wins ties (it comes first)
             if miss[best] <= self.cfg.warm_max_reproj_m:
-                warm[k], init[k], prev_root[k] = True, fresh[best][1].rel, fresh[best][1].root
-        return warm, init, prev_root
+                sources[k] = fresh[best][1]
+        return sources
 
     def estimate(self, batch: list[tuple[Pending, Person]]) -> list[tuple[np.ndarray, np.ndarray] | None]:
         """(rel (17, 3), root (3,)) per person of ``batch``, None where the estimate failed; one
@@ -403,7 +408,10 @@ class Node:
         rays = np.stack([p.rays for _, p in batch])
         given = np.array([p.root is not None for _, p in batch])
         root = np.stack([p.root if p.root is not None else np.full(3, np.nan) for _, p in batch])
-        warm, init, prev_root = self.warm_inputs(batch)
+        sources = self.warm_sources(batch)
+        warm = np.array([s is not None for s in sources])
+        init = np.stack([s.rel if s is not None else np.zeros((17, 3)) for s in sources])
+        prev_root = np.stack([s.root if s is not None else np.full(3, np.nan) for s in sources])
         nan_R, nan_t = np.full((3, 3), np.nan), np.full(3, np.nan)
         R = np.stack([p.camera.R if p.camera.R is not None else nan_R for _, p in batch])
         t = np.stack([p.camera.t if p.camera.t is not None else nan_t for _, p in batch])
@@ -434,12 +442,17 @@ class Node:
                 del tracks[min(tracks, key=lambda i: tracks[i].t_recv)]
             previous = tracks.get(person.id)
             track = tracks[person.id] = Track(f.t_recv, rel[k], out_root[k])
+            if cfg.depth_filter and not given[k]:  # the filter continues the warm start's track, else restarts
+                state = sources[k].depth if sources[k] is not None else None
+                depth, track.depth = depth_filter(state, float(out_root[k, 2]), f.frame.t_ns * 1e-9, self.depth_cfg)
+                factor = depth / out_root[k, 2]  # root and pose along the rays: the 2D fit is kept
+                track.rel, track.root = rel[k] * factor, out_root[k] * factor
             if cfg.one_euro:  # filter joints (root + rel) on the sender's clock; publish rel and root of that
-                joints, track.smooth = one_euro(previous.smooth if previous else None, rel[k] + out_root[k],
+                joints, track.smooth = one_euro(previous.smooth if previous else None, track.rel + track.root,
                                                 f.frame.t_ns * 1e-9, self.one_euro_cfg)  # fmt: skip
                 out.append((joints - joints[0], joints[0]))
             else:
-                out.append((rel[k], out_root[k]))
+                out.append((track.rel, track.root))
         return out
 
     # -- output --------------------------------------------------------------------------

@@ -51,3 +51,50 @@ def one_euro(
     cutoff = cfg.min_cutoff + cfg.beta * np.abs(dx_hat)
     out = state.x + _alpha(cutoff, dt) * (x - state.x)
     return out, OneEuroState(out, dx_hat, t)
+
+
+@dataclass(frozen=True)
+class DepthFilterConfig:
+    """A constant-velocity Kalman filter on the log-depth of an estimated root (node config
+    ``depth_filter_*``). Log-depth, so that its noise is relative: a body-size depth is off by a
+    fraction of the distance, wherever the person stands."""
+
+    noise: float = 0.03  # std of one frame's log-depth (0.03: 3 % of the distance)
+    accel: float = 1.0  # std of the log-depth's acceleration, 1/s² (a person starting to walk)
+    speed: float = 0.5  # std of a new track's log-depth speed, 1/s
+    gate: float = 5.0  # a measurement this many stds off the prediction restarts the filter
+
+
+@dataclass
+class DepthFilterState:
+    """A track's log-depth filter: mean [log z, d log z / dt], its 2×2 covariance, time s."""
+
+    mean: np.ndarray
+    cov: np.ndarray
+    t: float
+
+
+def depth_filter(
+    state: DepthFilterState | None, depth: float, t: float, cfg: DepthFilterConfig
+) -> tuple[float, DepthFilterState]:
+    """Filter one depth ``depth`` (m, > 0) measured at ``t`` seconds; returns (depth m, new state).
+
+    Predict with constant velocity (white-noise acceleration), update with the measurement. The
+    first sample of a track, one not after the previous, or one that misses the prediction by more
+    than ``gate`` stds (a jump the motion cannot explain) passes unchanged and restarts the filter.
+    """
+    z = math.log(depth)
+    fresh = DepthFilterState(np.array([z, 0.0]), np.diag([cfg.noise**2, cfg.speed**2]), t)
+    if state is None or t <= state.t:
+        return depth, fresh
+    dt = t - state.t
+    F = np.array([[1.0, dt], [0.0, 1.0]])
+    Q = cfg.accel**2 * np.array([[dt**4 / 4, dt**3 / 2], [dt**3 / 2, dt**2]])
+    mean, cov = F @ state.mean, F @ state.cov @ F.T + Q
+    innovation, var = z - mean[0], cov[0, 0] + cfg.noise**2
+    if innovation**2 > cfg.gate**2 * var:
+        return depth, fresh
+    gain = cov[:, 0] / var
+    mean = mean + gain * innovation
+    cov = cov - np.outer(gain, cov[0])
+    return math.exp(mean[0]), DepthFilterState(mean, cov, t)

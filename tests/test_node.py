@@ -341,6 +341,36 @@ def test_id_switches_and_reused_ids_never_leak_a_pose(test_set):
         h.close()
 
 
+def test_depth_filter_follows_the_track_through_id_switches(test_set):
+    """Issue 8: an estimated root's depth is filtered per track (the track the warm start
+    continues, whatever its id) and moved along the pelvis ray, so the 2D fit is kept."""
+    model = load_model()
+    warm_up(model, NodeConfig())
+    a, b = persons_of(test_set, [10, 2000], root=False)
+    moved = [dict(p, kp=(np.array(p["kp"]) + [3.0, 0.0, 0.0]).tolist()) for p in (a, b)]  # both step 3 px right
+    results = {}
+    for name, second, cfg in (("stable", moved, {}), ("swapped", [dict(moved[0], id=1), dict(moved[1], id=0)], {}),
+                              ("unfiltered", moved, {"depth_filter": False})):  # fmt: skip
+        h = Harness(model, status_period_s=0.05, **cfg)
+        try:
+            t0 = time.time_ns()  # the filter runs on the sender's clock: the same 40 ms step in every run
+            h.exchange(kp2d_message("d", 0, t0, [a, b], camera={"K": K.tolist()}))
+            (msg,) = poses(h.exchange(kp2d_message("d", 1, t0 + 40_000_000, second)), "d")
+            results[name] = {p["id"]: p for p in msg["persons"]}
+        finally:
+            h.close()
+    swap = {0: 1, 1: 0}
+    for pid in (0, 1):
+        stable, swapped = results["stable"][pid], results["swapped"][swap[pid]]
+        np.testing.assert_allclose(swapped["root"], stable["root"], atol=1e-6)
+        np.testing.assert_allclose(swapped["rel"], stable["rel"], atol=1e-6)
+        for p in (stable, results["unfiltered"][pid]):  # the pelvis stays on its 2D ray
+            pelvis = K @ np.array(p["root"])
+            np.testing.assert_allclose(pelvis[:2] / pelvis[2], moved[pid]["kp"][0][:2], atol=1e-3)
+    depths = [(results["stable"][i]["root"][2], results["unfiltered"][i]["root"][2]) for i in (0, 1)]
+    assert any(abs(f - u) > 1e-4 for f, u in depths)  # the filter did act
+
+
 def test_sigterm_while_the_model_loads_exits_cleanly(tiny_checkpoint, tmp_path):
     """Issue 9, finding 4: a stop signal at any moment ends the node with exit code 0."""
     for delay in (0.2, 0.6, 1.5):

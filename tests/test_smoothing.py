@@ -1,6 +1,6 @@
 import numpy as np
 
-from pads_stream.smoothing import OneEuroConfig, one_euro
+from pads_stream.smoothing import DepthFilterConfig, OneEuroConfig, depth_filter, one_euro
 
 
 def test_one_euro_smooths_jitter_and_follows_motion():
@@ -20,3 +20,25 @@ def test_one_euro_smooths_jitter_and_follows_motion():
     assert np.abs(out[150:] - truth[150:]).mean() < 0.05  # a walking person is followed (lag < 5 cm)
     y, fresh = one_euro(state, noisy[0], t[0], cfg)  # time going back: restart, pass through
     np.testing.assert_array_equal(y, noisy[0])
+
+
+def test_depth_filter_smooths_jitter_follows_a_walker_and_restarts_on_jumps():
+    rng = np.random.default_rng(0)
+    cfg = DepthFilterConfig()
+    t = np.arange(250) / 25.0
+    truth = np.where(t < 4, 4.0, 4.0 + 1.5 * (t - 4))  # stands at 4 m, then walks away at 1.5 m/s
+    measured = truth * np.exp(rng.normal(0, 0.01, t.shape))  # 1 % depth jitter per frame
+    state, out = None, []
+    for k in range(len(t)):
+        z, state = depth_filter(state, float(measured[k]), float(t[k]), cfg)
+        out.append(z)
+    out = np.array(out)
+    assert out[0] == measured[0]  # a new track passes unchanged
+    jitter_in = np.abs(np.diff(measured[25:100] - truth[25:100], 2)).mean()
+    jitter_out = np.abs(np.diff(out[25:100] - truth[25:100], 2)).mean()
+    assert jitter_out < 0.5 * jitter_in  # acceleration noise at rest halved at least
+    assert np.abs(out[150:] / truth[150:] - 1).mean() < 0.01  # a walker is followed within 1 %
+    z, fresh = depth_filter(state, 2.0 * float(truth[-1]), float(t[-1]) + 0.04, cfg)  # twice as far: a new person
+    assert z == 2.0 * float(truth[-1]) and fresh.mean[1] == 0.0
+    z, _ = depth_filter(state, 3.0, float(t[0]), cfg)  # time going back: restart, pass through
+    assert z == 3.0
