@@ -100,8 +100,8 @@ class Baseline:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from .data import DEFAULT_DATA, h36m_path, load_positions_3d
-    from .train import TrainConfig, split_holdout
+    from .data import DEFAULT_DATA, h36m_path, load_positions_3d, split_holdout
+    from .train import TrainConfig
 
     parser = argparse.ArgumentParser(prog="pads-stream baseline", description=__doc__,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip

@@ -19,7 +19,7 @@ from .skeleton import H36M_LR_PAIRS, H36M_PARENTS, NUM_JOINTS, mirror
 
 # VideoPose3D's 32-joint Human3.6M skeleton: the 17 joints kept, in H36M-17 order.
 H36M32_TO_17 = (0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27)
-TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
+TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")  # Human3.6M subjects the prior trains on
 DEFAULT_DATA = "../shared/data"  # the data folder commands read unless given --data DIR
 TEST_SUBJECTS = ("S9", "S11")
 
@@ -56,6 +56,20 @@ def load_positions_3d(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
     """Read a VideoPose3D-style ``positions_3d`` npz as {subject: {action: (F, 17, 3) m}}."""
     data = np.load(path, allow_pickle=True)["positions_3d"].item()
     return {s: {a: to_17(np.asarray(x)) for a, x in acts.items()} for s, acts in data.items()}
+
+
+HOLDOUT_TAKES = "S8:_2"  # "subject:suffix": training-subject takes held out for validation and tuning
+
+
+def split_holdout(data: dict[str, dict[str, np.ndarray]], holdout: str) -> tuple[dict, dict]:
+    """Split {subject: {take: poses}} by a ``"subject:suffix"`` rule into (kept, held out)."""
+    subject, _, suffix = holdout.partition(":")
+    kept: dict[str, dict[str, np.ndarray]] = {}
+    held: dict[str, dict[str, np.ndarray]] = {}
+    for s, takes in data.items():
+        for take, x in takes.items():
+            (held if s == subject and take.endswith(suffix) else kept).setdefault(s, {})[take] = x
+    return kept, held
 
 
 def h36m_poses(path: str | Path, subjects: tuple[str, ...], stride: int = 1) -> np.ndarray:

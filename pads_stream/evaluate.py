@@ -19,7 +19,7 @@ import numpy as np
 from . import metrics
 from .api import PoseModel, load_model
 from .camera import inverse_projection
-from .data import DEFAULT_DATA, test_path
+from .data import DEFAULT_DATA, HOLDOUT_TAKES, TRAIN_SUBJECTS, h36m_path, load_positions_3d, split_holdout, test_path
 from .progress import progress
 from .skeleton import H36M_JOINTS, H36M_LEFT, H36M_PARENTS, H36M_RIGHT, bone_lengths
 
@@ -136,13 +136,60 @@ def denoise_rows(model: PoseModel, gt: np.ndarray, rng: np.random.Generator) -> 
     return out
 
 
-def completion_rows(model: PoseModel, gt: np.ndarray, rng: np.random.Generator) -> list[dict]:
-    """MPJPE on the missing joints only (10 steps); the pelvis is always observed (it is the origin)."""
+def completion_rows(model: PoseModel, gt: np.ndarray, rng: np.random.Generator,
+                    reference: np.ndarray | None = None) -> list[dict]:  # fmt: skip
+    """MPJPE on the missing joints only (10 steps); the pelvis is always observed (it is the origin).
+    With ``reference`` poses (the prior's training poses), each missing limb also gets the
+    nearest-neighbour reference of :func:`knn_limb`."""
     out = []
     for name, mask in progress(limb_and_random_masks(len(gt), rng).items(), desc="completion"):
         x = model.complete(np.where(mask[..., None], gt, np.nan), mask, steps=10)
         err = 1000 * np.linalg.norm(x - gt, axis=-1)[~mask].mean()
         out.append({"case": name, "mpjpe_missing": float(err)})
+        if reference is not None and name in LIMBS:
+            x = knn_limb(reference, gt, LIMBS[name])
+            out[-1]["knn_mm"] = float(1000 * np.linalg.norm(x - gt, axis=-1)[~mask].mean())
+    return out
+
+
+def body_frame(x: np.ndarray, across: tuple[int, int]) -> np.ndarray:
+    """(N, 3, 3) rotations whose rows are a body's axes: x from joint ``across[1]`` to
+    ``across[0]`` (left hip from right hip, or the shoulders), y from the pelvis towards the
+    thorax (made orthogonal), z their cross product. ``R @ joint`` is the joint in that frame."""
+    e1 = x[:, across[0]] - x[:, across[1]]
+    e1 /= np.linalg.norm(e1, axis=-1, keepdims=True)
+    up = x[:, 8] - x[:, 0]
+    e2 = up - (up * e1).sum(-1, keepdims=True) * e1
+    e2 /= np.linalg.norm(e2, axis=-1, keepdims=True)
+    return np.stack([e1, e2, np.cross(e1, e2)], axis=1)
+
+
+def knn_limb(train: np.ndarray, gt: np.ndarray, limb: tuple[int, ...], k: int = 20) -> np.ndarray:
+    """A non-parametric reference for completing a missing limb: the mean limb of the ``k``
+    training poses nearest on the observed joints, all poses compared in a body frame built from
+    observed joints (:func:`body_frame`: across the hips, or the shoulders when a leg is
+    missing). It estimates the posterior mean from the prior's own training poses, so it shows
+    how much of a limb the rest of one frame's body determines.
+
+    Args:
+        train: (M, 17, 3) pelvis-relative training poses, metres, any frame.
+        gt: (N, 17, 3) pelvis-relative poses, metres; the ``limb`` joints are not used.
+
+    Returns:
+        (N, 17, 3) ``gt`` with the limb's joints replaced, metres.
+    """
+    seen = np.setdiff1d(np.arange(17), limb)
+    across = (4, 1) if {1, 4}.isdisjoint(limb) else (11, 14)
+    R_train, R_gt = body_frame(train, across), body_frame(gt, across)
+    a = np.einsum("mij,mkj->mki", R_train, train)
+    q = np.einsum("nij,nkj->nki", R_gt, gt)
+    A, Q = a[:, seen].reshape(len(a), -1), q[:, seen].reshape(len(q), -1)
+    out, norms = gt.copy(), (A**2).sum(axis=1)
+    for lo in range(0, len(Q), 256):
+        d = norms[None] - 2 * Q[lo : lo + 256] @ A.T  # squared distance up to a per-row constant
+        idx = np.argpartition(d, k, axis=1)[:, :k]
+        limb_mean = a[idx][:, :, list(limb)].mean(axis=1)  # body frame
+        out[lo : lo + 256, list(limb)] = np.einsum("nji,nkj->nki", R_gt[lo : lo + 256], limb_mean)
     return out
 
 
@@ -208,8 +255,12 @@ def markdown(report: dict) -> str:
         lines += [f"| {d['sigma_mm']} mm | {d['before']:.1f} | {d['after']:.1f} | {d['ratio']:.2f} |"
                   for d in report["denoise"]]  # fmt: skip
     if report.get("completion"):
-        lines += ["", "### Completion (MPJPE on missing joints, mm, 10 steps)", "", "| missing | MPJPE |", "|---|---|"]
-        lines += [f"| {c['case']} | {c['mpjpe_missing']:.1f} |" for c in report["completion"]]
+        lines += ["", "### Completion (MPJPE on missing joints, mm, 10 steps)", "",
+                  "Reference: the mean limb of the 20 training poses nearest on the observed joints "
+                  "(`evaluate.knn_limb`), an estimate of the posterior mean from the prior's own data.", "",
+                  "| missing | MPJPE | nearest-neighbour reference |", "|---|---|---|"]  # fmt: skip
+        lines += [f"| {c['case']} | {c['mpjpe_missing']:.1f} | {c['knn_mm']:.1f} |" if "knn_mm" in c
+                  else f"| {c['case']} | {c['mpjpe_missing']:.1f} | — |" for c in report["completion"]]  # fmt: skip
     if report.get("generation"):
         g = report["generation"]
         lines += ["", "### Generation (500 samples, 50 steps)", "",
@@ -278,6 +329,18 @@ def plots(report: dict, preds: dict, test: dict, out: Path) -> None:
         plt.close(fig)
 
 
+def training_poses(data: str, stride: int = 2) -> np.ndarray | None:
+    """The prior's Human3.6M training poses (every ``stride``-th frame), or None (with a note)
+    when the data folder lacks them."""
+    try:
+        poses = load_positions_3d(h36m_path(data))
+    except FileNotFoundError as err:
+        print(f"completion: no nearest-neighbour reference ({err})")
+        return None
+    kept, _ = split_holdout({s: poses[s] for s in TRAIN_SUBJECTS if s in poses}, HOLDOUT_TAKES)
+    return np.concatenate([x[::stride] for takes in kept.values() for x in takes.values()]).astype(np.float64)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="pads-stream eval", description=__doc__,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
@@ -316,7 +379,7 @@ def main(argv: list[str] | None = None) -> None:
     if "denoise" in tasks:
         report["denoise"] = denoise_rows(model, small, rng)
     if "complete" in tasks:
-        report["completion"] = completion_rows(model, small, rng)
+        report["completion"] = completion_rows(model, small, rng, training_poses(args.data))
     if "generate" in tasks:
         report["generation"] = generation_row(model, test["gt"])
     text = markdown(report)

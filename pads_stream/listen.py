@@ -92,8 +92,10 @@ class Listener:
         out["frames"] = order.tolist()
         out["frame_mpjpe"] = [float(metrics.mpjpe(pred[frame == f], gt[frame == f]).mean()) for f in order]
         out["frame_root_error"] = [float(root_err[frame == f].mean()) for f in order]
-        accel = []
-        index = {k: i for i, k in enumerate(k for k, h in zip(keys, have, strict=True) if h)}
+        accel = []  # over consecutive frames of the same true person (ids may switch)
+        person = truth["person"] if "person" in truth.files else truth["id"]
+        seen = [(s, f, m) for (s, f, _), m, h in zip(keys, person.tolist(), have, strict=True) if h]
+        index = {k: i for i, k in enumerate(seen)}
         for (s, f, m), i in index.items():
             prev, nxt = index.get((s, f - 1, m)), index.get((s, f + 1, m))
             if prev is not None and nxt is not None:

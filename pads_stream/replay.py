@@ -5,8 +5,9 @@ Sources (all pixels through a pinhole; ground truth pelvis-relative metres, came
 - ``h36m``: consecutive 25 Hz frames of S9/S11 takes through a fixed virtual camera per
   stream (for warm start and jitter); person m of stream s plays take s·M + m.
 - ``bvh``: a BVH file through a virtual camera (``--bvh``, mapped with ``--mapping``).
-The truth goes to ``--truth`` (npz: stream, frame, id, gt (N, 17, 3), root (N, 3)), never on
-the wire. Streams are published on one PUB socket that connects to the node's input.
+The truth goes to ``--truth`` (npz: stream, frame, id, person (the true identity, which id
+switches do not change), gt (N, 17, 3), root (N, 3)), never on the wire. Streams are published
+on one PUB socket that connects to the node's input.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class Recording:
     def save_truth(self, path: Path, names: list[str]) -> None:
         s, f, m = self.gt.shape[:3]
         idx = np.indices((s, f, m)).reshape(3, -1)
-        np.savez(path, stream=np.array(names)[idx[0]], frame=idx[1], id=self.ids.reshape(-1),
+        np.savez(path, stream=np.array(names)[idx[0]], frame=idx[1], id=self.ids.reshape(-1), person=idx[2],
                  gt=self.gt.reshape(-1, 17, 3), root=self.root.reshape(-1, 3))  # fmt: skip
 
 

@@ -23,7 +23,17 @@ from tqdm import tqdm
 from .bvh import JointMapping
 from .checkpoint import FORMAT, load_checkpoint, strip_for_release
 from .config import from_dict, load_json, to_dict
-from .data import AugmentConfig, augment_to_camera, bvh_poses, h36m_path, load_plain, load_positions_3d
+from .data import (
+    HOLDOUT_TAKES,
+    TRAIN_SUBJECTS,
+    AugmentConfig,
+    augment_to_camera,
+    bvh_poses,
+    h36m_path,
+    load_plain,
+    load_positions_3d,
+    split_holdout,
+)
 from .model import Denoiser, PriorConfig
 from .schedule import DiffusionConfig, add_noise, alphas_cumprod
 from .stepgraph import package_file
@@ -35,8 +45,8 @@ class TrainConfig:
     empty ``bvh_mapping`` is the package's ``configs/bandai_to_h36m.json``."""
 
     h36m: str = "../shared/data/h36m/positions_3d_25hz.npz"
-    train_subjects: tuple[str, ...] = ("S1", "S5", "S6", "S7", "S8")
-    holdout_takes: str = "S8:_2"  # "subject:suffix": takes held out for validation and tuning
+    train_subjects: tuple[str, ...] = TRAIN_SUBJECTS
+    holdout_takes: str = HOLDOUT_TAKES  # "subject:suffix": takes held out for validation and tuning
     bvh_dirs: tuple[str, ...] = ("../shared/data/bandai",)
     bvh_mapping: str = ""
     bvh_stride: int = 2  # keep every n-th BVH frame (30 fps data)
@@ -56,17 +66,6 @@ class TrainConfig:
     checkpoint_every: int = 1000
     threads: int = 0  # torch CPU threads per process, 0 = torch's default
     init_from: str = ""  # checkpoint whose EMA weights and scale start the run (fine-tuning); "" = random init
-
-
-def split_holdout(data: dict[str, dict[str, np.ndarray]], holdout: str) -> tuple[dict, dict]:
-    """Split {subject: {take: poses}} by a ``"subject:suffix"`` rule into (kept, held out)."""
-    subject, _, suffix = holdout.partition(":")
-    kept: dict[str, dict[str, np.ndarray]] = {}
-    held: dict[str, dict[str, np.ndarray]] = {}
-    for s, takes in data.items():
-        for take, x in takes.items():
-            (held if s == subject and take.endswith(suffix) else kept).setdefault(s, {})[take] = x
-    return kept, held
 
 
 def training_pools(cfg: TrainConfig) -> list[np.ndarray]:

@@ -19,12 +19,12 @@ import torch
 
 from .api import PoseModel, load_model
 from .checkpoint import load_checkpoint
-from .data import DEFAULT_DATA, h36m_path, load_positions_3d
+from .data import DEFAULT_DATA, h36m_path, load_positions_3d, split_holdout
 from .evaluate import limb_and_random_masks
 from .metrics import mpjpe, p_mpjpe
 from .progress import progress
 from .rig import detector_noise, random_views
-from .train import TrainConfig, split_holdout
+from .train import TrainConfig
 
 
 def validation_views(cfg: TrainConfig, n: int, seed: int = 0) -> dict[str, np.ndarray]:

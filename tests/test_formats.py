@@ -106,3 +106,26 @@ def test_replayed_sequences_send_their_cameras_extrinsics_and_stand_on_the_floor
         world = camera_to_world(joints.reshape(len(joints), -1, 3), rec.R[s], rec.t[s]).reshape(joints.shape)
         np.testing.assert_allclose(world[..., 2].min(axis=-1), 0.0, atol=1e-9)
         assert np.all(world[..., 2].max(axis=-1) > 1.0)  # upright: the head is well above the floor
+
+
+def test_jitter_is_scored_along_each_true_person_through_id_switches(tmp_path):
+    """Predictions off by a constant per person have no acceleration error, whatever the ids do:
+    the listener follows the truth's person, not the (switching) id, across frames."""
+    from pads_stream.listen import Listener
+    from pads_stream.replay import load_recording, with_id_switches
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    rec = load_recording(parser.parse_args(["--source", "h36m", "--frames", "20", "--streams", "1"]))
+    rec = with_id_switches(rec, 5)
+    rec.save_truth(tmp_path / "truth.npz", ["s0"])
+    listener = Listener("inproc://scores-only")
+    offset = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 0.02]])  # person 1's joints all 2 cm too far
+    for f in range(20):
+        for m in range(2):
+            rel = rec.gt[0, f, m] + offset[m]
+            listener.poses[("s0", f, int(rec.ids[0, f, m]))] = (rel, rec.root[0, f, m])
+    scores = listener.score(tmp_path / "truth.npz")
+    listener.socket.close()
+    assert scores["persons_received"] == 40 and scores["mpjpe"] > 1.0
+    assert scores["accel_error"] < 1e-6

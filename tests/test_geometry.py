@@ -101,3 +101,17 @@ def test_noise_level_from_left_right_bone_lengths(test_set):
     for sigma in (0.005, 0.02, 0.05):
         est = noise_from_symmetry(gt + rng.normal(0, sigma, gt.shape))
         assert abs(np.median(est) / sigma - 1) < 0.15
+
+
+def test_knn_limb_reference_is_rotation_invariant_and_exact_on_its_own_poses(test_set):
+    """The completion reference compares poses in a body frame: a training pose seen from another
+    camera is still its own nearest neighbour, and its missing limb comes back exactly."""
+    from pads_stream.evaluate import LIMBS, knn_limb
+
+    gt = test_set["gt"][:40].astype(np.float64)
+    train = np.einsum("ij,nkj->nki", rotation_y(1.0) @ rotation_x(0.3), gt)  # the same poses, turned
+    for limb in LIMBS.values():
+        out = knn_limb(train, gt, limb, k=1)
+        np.testing.assert_allclose(out, gt, atol=1e-9)
+    other = knn_limb(train[20:], gt[:20], LIMBS["left arm"], k=1)  # without itself: another pose's arm
+    assert np.abs(other - gt[:20]).max() > 0.05
