@@ -69,11 +69,12 @@ def frame_latency(model: PoseModel, data: dict, batch: int, steps: int, reps: in
     return np.array(times[2:])
 
 
-VARIANTS = {  # name: (backend, ONNX Runtime spinning)
-    "torch": ("torch", False),
-    "onnxruntime": ("onnxruntime", False),
-    "onnxruntime-spin": ("onnxruntime", True),
-    "tensorrt": ("tensorrt", False),
+VARIANTS = {  # name: (backend, ONNX Runtime spinning, threads: None = --threads)
+    "torch": ("torch", False, None),
+    "onnxruntime": ("onnxruntime", False, None),
+    "onnxruntime-spin": ("onnxruntime", True, None),
+    "onnxruntime-1thread": ("onnxruntime", False, 1),
+    "tensorrt": ("tensorrt", False, None),
 }
 
 
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="pads-stream bench", description=__doc__,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
     parser.add_argument("--model", help="checkpoint (default: the shipped model)")
-    parser.add_argument("--backends", default="onnxruntime,onnxruntime-spin,torch,tensorrt",
+    parser.add_argument("--backends", default="onnxruntime,onnxruntime-spin,onnxruntime-1thread,torch,tensorrt",
                         help=f"variants among {list(VARIANTS)}")  # fmt: skip
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime and torch threads (0: their default)")
     parser.add_argument("--batches", default="1,16,64")
@@ -103,9 +104,10 @@ def main(argv: list[str] | None = None) -> None:
     peak = measured_peak("cpu")
     flops = None
     for name in args.backends.split(","):
-        backend, spinning = VARIANTS[name]
+        backend, spinning, threads = VARIANTS[name]
         try:
-            model = load_model(args.model, backend=backend, threads=args.threads, spinning=spinning)
+            model = load_model(args.model, backend=backend, spinning=spinning,
+                               threads=args.threads if threads is None else threads)  # fmt: skip
         except BackendUnavailable as err:
             skipped[name] = str(err)
             continue

@@ -54,7 +54,7 @@ class NodeConfig:
     bind_out: bool = True  # bind the output (consumers connect), else connect to it
     model: str | None = None  # checkpoint; None = the shipped default
     backend: str = "auto"
-    threads: int = 0  # ONNX Runtime intra-op threads (0: its default); spinning stays off
+    threads: int = 1  # ONNX Runtime intra-op threads (0: its default, one per core); spinning stays off
     steps: int = 10  # cold start: sampler steps from the sampler's t_start
     warm_start: bool = True
     warm_steps: int = 10  # warm start: steps from warm_t_start (docs/warm_start.md: fewer steps lock in errors)

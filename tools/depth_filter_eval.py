@@ -4,7 +4,8 @@ Each person is estimated frame after frame as the node does for 2D + K (root unk
 start from the previous pose (``warm_t_start``, ``warm_steps`` of the node config) with the
 previous root's depth as the guess, then the estimated depth filtered per track
 (:func:`pads_stream.smoothing.depth_filter`), root and pose moved together along the rays.
-Fixed virtual cameras at 25 Hz (and every other frame: 12.5 Hz), exact 2D. Prints MPJPE
+Fixed virtual cameras at 25 Hz (and every other frame: 12.5 Hz), exact 2D; a cold-start row
+estimates every frame from scratch (no tracking) for comparison. Prints MPJPE
 (pelvis-relative), root error and the acceleration error of the pelvis-relative joints (as the
 listener scores the node). Usage: python tools/depth_filter_eval.py [--data DIR]
 """
@@ -37,13 +38,13 @@ node = load_json(NodeConfig, str(DEFAULT_CONFIG))
 model = load_model(backend="onnxruntime")
 
 
-def chain(frames: np.ndarray, cfg: DepthFilterConfig | None) -> dict[str, float]:
+def chain(frames: np.ndarray, cfg: DepthFilterConfig | None, warm_start: bool = True) -> dict[str, float]:
     """One run over ``frames`` of the sequences: MPJPE, root error (mm), acceleration error (mm/frame²)."""
     x = r = None
     states = [None] * (S * M)
     out, roots = [], []
     for f in frames:
-        warm = {} if x is None else {"init": x, "t_start": node.warm_t_start, "root_guess": r}
+        warm = {} if x is None or not warm_start else {"init": x, "t_start": node.warm_t_start, "root_guess": r}
         x, r, _ = model.estimate_batch(kp[f], K[f], None, steps=node.warm_steps if warm else node.steps, **warm)
         if cfg is not None:
             for p in range(S * M):
@@ -64,7 +65,7 @@ print(f"S8 held-out takes, {S} cameras x {M} persons x {F} frames, 2D + K (root 
 print("| rate | depth filter (noise : accel 1/s²) | MPJPE | root error | accel. error mm/frame² |")
 print("|---|---|---|---|---|")
 for fps, frames in ((25.0, np.arange(F)), (12.5, np.arange(0, F, 2))):
-    for spec in ["off"] + args.grid.split(","):
-        cfg = None if spec == "off" else DepthFilterConfig(*map(float, spec.split(":")))
-        r = chain(frames, cfg)
+    for spec in ["cold start", "off"] + args.grid.split(","):
+        cfg = None if spec in ("cold start", "off") else DepthFilterConfig(*map(float, spec.split(":")))
+        r = chain(frames, cfg, warm_start=spec != "cold start")
         print(f"| {fps:g} Hz | {spec} | {r['mpjpe']:.1f} | {r['root']:.0f} | {r['accel']:.2f} |", flush=True)

@@ -87,7 +87,8 @@ def main() -> None:
             print(lines[-1], flush=True)
         lines += ["", "## Sequences: root given vs 2D + K (+ extrinsics), id switches, 25 Hz and 12.5 Hz", "",
                   "S9/S11 takes through one fixed virtual camera per stream (each frame's lowest joint on the floor), "
-                  "2 streams x 2 persons, exact 2D, the default node config (warm start for tracked persons); "
+                  "2 streams x 2 persons, exact 2D, the default node config (warm start and depth filter for "
+                  "tracked persons, one ONNX Runtime thread); "
                   "+ extrinsics = the cameras' R, t sent, so the node uses the floor; cold = warm start off.", "",
                   "| rate | root | ids | start | MPJPE | PA-MPJPE | root error | accel. error mm/frame² | persons |",
                   "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
