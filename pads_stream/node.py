@@ -37,7 +37,14 @@ from .camera import camera_to_world, normalized_rays, project, undistort_points
 from .config import from_dict, load_json, to_dict
 from .rootfind import initial_root
 from .skeleton import to_h36m
-from .smoothing import DepthFilterConfig, DepthFilterState, OneEuroConfig, OneEuroState, depth_filter, one_euro
+from .smoothing import (
+    DepthFilterConfig,
+    DepthFilterState,
+    OneEuroConfig,
+    OneEuroState,
+    filter_root_depth,
+    one_euro,
+)
 from .stepgraph import package_file
 from .wire import ERROR_KINDS, VERSION, Camera, CameraUpdate, Kp2dFrame, WireError, decode_inbound, encode
 
@@ -444,9 +451,8 @@ class Node:
             track = tracks[person.id] = Track(f.t_recv, rel[k], out_root[k])
             if cfg.depth_filter and not given[k]:  # the filter continues the warm start's track, else restarts
                 state = sources[k].depth if sources[k] is not None else None
-                depth, track.depth = depth_filter(state, float(out_root[k, 2]), f.frame.t_ns * 1e-9, self.depth_cfg)
-                factor = depth / out_root[k, 2]  # root and pose along the rays: the 2D fit is kept
-                track.rel, track.root = rel[k] * factor, out_root[k] * factor
+                track.rel, track.root, track.depth = filter_root_depth(state, rel[k], out_root[k],
+                                                                       f.frame.t_ns * 1e-9, self.depth_cfg)  # fmt: skip
             if cfg.one_euro:  # filter joints (root + rel) on the sender's clock; publish rel and root of that
                 joints, track.smooth = one_euro(previous.smooth if previous else None, track.rel + track.root,
                                                 f.frame.t_ns * 1e-9, self.one_euro_cfg)  # fmt: skip

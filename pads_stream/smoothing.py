@@ -98,3 +98,14 @@ def depth_filter(
     mean = mean + gain * innovation
     cov = cov - np.outer(gain, cov[0])
     return math.exp(mean[0]), DepthFilterState(mean, cov, t)
+
+
+def filter_root_depth(
+    state: DepthFilterState | None, rel: np.ndarray, root: np.ndarray, t: float, cfg: DepthFilterConfig
+) -> tuple[np.ndarray, np.ndarray, DepthFilterState]:
+    """One person's estimate with its root depth filtered by :func:`depth_filter`: root and
+    pelvis-relative pose (camera frame, metres; root z > 0) scaled together about the camera
+    centre, so every joint stays on its ray and the 2D fit is kept. Returns (rel, root, state)."""
+    depth, state = depth_filter(state, float(root[2]), t, cfg)
+    factor = depth / float(root[2])
+    return rel * factor, root * factor, state

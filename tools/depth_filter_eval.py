@@ -3,7 +3,7 @@
 Each person is estimated frame after frame as the node does for 2D + K (root unknown): a warm
 start from the previous pose (``warm_t_start``, ``warm_steps`` of the node config) with the
 previous root's depth as the guess, then the estimated depth filtered per track
-(:func:`pads_stream.smoothing.depth_filter`), root and pose moved together along the rays.
+(:func:`pads_stream.smoothing.filter_root_depth`, as the node does).
 Fixed virtual cameras at 25 Hz (and every other frame: 12.5 Hz), exact 2D; a cold-start row
 estimates every frame from scratch (no tracking) for comparison. Prints MPJPE
 (pelvis-relative), root error and the acceleration error of the pelvis-relative joints (as the
@@ -20,7 +20,7 @@ from pads_stream.data import DEFAULT_DATA, h36m_path, load_positions_3d
 from pads_stream.metrics import mpjpe
 from pads_stream.node import DEFAULT_CONFIG, NodeConfig
 from pads_stream.replay import through_camera
-from pads_stream.smoothing import DepthFilterConfig, depth_filter
+from pads_stream.smoothing import DepthFilterConfig, filter_root_depth
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--data", default=DEFAULT_DATA)
@@ -48,9 +48,7 @@ def chain(frames: np.ndarray, cfg: DepthFilterConfig | None, warm_start: bool = 
         x, r, _ = model.estimate_batch(kp[f], K[f], None, steps=node.warm_steps if warm else node.steps, **warm)
         if cfg is not None:
             for p in range(S * M):
-                depth, states[p] = depth_filter(states[p], float(r[p, 2]), f / 25.0, cfg)
-                factor = depth / r[p, 2]
-                x[p], r[p] = x[p] * factor, r[p] * factor
+                x[p], r[p], states[p] = filter_root_depth(states[p], x[p], r[p], f / 25.0, cfg)
         out.append(x)
         roots.append(r)
     out, g = np.array(out), gt[frames]
