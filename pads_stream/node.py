@@ -437,6 +437,11 @@ class Node:
                     root_guess=prev_root[g] if is_warm and not is_given else None,
                     extrinsics=(R[g], t[g]),
                 )  # fmt: skip
+        depth: list[DepthFilterState | None] = [None] * len(batch)
+        if cfg.depth_filter:  # an estimated root's depth, filtered along the track the warm start continues
+            for k in np.flatnonzero(ok & ~given):
+                state, t_s = sources[k].depth if sources[k] is not None else None, batch[k][0].frame.t_ns * 1e-9
+                rel[k], out_root[k], depth[k] = filter_root_depth(state, rel[k], out_root[k], t_s, self.depth_cfg)
         ok &= plausible(rel, out_root, rays, conf)
         out: list[tuple[np.ndarray, np.ndarray] | None] = []
         for k, (f, person) in enumerate(batch):
@@ -447,18 +452,13 @@ class Node:
                 continue
             if person.id not in tracks and len(tracks) >= cfg.max_tracks:
                 del tracks[min(tracks, key=lambda i: tracks[i].t_recv)]
-            previous = tracks.get(person.id)
-            track = tracks[person.id] = Track(f.t_recv, rel[k], out_root[k])
-            if cfg.depth_filter and not given[k]:  # the filter continues the warm start's track, else restarts
-                state = sources[k].depth if sources[k] is not None else None
-                track.rel, track.root, track.depth = filter_root_depth(state, rel[k], out_root[k],
-                                                                       f.frame.t_ns * 1e-9, self.depth_cfg)  # fmt: skip
-            if cfg.one_euro:  # filter joints (root + rel) on the sender's clock; publish rel and root of that
-                joints, track.smooth = one_euro(previous.smooth if previous else None, track.rel + track.root,
-                                                f.frame.t_ns * 1e-9, self.one_euro_cfg)  # fmt: skip
+            track = tracks[person.id] = Track(f.t_recv, rel[k], out_root[k], depth[k])
+            if cfg.one_euro:  # joints (root + rel) on the sender's clock, along the warm start's track
+                source = sources[k].smooth if sources[k] is not None else None
+                joints, track.smooth = one_euro(source, rel[k] + out_root[k], f.frame.t_ns * 1e-9, self.one_euro_cfg)
                 out.append((joints - joints[0], joints[0]))
             else:
-                out.append((track.rel, track.root))
+                out.append((rel[k], out_root[k]))
         return out
 
     # -- output --------------------------------------------------------------------------

@@ -343,14 +343,18 @@ def test_id_switches_and_reused_ids_never_leak_a_pose(test_set):
 
 def test_depth_filter_follows_the_track_through_id_switches(test_set):
     """Issue 8: an estimated root's depth is filtered per track (the track the warm start
-    continues, whatever its id) and moved along the pelvis ray, so the 2D fit is kept."""
+    continues, whatever its id) and moved along the pelvis ray, so the 2D fit is kept; the One
+    Euro filter's state follows the same track."""
     model = load_model()
     warm_up(model, NodeConfig())
     a, b = persons_of(test_set, [10, 2000], root=False)
     moved = [dict(p, kp=(np.array(p["kp"]) + [3.0, 0.0, 0.0]).tolist()) for p in (a, b)]  # both step 3 px right
     results = {}
-    for name, second, cfg in (("stable", moved, {}), ("swapped", [dict(moved[0], id=1), dict(moved[1], id=0)], {}),
-                              ("unfiltered", moved, {"depth_filter": False})):  # fmt: skip
+    swapped = [dict(moved[0], id=1), dict(moved[1], id=0)]
+    for name, second, cfg in (("stable", moved, {}), ("swapped", swapped, {}),
+                              ("unfiltered", moved, {"depth_filter": False}),
+                              ("stable, One Euro", moved, {"one_euro": True}),
+                              ("swapped, One Euro", swapped, {"one_euro": True})):  # fmt: skip
         h = Harness(model, status_period_s=0.05, **cfg)
         try:
             t0 = time.time_ns()  # the filter runs on the sender's clock: the same 40 ms step in every run
@@ -361,9 +365,11 @@ def test_depth_filter_follows_the_track_through_id_switches(test_set):
             h.close()
     swap = {0: 1, 1: 0}
     for pid in (0, 1):
-        stable, swapped = results["stable"][pid], results["swapped"][swap[pid]]
-        np.testing.assert_allclose(swapped["root"], stable["root"], atol=1e-6)
-        np.testing.assert_allclose(swapped["rel"], stable["rel"], atol=1e-6)
+        for kind in ("", ", One Euro"):
+            stable, other = results["stable" + kind][pid], results["swapped" + kind][swap[pid]]
+            np.testing.assert_allclose(other["root"], stable["root"], atol=1e-6)
+            np.testing.assert_allclose(other["rel"], stable["rel"], atol=1e-6)
+        stable = results["stable"][pid]
         for p in (stable, results["unfiltered"][pid]):  # the pelvis stays on its 2D ray
             pelvis = K @ np.array(p["root"])
             np.testing.assert_allclose(pelvis[:2] / pelvis[2], moved[pid]["kp"][0][:2], atol=1e-3)
