@@ -14,8 +14,8 @@ Real time: per stream only the newest unprocessed frame is kept (an older one st
 ``superseded``); every person of every ready stream goes into one batched sampler call per
 start kind. A person (stream, track id) seen recently starts from its previous 3D pose at a
 lower noise level (warm start), but only when that pose is plausible and reprojects onto the new
-2D; otherwise it starts cold. A tracked person's estimated root depth is Kalman-filtered along
-its rays (:func:`pads_stream.smoothing.depth_filter`). Containment: bad input and failed
+2D; otherwise it starts cold. A tracked person's root depth estimated from body size (no floor
+known) is Kalman-filtered along its rays (:func:`pads_stream.smoothing.depth_filter`). Containment: bad input and failed
 estimates are answered on ``error`` and counted, per person where possible; nothing one stream
 sends can stop the node or another stream. State (streams, cameras, tracks) is bounded and expires.
 """
@@ -75,7 +75,7 @@ class NodeConfig:
     max_streams: int = 256  # streams with state (camera, tracks); idle ones are evicted when full
     stream_ttl_s: float = 60.0  # a stream that sent nothing for this long is forgotten
     max_tracks: int = 64  # remembered tracks per stream
-    depth_filter: bool = True  # Kalman filter per track on an estimated root's log-depth (docs/depth_filter.md)
+    depth_filter: bool = True  # Kalman filter per track on a body-size root depth (docs/depth_filter.md)
     depth_filter_noise: float = 0.03  # std of one frame's estimated log-depth
     depth_filter_accel: float = 1.0  # std of the log-depth's acceleration, 1/s²
     one_euro: bool = False  # One Euro filter on published joints, per track (the warm start stays unfiltered)
@@ -438,8 +438,8 @@ class Node:
                     extrinsics=(R[g], t[g]),
                 )  # fmt: skip
         depth: list[DepthFilterState | None] = [None] * len(batch)
-        if cfg.depth_filter:  # an estimated root's depth, filtered along the track the warm start continues
-            for k in np.flatnonzero(ok & ~given):
+        if cfg.depth_filter:  # a body-size depth (not one set by the floor), filtered along the warm start's track
+            for k in np.flatnonzero(ok & ~given & ~np.isfinite(R).all(axis=(1, 2))):
                 state, t_s = sources[k].depth if sources[k] is not None else None, batch[k][0].frame.t_ns * 1e-9
                 rel[k], out_root[k], depth[k] = filter_root_depth(state, rel[k], out_root[k], t_s, self.depth_cfg)
         ok &= plausible(rel, out_root, rays, conf)

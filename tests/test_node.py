@@ -377,6 +377,28 @@ def test_depth_filter_follows_the_track_through_id_switches(test_set):
     assert any(abs(f - u) > 1e-4 for f, u in depths)  # the filter did act
 
 
+def test_a_tracked_person_stays_on_the_floor_when_extrinsics_set_the_depth(test_set):
+    """Issue 8: with R, t latched the floor sets the depth of every frame, warm or cold: the depth
+    filter leaves it alone, so the feet neither float nor sink as the person comes closer."""
+    model = load_model()
+    warm_up(model, NodeConfig())
+    tilt = np.deg2rad(10.0)
+    R = np.array([[1, 0, 0], [0, -np.sin(tilt), -np.cos(tilt)], [0, np.cos(tilt), -np.sin(tilt)]])
+    t = -R @ np.array([0.0, 0.0, 1.6])
+    (a,) = persons_of(test_set, [10], root=False)
+    kp = np.array(a["kp"])
+    closer = dict(a, kp=np.concatenate([kp[0, :2] + 1.05 * (kp[:, :2] - kp[0, :2]), kp[:, 2:]], -1).tolist())
+    h = Harness(model, status_period_s=0.05)
+    try:
+        t0 = time.time_ns()
+        h.exchange(camera_message("f", K, R=R, t=t), kp2d_message("f", 0, t0, [a]))
+        (msg,) = poses(h.exchange(kp2d_message("f", 1, t0 + 40_000_000, [closer])), "f")
+    finally:
+        h.close()
+    world = np.array(msg["persons"][0]["joints_world"])
+    assert abs(world[:, 2].min()) < 1e-6
+
+
 def test_sigterm_while_the_model_loads_exits_cleanly(tiny_checkpoint, tmp_path):
     """Issue 9, finding 4: a stop signal at any moment ends the node with exit code 0."""
     for delay in (0.2, 0.6, 1.5):
