@@ -24,7 +24,17 @@ import numpy as np
 import zmq
 
 from .bvh import JointMapping, load_bvh_h36m
-from .data import DEFAULT_DATA, TEST_SUBJECTS, data_file, h36m_path, load_positions_3d, test_path, to_17
+from .data import (
+    DEFAULT_DATA,
+    HOLDOUT_TAKES,
+    TEST_SUBJECTS,
+    data_file,
+    h36m_path,
+    load_positions_3d,
+    split_holdout,
+    test_path,
+    to_17,
+)
 from .listen import Listener
 from .rig import RigConfig, detector_noise, random_cameras, world_views, z_up_extrinsics
 from .stepgraph import package_file
@@ -141,6 +151,19 @@ def through_camera(seqs: list[np.ndarray], streams: int, persons: int, frames: i
         ts.append(np.repeat(t_z, frames, 0))
     ids = np.broadcast_to(np.arange(persons), (streams, frames, persons))
     return Recording(*(np.stack(a) for a in (kp, conf, K, root, gt)), ids=ids, fps=fps, R=np.stack(Rs), t=np.stack(ts))
+
+
+def holdout_sequences(data: str, streams: int, frames: int) -> dict[str, np.ndarray]:
+    """Sequences for choosing the node's tracking settings: the prior's held-out takes
+    (``HOLDOUT_TAKES``, never the test subjects) through ``streams`` fixed virtual cameras at
+    25 Hz, 2 persons each, exact 2D, frame-major over P = 2 · streams persons: kp2d (F, P, 17, 2)
+    px, K (F, P, 3, 3), root (F, P, 3) m, gt (F, P, 17, 3) m pelvis-relative, camera frame."""
+    _, held = split_holdout(load_positions_3d(h36m_path(data)), HOLDOUT_TAKES)
+    seqs = [x for takes in held.values() for x in takes.values()]
+    rec = through_camera(seqs, streams, 2, frames, np.random.default_rng(0), False, 25.0)
+    by_frame = lambda a: np.swapaxes(a, 0, 1).reshape(frames, 2 * streams, *a.shape[3:])  # noqa: E731
+    K = np.repeat(np.swapaxes(rec.K, 0, 1), 2, axis=1)
+    return {"kp2d": by_frame(rec.kp2d), "K": K, "root": by_frame(rec.root), "gt": by_frame(rec.gt)}
 
 
 def load_recording(args: argparse.Namespace) -> Recording:

@@ -16,10 +16,10 @@ import numpy as np
 
 from pads_stream.api import load_model
 from pads_stream.config import load_json
-from pads_stream.data import DEFAULT_DATA, h36m_path, load_positions_3d
+from pads_stream.data import DEFAULT_DATA
 from pads_stream.metrics import mpjpe
 from pads_stream.node import DEFAULT_CONFIG, NodeConfig
-from pads_stream.replay import through_camera
+from pads_stream.replay import holdout_sequences
 from pads_stream.smoothing import DepthFilterConfig, filter_root_depth
 
 parser = argparse.ArgumentParser(description=__doc__)
@@ -28,12 +28,9 @@ parser.add_argument("--streams", type=int, default=12, help="virtual cameras, 2 
 parser.add_argument("--frames", type=int, default=150)
 parser.add_argument("--grid", default="0.01:0.5,0.02:0.5,0.03:0.5,0.03:1,0.05:1,0.05:2", help="noise:accel pairs")
 args = parser.parse_args()
-held = [x for take, x in load_positions_3d(h36m_path(args.data))["S8"].items() if take.endswith("_2")]
-rec = through_camera(held, args.streams, 2, args.frames, np.random.default_rng(0), False, 25.0)
-S, F, M = rec.kp2d.shape[:3]
-by_frame = lambda a: np.swapaxes(a, 0, 1).reshape(F, S * M, *a.shape[3:])  # noqa: E731 (S, F, M, ...) -> (F, S·M, ...)
-kp, gt, root = by_frame(rec.kp2d), by_frame(rec.gt), by_frame(rec.root)
-K = np.repeat(np.swapaxes(rec.K, 0, 1), M, axis=1)
+seq = holdout_sequences(args.data, args.streams, args.frames)
+kp, K, root, gt = seq["kp2d"], seq["K"], seq["root"], seq["gt"]
+F, P = kp.shape[:2]
 node = load_json(NodeConfig, str(DEFAULT_CONFIG))
 model = load_model(backend="onnxruntime")
 
@@ -41,13 +38,13 @@ model = load_model(backend="onnxruntime")
 def chain(frames: np.ndarray, cfg: DepthFilterConfig | None, warm_start: bool = True) -> dict[str, float]:
     """One run over ``frames`` of the sequences: MPJPE, root error (mm), acceleration error (mm/frame²)."""
     x = r = None
-    states = [None] * (S * M)
+    states = [None] * P
     out, roots = [], []
     for f in frames:
         warm = {} if x is None or not warm_start else {"init": x, "t_start": node.warm_t_start, "root_guess": r}
         x, r, _ = model.estimate_batch(kp[f], K[f], None, steps=node.warm_steps if warm else node.steps, **warm)
         if cfg is not None:
-            for p in range(S * M):
+            for p in range(P):
                 x[p], r[p], states[p] = filter_root_depth(states[p], x[p], r[p], f / 25.0, cfg)
         out.append(x)
         roots.append(r)
@@ -58,8 +55,8 @@ def chain(frames: np.ndarray, cfg: DepthFilterConfig | None, warm_start: bool = 
             "accel": 1000 * float(accel)}  # fmt: skip
 
 
-print(f"S8 held-out takes, {S} cameras x {M} persons x {F} frames, 2D + K (root unknown), exact 2D, warm start "
-      f"from t={node.warm_t_start} with {node.warm_steps} steps\n")  # fmt: skip
+print(f"S8 held-out takes, {args.streams} cameras x 2 persons x {F} frames, 2D + K (root unknown), exact 2D, "
+      f"warm start from t={node.warm_t_start} with {node.warm_steps} steps\n")  # fmt: skip
 print("| rate | depth filter (noise : accel 1/s²) | MPJPE | root error | accel. error mm/frame² |")
 print("|---|---|---|---|---|")
 for fps, frames in ((25.0, np.arange(F)), (12.5, np.arange(0, F, 2))):

@@ -11,9 +11,9 @@ import argparse
 import numpy as np
 
 from pads_stream.api import load_model
-from pads_stream.data import DEFAULT_DATA, h36m_path, load_positions_3d
+from pads_stream.data import DEFAULT_DATA
 from pads_stream.metrics import mpjpe
-from pads_stream.replay import through_camera
+from pads_stream.replay import holdout_sequences
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--data", default=DEFAULT_DATA)
@@ -21,12 +21,9 @@ parser.add_argument("--streams", type=int, default=12, help="virtual cameras, 2 
 parser.add_argument("--frames", type=int, default=150)
 parser.add_argument("--grid", default="200:5,300:5,300:8,300:10,400:10,500:10", help="t_start:steps pairs")
 args = parser.parse_args()
-held = [x for take, x in load_positions_3d(h36m_path(args.data))["S8"].items() if take.endswith("_2")]
-rec = through_camera(held, args.streams, 2, args.frames, np.random.default_rng(0), False, 25.0)
-S, F, M = rec.kp2d.shape[:3]
-by_frame = lambda a: np.swapaxes(a, 0, 1).reshape(F, S * M, *a.shape[3:])  # noqa: E731 (S, F, M, ...) -> (F, S·M, ...)
-kp, gt, root = by_frame(rec.kp2d), by_frame(rec.gt), by_frame(rec.root)
-K = np.repeat(np.swapaxes(rec.K, 0, 1), M, axis=1)
+seq = holdout_sequences(args.data, args.streams, args.frames)
+kp, K, root, gt = seq["kp2d"], seq["K"], seq["root"], seq["gt"]
+F, P = kp.shape[:2]
 model = load_model(backend="onnxruntime")
 
 
@@ -42,7 +39,7 @@ def chain(t_start: int | None, steps: int) -> tuple[np.ndarray, float]:
     return np.array([mpjpe(o, g).mean() for o, g in zip(out, gt, strict=True)]), 1000 * float(accel)
 
 
-print(f"S8 held-out takes, {S} cameras x {M} persons x {F} frames at 25 Hz, root given, exact 2D\n")
+print(f"S8 held-out takes, {args.streams} cameras x 2 persons x {F} frames at 25 Hz, root given, exact 2D\n")
 print("| start | steps | MPJPE | first second | after 2 s | accel. error mm/frame² |\n|---|---|---|---|---|---|")
 for spec in ["cold:10"] + args.grid.split(","):
     t, steps = spec.split(":")
