@@ -51,7 +51,7 @@ class SamplerConfig:
     snap_power: float = 3.0  # final pull onto the 2D rays, weight conf**snap_power; 0 = off
     restart_fraction: float = 0.3  # share of the estimation steps spent on the restart run; 0 = none
     restart_t_start: int = 200  # noise level the restart run starts from
-    denoise_level: float = 1.4  # denoising: Tweedie noise level over the one matched to the observation's
+    denoise_level: float = 1.2  # denoising: Tweedie noise level over the one matched to the observation's
     complete_t_start: int = 400  # completion: noise level of the (not noised) observed-joint start
     complete_rho: float = 4.0  # completion guidance step
     complete_solver: str = "tweedie"  # completion's solver (see schedule.solver_tables)

@@ -52,7 +52,7 @@ def tune_denoise(model: PoseModel, gt: np.ndarray, steps: int) -> dict:
         + ") |\n|---|---|"
     )
     base = model.sampler
-    for level in progress((1.0, 1.4, 2.0), "denoise", 3):
+    for level in progress((1.0, 1.2, 1.4, 1.6, 2.0), "denoise", 5):
         model.sampler = dataclasses.replace(base, denoise_level=level)
         errs = [float(mpjpe(model.denoise(y, steps=steps), gt).mean()) for y in noisy]
         print(f"| {level} | {' / '.join(f'{e:.1f}' for e in errs)} |", flush=True)
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     base = model.sampler
     tasks = args.tasks.split(",")
     if "denoise" in tasks:
-        base = dataclasses.replace(base, **tune_denoise(model, val["gt"][:200], args.steps))
+        base = dataclasses.replace(base, **tune_denoise(model, val["gt"], args.steps))
     if "complete" in tasks:
         base = dataclasses.replace(base, **tune_complete(model, val["gt"][:200], args.steps))
     results = [(float("inf"), base)]
@@ -139,11 +139,13 @@ def main(argv: list[str] | None = None) -> None:
                   f"{e[0]:.1f} / {e[1]:.1f} | {e[2]:.1f} / {e[3]:.1f} | {time.perf_counter() - start:.1f} |",
                   flush=True)  # fmt: skip
     best_score, best = min(results, key=lambda r: r[0])
-    print(f"chosen (mean MPJPE {best_score:.1f} mm on validation): {best}")
+    score = f" (mean MPJPE {best_score:.1f} mm on validation)" if "estimate" in tasks else ""
+    print(f"chosen{score}: {best}")
     if args.out:
         ckpt = load_checkpoint(args.model)
         ckpt["sampler"] = dataclasses.asdict(best)
-        ckpt["sampler_validation"] = {"mean_mpjpe_mm": best_score, "samples": len(val["gt"]), "steps": args.steps}
+        if "estimate" in tasks:  # else the estimation settings, and their validation record, stay
+            ckpt["sampler_validation"] = {"mean_mpjpe_mm": best_score, "samples": len(val["gt"]), "steps": args.steps}
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         torch.save(ckpt, args.out)
         print(f"wrote {args.out}; run `pads-stream export --model {args.out}` for the ONNX Runtime backend")
