@@ -48,8 +48,10 @@ class Recording:
     """Frames to publish: (S streams, F frames, M persons) arrays.
 
     kp2d (S, F, M, 17, 2) px; conf (S, F, M, 17); K (S, F, 3, 3); root (S, F, M, 3) m;
-    gt (S, F, M, 17, 3) m pelvis-relative, camera frame; ids (S, F, M) person ids (the same id
-    is the same person in consecutive frames); fps the recording's frame rate.
+    gt (S, F, M, 17, 3) m pelvis-relative, camera frame; ids (S, F, M) person ids as sent (the
+    same id is the same person in consecutive frames, unless a tracker's switch is simulated);
+    fps the recording's frame rate; person (S, F, M) the true identities where they differ from
+    the ids (after simulated id switches).
     """
 
     kp2d: np.ndarray
@@ -62,11 +64,13 @@ class Recording:
     layout: str = "h36m17"  # joint order of kp2d (coco17 for COCO and OpenPose files)
     R: np.ndarray | None = None  # (S, F, 3, 3) camera extrinsics, X_cam = R X_world + t (world Z up, floor z = 0)
     t: np.ndarray | None = None  # (S, F, 3) metres
+    person: np.ndarray | None = None  # (S, F, M) true identities; None: the ids
 
     def save_truth(self, path: Path, names: list[str]) -> None:
         s, f, m = self.gt.shape[:3]
         idx = np.indices((s, f, m)).reshape(3, -1)
-        np.savez(path, stream=np.array(names)[idx[0]], frame=idx[1], id=self.ids.reshape(-1), person=idx[2],
+        person = self.ids if self.person is None else self.person
+        np.savez(path, stream=np.array(names)[idx[0]], frame=idx[1], id=self.ids.reshape(-1), person=person.reshape(-1),
                  gt=self.gt.reshape(-1, 17, 3), root=self.root.reshape(-1, 3))  # fmt: skip
 
 
@@ -195,7 +199,7 @@ def with_id_switches(rec: Recording, every: int) -> Recording:
     ids = np.array(rec.ids)
     swapped = (np.arange(ids.shape[1]) // every) % 2 == 1
     ids[:, swapped, 0], ids[:, swapped, 1] = rec.ids[:, swapped, 1], rec.ids[:, swapped, 0]
-    return dataclasses.replace(rec, ids=ids)
+    return dataclasses.replace(rec, ids=ids, person=rec.ids if rec.person is None else rec.person)
 
 
 class Replayer:

@@ -129,3 +129,21 @@ def test_jitter_is_scored_along_each_true_person_through_id_switches(tmp_path):
     listener.socket.close()
     assert scores["persons_received"] == 40 and scores["mpjpe"] > 1.0
     assert scores["accel_error"] < 1e-6
+
+
+def test_no_jitter_is_scored_between_unrelated_test_samples(tmp_path):
+    """The test-set source sends a different person in every frame: acceleration is undefined there."""
+    from pads_stream.listen import Listener
+    from pads_stream.replay import load_recording
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    rec = load_recording(parser.parse_args(["--source", "test", "--frames", "6", "--streams", "1"]))
+    rec.save_truth(tmp_path / "truth.npz", ["s0"])
+    listener = Listener("inproc://scores-only-test")
+    for f in range(6):
+        for m in range(rec.ids.shape[2]):
+            listener.poses[("s0", f, int(rec.ids[0, f, m]))] = (rec.gt[0, f, m], rec.root[0, f, m])
+    scores = listener.score(tmp_path / "truth.npz")
+    listener.socket.close()
+    assert scores["persons_received"] == 6 * rec.ids.shape[2] and "accel_error" not in scores
