@@ -19,7 +19,7 @@ from .config import from_dict
 from .rootfind import bone_scale, initial_root
 from .sampler import SamplerConfig, make_tables, sample, snap_to_rays, split_steps, tweedie_denoise
 from .schedule import DiffusionConfig, alphas_cumprod
-from .skeleton import H36M_PARENTS, LAYOUTS, NUM_JOINTS, noise_from_symmetry, to_h36m
+from .skeleton import LAYOUTS, NUM_JOINTS, fill_from_ancestors, noise_from_symmetry, to_h36m
 from .stepgraph import BackendUnavailable, file_hash, package_file, read_manifest
 
 DEFAULT_MODEL = "pads_h36m"
@@ -313,8 +313,8 @@ class PoseModel:
                 r = r * (self._check_root(root_guess, n)[:, 2] / r[:, 2])[:, None]
         else:
             r, ok = self._check_root(root, n), np.ones(n, bool)
-        if init is None:
-            x_init = inverse_projection(kp, K, r)
+        if init is None:  # an unseen joint starts on its body (its ray is unknown), the prior moves it
+            x_init = fill_from_ancestors(inverse_projection(kp, K, r), c > 0)
         else:
             x_init = _as_array(init, "init", (n, NUM_JOINTS, 3))
             if not np.all(np.isfinite(x_init)):
@@ -446,9 +446,7 @@ class PoseModel:
         if not np.all(np.isfinite(y)) or np.any(np.abs(y) > 10):
             raise ValueError("partial must be finite, pelvis-relative metres (|x| <= 10 m) at observed joints")
         y = y - y[:, :1]
-        start = y.copy()
-        for j in range(1, NUM_JOINTS):  # parents precede children: a missing joint takes its parent's place
-            start[:, j] = np.where(m[:, j, None], y[:, j], start[:, H36M_PARENTS[j]])
+        start = fill_from_ancestors(y, m)
         s = self.sampler
         inputs = {"y": y, "weights": m.astype(np.float64)}
         x = self._run("identity", inputs, start, s.complete_t_start, steps, s.complete_rho, solver=s.complete_solver)

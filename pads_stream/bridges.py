@@ -25,8 +25,7 @@ import numpy as np
 import zmq
 
 from .bvh import bvh_skeleton, node_rotations
-from .rootfind import MEAN_BONES_M
-from .skeleton import H36M_PARENTS
+from .skeleton import H36M_PARENTS, MEAN_BONES_M
 from .wire import WireError, decode_pose3d
 
 # Default camera when a stream has no extrinsics: world (Z up) from the OpenCV camera frame.

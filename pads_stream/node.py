@@ -5,10 +5,11 @@ both owned by :class:`Node`, polled from one thread, closed on the way out. Unit
 metres out, camera frame (OpenCV axes). Protocol: ``docs/protocol.md``.
 
 Clocks: ``t_ns`` is the sender's capture time, passed through untouched; ``t_recv_ns`` and
-``t_pub_ns`` are this host's ``time.time_ns()``. Per stream the node keeps the smallest
-``t_recv − t_ns`` seen (clock offset plus the fastest transit); a frame's **age** is its extra
-delay beyond that, so time spent queued in ZeroMQ counts even when the clocks differ. Frames
-whose age exceeds the latency budget are dropped (``stale``), on arrival or before sampling.
+``t_pub_ns`` are this host's ``time.time_ns()``. Each stream's clock is followed by
+:class:`pads_stream.clock.SenderClock` (an offset that survives steps); a frame's **age** is its
+delay since capture on this host's clock, so time spent queued in ZeroMQ counts even when the
+clocks differ. Frames whose age exceeds the latency budget are dropped (``stale``), on arrival or
+before sampling; every dropped frame is answered on ``error`` with the reason.
 
 Real time: per stream only the newest unprocessed frame is kept (an older one still waiting is
 ``superseded``); every person of every ready stream goes into one batched sampler call per
@@ -34,9 +35,10 @@ import zmq
 
 from .api import PoseModel, load_model
 from .camera import camera_to_world, normalized_rays, project, undistort_points
+from .clock import ClockConfig, SenderClock
 from .config import from_dict, load_json, to_dict
 from .rootfind import initial_root
-from .skeleton import to_h36m
+from .skeleton import bones_plausible, to_h36m
 from .smoothing import (
     DepthFilterConfig,
     DepthFilterState,
@@ -46,7 +48,17 @@ from .smoothing import (
     one_euro,
 )
 from .stepgraph import package_file
-from .wire import ERROR_KINDS, VERSION, Camera, CameraUpdate, Kp2dFrame, WireError, decode_inbound, encode
+from .wire import (
+    DROP_KINDS,
+    ERROR_KINDS,
+    VERSION,
+    Camera,
+    CameraUpdate,
+    Kp2dFrame,
+    WireError,
+    decode_inbound,
+    encode,
+)
 
 DEFAULT_CONFIG = package_file("configs", "node.json")
 
@@ -69,6 +81,8 @@ class NodeConfig:
     warm_max_gap_ms: float = 250.0  # a track's previous pose older than this is not reused
     warm_max_reproj_m: float = 0.1  # ... nor one whose reprojection misses the new 2D by more (m at the person)
     latency_budget_ms: float = 100.0  # frames older than this (age, see module docstring) are dropped
+    clock_step_s: float = 1.0  # a sender clock offset change beyond this is a step (pads_stream.clock)
+    clock_confirm: int = 3  # frames that confirm a stepped clock before it is followed
     poll_ms: int = 5
     status_period_s: float = 1.0  # status messages on the output
     log_period_s: float = 5.0  # a one-line status on stdout (0: never)
@@ -108,7 +122,7 @@ class StreamState:
 
     camera: Camera | None = None
     last_seen: float = 0.0  # time.monotonic() of the last message
-    min_transit_ns: int | None = None  # smallest t_recv − t_ns seen (clock offset + fastest transit)
+    clock: SenderClock = field(default_factory=SenderClock)
     tracks: dict[int, Track] = field(default_factory=dict)
 
 
@@ -131,7 +145,8 @@ class Pending:
 
     frame: Kp2dFrame
     t_recv: int
-    t_capture: int  # the capture time on this host's clock (t_ns + the stream's min transit), ns
+    t_capture: int  # the capture time on this host's clock, ns (pads_stream.clock)
+    t_sender: int  # the capture time on the sender's clock, ns (t_ns where usable): the filters' time
     persons: list[Person]
 
 
@@ -140,7 +155,7 @@ class Stats:
 
     def __init__(self) -> None:
         self.frames_in = self.frames_out = self.persons_out = 0
-        self.dropped: collections.Counter[str] = collections.Counter({"superseded": 0, "stale": 0})
+        self.dropped: collections.Counter[str] = collections.Counter(dict.fromkeys(DROP_KINDS, 0))
         self.errors: collections.Counter[str] = collections.Counter(dict.fromkeys(ERROR_KINDS, 0))
         self.errors_unsent = 0
         self.latency_ms: collections.deque[float] = collections.deque(maxlen=2000)
@@ -170,12 +185,13 @@ def reprojection_miss(rel: np.ndarray, root: np.ndarray, rays: np.ndarray, conf:
 
 
 def plausible(rel: np.ndarray, root: np.ndarray, rays: np.ndarray, conf: np.ndarray) -> np.ndarray:
-    """(N,) bool: finite, in front of the camera, of human size, and within 0.3 m of the 2D rays
-    (same arguments as :func:`reprojection_miss`)."""
+    """(N,) bool: finite, in front of the camera, of human size (every joint within 1.5 m of the
+    pelvis, every bone within :data:`pads_stream.skeleton.BONE_RANGE` of a mean adult's), and
+    within 0.3 m of the 2D rays (same arguments as :func:`reprojection_miss`)."""
     joints = rel + root[:, None]
     ok = np.isfinite(joints).all(axis=(1, 2)) & (root[:, 2] > 0.1) & (root[:, 2] < 1e3)
     with np.errstate(invalid="ignore"):
-        ok &= (joints[..., 2] > 0.01).all(axis=1) & (np.abs(rel).max(axis=(1, 2)) < 1.5)
+        ok &= (joints[..., 2] > 0.01).all(axis=1) & (np.abs(rel).max(axis=(1, 2)) < 1.5) & bones_plausible(rel)
         return ok & (reprojection_miss(rel, root, rays, conf) < 0.3)
 
 
@@ -189,8 +205,7 @@ class Node:
         self.sub.setsockopt(zmq.RCVHWM, cfg.receive_hwm)
         self.sub.setsockopt(zmq.LINGER, 0)
         self.sub.setsockopt(zmq.MAXMSGSIZE, 2 * (1 << 20))  # ZeroMQ drops larger messages unread
-        for prefix in (b"kp2d/", b"camera/"):
-            self.sub.setsockopt(zmq.SUBSCRIBE, prefix)
+        self.sub.setsockopt(zmq.SUBSCRIBE, b"")  # every topic, so that a wrong one is answered (``topic``)
         self.pub = self.context.socket(zmq.PUB)
         self.pub.setsockopt(zmq.LINGER, 1000)
         self.auth = None
@@ -210,6 +225,7 @@ class Node:
         self.error_tokens, self.error_refill = cfg.max_errors_per_s, time.monotonic()
         self.one_euro_cfg = OneEuroConfig(cfg.one_euro_min_cutoff, cfg.one_euro_beta)
         self.depth_cfg = DepthFilterConfig(cfg.depth_filter_noise, cfg.depth_filter_accel)
+        self.clock_cfg = ClockConfig(cfg.clock_step_s, cfg.clock_confirm)
 
     @property
     def endpoints(self) -> tuple[str, str]:
@@ -270,15 +286,16 @@ class Node:
                 self.reject(err)
 
     def stream_state(self, stream: str, frame: int | None) -> StreamState:
-        """The state of ``stream``, made if new (evicting the longest-idle stream when full)."""
+        """The state of ``stream``, made if new. A stream is forgotten only after ``stream_ttl_s``
+        of silence (its latched camera with it); while ``max_streams`` have state a new one is
+        refused (``too_many_streams``)."""
         state = self.streams.get(stream)
         if state is None:
             if len(self.streams) >= self.cfg.max_streams:
-                idle = min((s for s in self.streams if s not in self.pending), default=None,
-                           key=lambda s: self.streams[s].last_seen)  # fmt: skip
-                if idle is None:
-                    raise WireError("too_many_streams", f"more than {self.cfg.max_streams} streams", stream, frame)
-                del self.streams[idle]
+                self.expire(time.monotonic())
+            if len(self.streams) >= self.cfg.max_streams:
+                raise WireError("too_many_streams", f"{self.cfg.max_streams} streams have state; none has been "
+                                f"silent for {self.cfg.stream_ttl_s:g} s", stream, frame)  # fmt: skip
             state = self.streams[stream] = StreamState()
         state.last_seen = time.monotonic()
         return state
@@ -293,15 +310,15 @@ class Node:
             raise WireError("no_camera", "no camera latched: send camera/<stream> or include camera in kp2d",
                             frame.stream, frame.frame)  # fmt: skip
         persons = self.prepare(frame, state.camera)  # first, so a frame dropped below still gets its errors
-        transit = t_recv - frame.t_ns
-        state.min_transit_ns = transit if state.min_transit_ns is None else min(state.min_transit_ns, transit)
-        t_capture = frame.t_ns + state.min_transit_ns
+        t_capture, t_sender, unusable = state.clock.place(frame.t_ns, t_recv, self.clock_cfg)
+        if unusable:
+            self.reject(WireError("clock", unusable, frame.stream, frame.frame))
         if t_recv - t_capture > self.cfg.latency_budget_ms * 1e6:
-            self.stats.dropped["stale"] += 1
+            self.drop(frame, "stale")
             return
         if frame.stream in self.pending:
-            self.stats.dropped["superseded"] += 1
-        self.pending[frame.stream] = Pending(frame, t_recv, t_capture, persons)
+            self.drop(self.pending[frame.stream].frame, "superseded")
+        self.pending[frame.stream] = Pending(frame, t_recv, t_capture, t_sender, persons)
 
     def prepare(self, frame: Kp2dFrame, camera: Camera) -> list[Person]:
         """The frame's persons in H36M order, undistorted, with rays; rejects the unusable ones."""
@@ -317,21 +334,29 @@ class Node:
         out = []
         for k, p in enumerate(frame.persons):
             if not np.any(conf[k] > 0):
-                self.reject(WireError("no_joints", f"person {p.id}: no joint with confidence > 0",
-                                      frame.stream, frame.frame))  # fmt: skip
+                self.reject(WireError("no_joints", "no joint with confidence > 0", frame.stream, frame.frame, p.id))
             elif p.root is None and not root_ok[k]:
-                self.reject(WireError("no_root", f"person {p.id}: root not sent and no bone observed to size it",
-                                      frame.stream, frame.frame))  # fmt: skip
+                self.reject(WireError("no_root", "root not sent and no bone observed to size it",
+                                      frame.stream, frame.frame, p.id))  # fmt: skip
             elif not np.isfinite(rays[k][conf[k] > 0]).all():
-                self.reject(WireError("value", f"person {p.id}: keypoints undistort to non-finite rays",
-                                      frame.stream, frame.frame))  # fmt: skip
+                self.reject(WireError("value", "keypoints undistort to non-finite rays", frame.stream, frame.frame,
+                                      p.id))  # fmt: skip
             else:
                 out.append(Person(p.id, kp[k], conf[k], rays[k], camera.K, p.root, camera))
         return out
 
     def reject(self, err: WireError) -> None:
-        """Count a rejection and answer it on ``error`` (rate-limited: the excess is only counted)."""
+        """Count a rejection and answer it on ``error``."""
         self.stats.errors[err.kind] += 1
+        self.answer(err)
+
+    def drop(self, frame: Kp2dFrame, kind: str) -> None:
+        """Count an accepted frame that will not be estimated (``DROP_KINDS``) and answer it on ``error``."""
+        self.stats.dropped[kind] += 1
+        self.answer(WireError(kind, DROP_KINDS[kind], frame.stream, frame.frame))
+
+    def answer(self, err: WireError) -> None:
+        """Publish ``err`` on ``error`` (rate-limited: the excess is only counted as unsent)."""
         now = time.monotonic()
         rate = self.cfg.max_errors_per_s
         self.error_tokens = min(rate, self.error_tokens + (now - self.error_refill) * rate)
@@ -340,7 +365,7 @@ class Node:
             self.stats.errors_unsent += 1
             return
         self.error_tokens -= 1
-        payload = {"v": VERSION, "stream": err.stream, "frame": err.frame, "kind": err.kind,
+        payload = {"v": VERSION, "stream": err.stream, "frame": err.frame, "id": err.person, "kind": err.kind,
                    "reason": str(err.reason)[:200]}  # fmt: skip
         self.pub.send_multipart(encode("error", payload))
 
@@ -362,7 +387,7 @@ class Node:
         frames = []
         for pending in self.pending.values():
             if now - pending.t_capture > self.cfg.latency_budget_ms * 1e6:
-                self.stats.dropped["stale"] += 1
+                self.drop(pending.frame, "stale")
             else:
                 frames.append(pending)
         self.pending.clear()
@@ -372,8 +397,9 @@ class Node:
             batch = items[lo : lo + self.cfg.max_batch]
             for (f, person), result in zip(batch, self.estimate(batch), strict=True):
                 if result is None:
-                    self.reject(WireError("estimate_failed", f"person {person.id}: non-finite or implausible result",
-                                          f.frame.stream, f.frame.frame))  # fmt: skip
+                    self.reject(WireError("estimate_failed", "non-finite or implausible result (a bone out of the "
+                                          "human range, off its 2D rays, ...)", f.frame.stream, f.frame.frame,
+                                          person.id))  # fmt: skip
                 else:
                     results[id(f)].append((person, *result))
         for f in frames:
@@ -440,7 +466,7 @@ class Node:
         depth: list[DepthFilterState | None] = [None] * len(batch)
         if cfg.depth_filter:  # a body-size depth (not one set by the floor), filtered along the warm start's track
             for k in np.flatnonzero(ok & ~given & ~np.isfinite(R).all(axis=(1, 2))):
-                state, t_s = sources[k].depth if sources[k] is not None else None, batch[k][0].frame.t_ns * 1e-9
+                state, t_s = sources[k].depth if sources[k] is not None else None, batch[k][0].t_sender * 1e-9
                 rel[k], out_root[k], depth[k] = filter_root_depth(state, rel[k], out_root[k], t_s, self.depth_cfg)
         ok &= plausible(rel, out_root, rays, conf)
         out: list[tuple[np.ndarray, np.ndarray] | None] = []
@@ -455,7 +481,7 @@ class Node:
             track = tracks[person.id] = Track(f.t_recv, rel[k], out_root[k], depth[k])
             if cfg.one_euro:  # joints (root + rel) on the sender's clock, along the warm start's track
                 source = sources[k].smooth if sources[k] is not None else None
-                joints, track.smooth = one_euro(source, rel[k] + out_root[k], f.frame.t_ns * 1e-9, self.one_euro_cfg)
+                joints, track.smooth = one_euro(source, rel[k] + out_root[k], f.t_sender * 1e-9, self.one_euro_cfg)
                 out.append((joints - joints[0], joints[0]))
             else:
                 out.append((rel[k], out_root[k]))

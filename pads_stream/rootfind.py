@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .skeleton import H36M_PARENTS
+from .skeleton import H36M_PARENTS, MEAN_BONES_M
 
-# Mean H36M-17 bone lengths of S1, S5-S7 (m), bone j ending at joint j + 1.
-MEAN_BONES_M = np.array([0.1329, 0.4429, 0.4541, 0.1329, 0.4429, 0.4541, 0.2335, 0.2571,
-                         0.1211, 0.1150, 0.1510, 0.2789, 0.2517, 0.1510, 0.2789, 0.2517])  # fmt: skip
 FORESHORTENING = 0.8792  # median of Z · Σℓ2d / Σℓ3d over virtual-rig views
 
 

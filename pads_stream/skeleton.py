@@ -24,6 +24,14 @@ H36M_RIGHT = frozenset({1, 2, 3, 14, 15, 16})
 # Pairs (left, right) swapped by a mirror image.
 H36M_LR_PAIRS = ((4, 1), (5, 2), (6, 3), (11, 14), (12, 15), (13, 16))
 
+# Mean H36M-17 bone lengths of S1, S5-S7 (m), bone j ending at joint j + 1 (tools/calibrate_root_prior.py).
+MEAN_BONES_M = np.array([0.1329, 0.4429, 0.4541, 0.1329, 0.4429, 0.4541, 0.2335, 0.2571,
+                         0.1211, 0.1150, 0.1510, 0.2789, 0.2517, 0.1510, 0.2789, 0.2517])  # fmt: skip
+# The range of a published bone, as factors of the mean adult bone: a small child (about 0.5)
+# to a very tall adult (about 1.3), widened for a single frame's estimation error. Outside it a
+# bone is absurd (a 40 cm pelvis-to-hip, a 1 m shin) and the pose is not published.
+BONE_RANGE = (0.2, 2.0)
+
 COCO_JOINTS = (
     "nose", "l_eye", "r_eye", "l_ear", "r_ear", "l_shoulder", "r_shoulder", "l_elbow",
     "r_elbow", "l_wrist", "r_wrist", "l_hip", "r_hip", "l_knee", "r_knee", "l_ankle", "r_ankle",
@@ -72,6 +80,26 @@ def to_h36m(kp: np.ndarray, conf: np.ndarray, layout: str) -> tuple[np.ndarray, 
     return out_kp, out_conf
 
 
+def fill_from_ancestors(x: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """Place every unseen joint at its nearest seen ancestor (an unseen pelvis at the origin).
+
+    A missing joint then starts on its own body, never at an arbitrary coordinate (a zeroed
+    keypoint's ray passes through pixel (0, 0), metres from the person).
+
+    Args:
+        x: (N, 17, 3) pelvis-relative joints, metres (values of unseen joints are ignored).
+        seen: (N, 17) bool, True where the joint was observed.
+
+    Returns:
+        (N, 17, 3) a copy with the unseen joints filled.
+    """
+    out = np.array(x, dtype=np.float64)
+    out[:, PELVIS] = np.where(seen[:, PELVIS, None], out[:, PELVIS], 0.0)
+    for j in range(1, NUM_JOINTS):  # parents precede children
+        out[:, j] = np.where(seen[:, j, None], out[:, j], out[:, H36M_PARENTS[j]])
+    return out
+
+
 def bone_lengths(x: np.ndarray) -> np.ndarray:
     """Lengths of the 16 bones of H36M-17 poses.
 
@@ -83,6 +111,14 @@ def bone_lengths(x: np.ndarray) -> np.ndarray:
     """
     parents = list(H36M_PARENTS[1:])
     return np.linalg.norm(x[..., 1:, :] - x[..., parents, :], axis=-1)
+
+
+def bones_plausible(x: np.ndarray) -> np.ndarray:
+    """(N,) bool: every bone of (N, 17, 3) poses (metres) within :data:`BONE_RANGE` × its mean
+    adult length (:data:`MEAN_BONES_M`); False for non-finite poses."""
+    with np.errstate(invalid="ignore"):
+        ratio = bone_lengths(x) / MEAN_BONES_M
+        return ((ratio >= BONE_RANGE[0]) & (ratio <= BONE_RANGE[1])).all(axis=-1)
 
 
 def mirror(x: np.ndarray) -> np.ndarray:

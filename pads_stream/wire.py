@@ -28,6 +28,7 @@ MAX_DEPTH = 6  # nesting of maps and lists in a payload (a kp2d message needs 5)
 MAX_PX = 1e6  # |pixel coordinate| bound
 MAX_ROOT_M = 1e4  # |root coordinate| bound, metres
 MAX_K = 1e7  # |intrinsics entry| bound, pixels
+ROTATION_TOL = 1e-3  # largest |R Rᵀ − I| entry accepted as a rotation
 ERROR_KINDS = {
     "frames": "not exactly two frames (topic, payload)",
     "too_large": f"payload over {MAX_MESSAGE_BYTES} bytes, topic over {MAX_TOPIC_BYTES} bytes, or over "
@@ -46,15 +47,24 @@ ERROR_KINDS = {
     "no_joints": "a person with no joint of confidence > 0 (the person is dropped, the frame goes on)",
     "no_root": "root not sent and not estimable: no bone with both ends observed (person dropped)",
     "estimate_failed": "the estimate was non-finite or implausible (person dropped, never remembered)",
+    "clock": "t_ns unusable (<= 0, or stepped by over 1 s and not yet confirmed): the frame is still estimated, "
+    "timed by its arrival",
+}
+# Frames accepted but not estimated, answered on ``error`` with this kind and counted in status ``dropped``.
+DROP_KINDS = {
+    "superseded": "a newer frame of the stream arrived before this one was estimated",
+    "stale": "older than the latency budget (from capture time) on arrival or before estimation",
 }
 
 
 class WireError(ValueError):
-    """A rejected message: ``kind`` is a short counter key, the message says why."""
+    """A rejected message (or, with ``person``, one person of it): ``kind`` is a short counter key,
+    the message says why."""
 
-    def __init__(self, kind: str, reason: str, stream: str | None = None, frame: int | None = None):
+    def __init__(self, kind: str, reason: str, stream: str | None = None, frame: int | None = None,
+                 person: int | None = None):  # fmt: skip
         super().__init__(reason)
-        self.kind, self.reason, self.stream, self.frame = kind, reason, stream, frame
+        self.kind, self.reason, self.stream, self.frame, self.person = kind, reason, stream, frame, person
 
 
 @dataclass(frozen=True)
@@ -149,24 +159,46 @@ def _int(value: Any, name: str, nil: bool = False) -> int | None:
     return value
 
 
-def _floats(value: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
-    """A float64 array of ``shape`` from a nested list or raw little-endian float32 bytes."""
+def _floats(value: Any, shape: tuple[int, ...], name: str, nil: bool = False) -> np.ndarray:
+    """A float64 array of ``shape`` from nested arrays of numbers or raw little-endian float32 bytes.
+
+    A number is a msgpack int or float, never a bool; with ``nil`` a nil number reads as NaN.
+    Arrays nested or sized other than ``shape`` (a number where an array belongs, or the reverse)
+    raise ``shape``; any other type (str, map, bool, a missing value) raises ``schema``.
+    """
     if isinstance(value, bytes):
         if len(value) != 4 * int(np.prod(shape)):
             raise WireError("shape", f"{name}: {len(value)} bytes, expected float32 {shape}")
         return np.frombuffer(value, dtype="<f4").astype(np.float64).reshape(shape)
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise WireError("schema", f"{name} must be numbers of shape {shape}") from err
-    if arr.shape != shape:
-        raise WireError("shape", f"{name} must have shape {shape}, got {arr.shape}"[:120])
-    return arr
+    flat: list[float] = []
+
+    def walk(item: Any, level: int) -> None:
+        if level == len(shape):
+            if isinstance(item, list):
+                raise WireError("shape", f"{name} must have shape {shape} (an array where a number belongs)")
+            if isinstance(item, int | float) and not isinstance(item, bool):
+                flat.append(float(item))
+            elif item is None and nil:
+                flat.append(np.nan)
+            else:
+                raise WireError("schema", f"{name} must hold numbers (int or float, not bool)")
+        elif not isinstance(item, list):
+            if isinstance(item, int | float) and not isinstance(item, bool):
+                raise WireError("shape", f"{name} must have shape {shape} (a number where an array belongs)")
+            raise WireError("schema", f"{name} must be an array of shape {shape} or float32 bytes")
+        elif len(item) != shape[level]:
+            raise WireError("shape", f"{name} must have shape {shape} (an array of {len(item)} at depth {level})")
+        else:
+            for sub in item:
+                walk(sub, level + 1)
+
+    walk(value, 0)
+    return np.array(flat, dtype=np.float64).reshape(shape)
 
 
 def _camera(value: Any) -> Camera:
     if not isinstance(value, dict) or "K" not in value:
-        raise WireError("camera", "camera must be a map with K")
+        raise WireError("schema", "camera must be a map with K")
     K = _floats(value["K"], (3, 3), "camera.K")
     if not np.all(np.isfinite(K)) or np.any(np.abs(K) > MAX_K):
         raise WireError("camera", f"camera.K must be finite with entries within {MAX_K:g}")
@@ -179,12 +211,14 @@ def _camera(value: Any) -> Camera:
             raise WireError("camera", "camera.dist must be finite and within 1e3")
     R = t = None
     if value.get("R") is not None or value.get("t") is not None:
-        R = _floats(value.get("R"), (3, 3), "camera.R")
-        t = _floats(value.get("t"), (3,), "camera.t")
+        if value.get("R") is None or value.get("t") is None:
+            raise WireError("schema", "camera.R and camera.t come together (both or neither)")
+        R = _floats(value["R"], (3, 3), "camera.R")
+        t = _floats(value["t"], (3,), "camera.t")
         if not (np.all(np.isfinite(R)) and np.all(np.isfinite(t))) or np.any(np.abs(t) > MAX_ROOT_M):
-            raise WireError("camera", "camera.R and camera.t must be finite (|t| <= 1e4 m)")
-        if np.abs(R @ R.T - np.eye(3)).max() > 1e-3 or np.linalg.det(R) < 0:
-            raise WireError("camera", "camera.R must be a rotation (orthonormal, det +1)")
+            raise WireError("camera", f"camera.R and camera.t must be finite (|t| <= {MAX_ROOT_M:g} m)")
+        if np.abs(R @ R.T - np.eye(3)).max() > ROTATION_TOL or np.linalg.det(R) < 0:
+            raise WireError("camera", f"camera.R must be a rotation (|R Rᵀ − I| <= {ROTATION_TOL:g}, det +1)")
     return Camera(K=K, dist=dist, R=R, t=t)
 
 
@@ -200,11 +234,13 @@ def _stream(payload: dict, topic: str, prefix: str) -> str:
 def decode_inbound(frames: list[bytes]) -> Kp2dFrame | CameraUpdate:
     """Decode and validate one inbound message (``kp2d/…`` or ``camera/…``)."""
     topic, p = decode(frames)
+    kind, slash, _ = topic.partition("/")
+    if kind not in ("kp2d", "camera") or not slash:
+        raise WireError("topic", "unknown topic: inbound topics are kp2d/<stream> and camera/<stream>")
     if "v" not in p:
         raise WireError("schema", "v (the protocol version) is required")
-    if p["v"] != VERSION:
+    if _int(p["v"], "v") != VERSION:
         raise WireError("version", f"unsupported protocol version; this node speaks {VERSION}")
-    kind = topic.split("/", 1)[0]
     if kind == "camera":
         if "persons" in p or "frame" in p:
             raise WireError("topic", "a kp2d payload on a camera/ topic")
@@ -214,12 +250,12 @@ def decode_inbound(frames: list[bytes]) -> Kp2dFrame | CameraUpdate:
         except WireError as err:
             err.stream = stream
             raise
-    if kind != "kp2d":
-        raise WireError("topic", "unknown topic: inbound topics are kp2d/<stream> and camera/<stream>")
     stream = _stream(p, topic, "kp2d")
     frame = None
     try:
-        frame = _int(p.get("frame"), "frame", nil=True)
+        if "frame" not in p:
+            raise WireError("schema", "frame is required (an integer, or nil)")
+        frame = _int(p["frame"], "frame", nil=True)
         t_ns = _int(p.get("t_ns"), "t_ns")
         layout = p.get("layout")
         if not isinstance(layout, str):
@@ -240,7 +276,7 @@ def decode_inbound(frames: list[bytes]) -> Kp2dFrame | CameraUpdate:
             if pid in ids or not -(2**63) <= pid < 2**64:
                 raise WireError("value", f"persons[{k}].id is repeated or beyond 64 bits")
             ids.add(pid)
-            kp = _floats(person.get("kp"), (17, 3), f"persons[{k}].kp")
+            kp = _floats(person.get("kp"), (17, 3), f"persons[{k}].kp", nil=True)
             conf = kp[:, 2]
             if not np.all(np.isfinite(conf)) or np.any((conf < 0) | (conf > 1)):
                 raise WireError("value", f"persons[{k}].kp confidences must be finite and within [0, 1]")

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from pads_stream import fuzz
 from pads_stream.api import load_model
-from pads_stream.wire import ERROR_KINDS, WireError, camera_message, decode_inbound, kp2d_message
+from pads_stream.wire import DROP_KINDS, ERROR_KINDS, WireError, camera_message, decode_inbound, kp2d_message
 
 from .conftest import ROOT
 from .test_node import Harness, persons_of
@@ -66,8 +66,8 @@ def test_schema_describes_what_the_encoders_send():
         check("kp2d/c", msgpack.unpackb(kp2d_message("c", 3, 5, [{"id": 1, "kp": kp[:16].tolist()}])[1]))
 
 
-def test_schema_describes_what_a_live_node_sends(tiny_checkpoint, test_set):
-    h = Harness(load_model(tiny_checkpoint, backend="torch"), steps=2, status_period_s=0.05)
+def test_schema_describes_what_a_live_node_sends(test_set):
+    h = Harness(load_model(), steps=2, status_period_s=0.05)
     try:
         out = h.exchange(h.frame("s", 0, persons_of(test_set, [0, 1], root=False), camera=True),
                          [b"kp2d/s", b"\x00\x01"], spins=8)  # fmt: skip
@@ -81,7 +81,11 @@ def test_schema_describes_what_a_live_node_sends(tiny_checkpoint, test_set):
 
 def test_documented_error_kinds_are_the_codes():
     documented = set(re.findall(r"^\| `([a-z_]+)` \| ", DOC.split("## Out: `error`")[1].split("##")[0], re.M))
-    assert documented == set(ERROR_KINDS) == set(SCHEMA["$defs"]["error"]["properties"]["kind"]["enum"])
+    kinds = set(ERROR_KINDS) | set(DROP_KINDS)
+    assert documented == kinds == set(SCHEMA["$defs"]["error"]["properties"]["kind"]["enum"])
+    status = SCHEMA["$defs"]["status"]["properties"]
+    assert set(status["errors"]["required"]) == set(ERROR_KINDS)
+    assert set(status["dropped"]["required"]) == set(DROP_KINDS)
 
 
 def test_the_documented_example_runs_against_a_node(tmp_path):

@@ -174,7 +174,8 @@ def test_estimate_is_deterministic(tiny_checkpoint, test_set):
     b = model.estimate(kp, K, root, steps=4)
     assert a.shape == (6, 17, 3) and a.dtype == np.float32
     np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(model.estimate(kp[:3], K[:3], root[:3], steps=4), a[:3])  # per person
+    # per person: a smaller batch gives the same poses (to float32 rounding: torch's kernels differ by batch size)
+    np.testing.assert_allclose(model.estimate(kp[:3], K[:3], root[:3], steps=4), a[:3], atol=1e-5)
     np.testing.assert_allclose(a[:, 0], 0.0, atol=1e-7)  # pelvis-relative
 
 

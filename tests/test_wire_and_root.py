@@ -88,12 +88,44 @@ HOSTILE = {
     "root z 1e300": (good(persons=person(root=[0.0, 0.0, 1e300])), "value"),
     "K diagonal 1e300": (good(camera={"K": [[1e300, 0, 1], [0, 1e300, 1], [0, 0, 1]]}), "camera"),
     "empty map": ([b"kp2d/s", msgpack.packb({})], "schema"),
-    "v nil": (good(v=None), "version"),
+    "v nil": (good(v=None), "schema"),
     "10,000 persons": (good(persons=[{"id": k, "kp": b""} for k in range(10000)]), "too_large"),
     "kp2d payload on camera topic": ([b"camera/s", good()[1]], "topic"),
     "layout not a string": (good(layout=[1, 2]), "schema"),
     "stream not a string": (good(stream={"a": 1}), "schema"),
     "1 MB stream name": (good(stream="x" * 1_000_000), "schema"),
+    # Issue 15, part 3: each case as docs/protocol.md states it (a client of another language found them).
+    "topic pose3d/x": ([b"pose3d/x", good()[1]], "topic"),
+    "topic status": ([b"status", good()[1]], "topic"),
+    "topic kp2d without slash": ([b"kp2d", good()[1]], "topic"),
+    "empty topic": ([b"", good()[1]], "topic"),
+    "frame missing": (
+        [b"kp2d/s", msgpack.packb({k: v for k, v in msgpack.unpackb(good()[1]).items() if k != "frame"})],
+        "schema",
+    ),  # fmt: skip
+    "v true": (good(v=True), "schema"),
+    "v 1.0": (good(v=1.0), "schema"),
+    "v 2": (good(v=2), "version"),
+    "boolean kp": (good(persons=person(kp=np.full((17, 3), True).tolist())), "schema"),
+    "boolean K entry": (good(camera={"K": [[True, 0, 1], [0, 1.0, 1], [0, 0, 1]]}), "schema"),
+    "frame true": (good(frame=True), "schema"),
+    "t_ns true": (good(t_ns=True), "schema"),
+    "id true": (good(persons=person(id=True)), "schema"),
+    "kp missing": (good(persons=[{"id": 0}]), "schema"),
+    "kp a string": (good(persons=person(kp="x")), "schema"),
+    "a joint with 2 values": (good(persons=person(kp=np.ones((17, 2)).tolist())), "shape"),
+    "one joint with 2 values": (good(persons=person(kp=[[1.0, 1.0], *np.ones((16, 3)).tolist()])), "shape"),
+    "kp a number": (good(persons=person(kp=3.0)), "shape"),
+    "camera message without camera": ([b"camera/s", msgpack.packb({"v": 1, "stream": "s"})], "schema"),
+    "camera not a map": (good(camera=[1, 2]), "schema"),
+    "camera without K": (good(camera={"dist": [0, 0, 0, 0, 0]}), "schema"),
+    "R without t": (good(camera={"K": K, "R": np.eye(3).tolist()}), "schema"),
+    "R not a rotation": (good(camera={"K": K, "R": (2 * np.eye(3)).tolist(), "t": [0, 0, 0]}), "camera"),
+    "t beyond 1e4 m": (good(camera={"K": K, "R": np.eye(3).tolist(), "t": [0, 0, 2e4]}), "camera"),
+    "repeated person id": (good(persons=person() + person()), "value"),
+    "nested 1000 deep in frame": (good(frame=nested(1000)), "not_msgpack"),
+    "nested 1000 deep in camera": (good(camera=nested(1000)), "not_msgpack"),
+    "nested 1000 deep in K": (good(camera={"K": nested(1000)}), "not_msgpack"),
 }
 
 
@@ -108,6 +140,30 @@ def test_hostile_fields_get_their_documented_kind_and_a_short_reason(case):
 
 def test_frame_may_be_nil():
     assert decode_inbound(good(frame=None)).frame is None
+
+
+def test_unseen_keypoints_may_be_nil_or_nan():
+    """The schema allows nil (and NaN) x, y where the confidence is 0; elsewhere nil is no number."""
+    kp = np.ones((17, 3)).tolist()
+    kp[4] = [None, None, 0.0]
+    kp[5] = [float("nan"), float("nan"), 0.0]
+    frame = decode_inbound(good(persons=person(kp=kp)))
+    assert frame.persons[0].conf[4] == 0 and np.all(np.isfinite(frame.persons[0].kp))
+    kp[6] = [None, None, 1.0]
+    with pytest.raises(WireError) as err:
+        decode_inbound(good(persons=person(kp=kp)))
+    assert err.value.kind == "value"
+    with pytest.raises(WireError) as err:
+        decode_inbound(good(persons=person(root=[None, 0.0, 4.0])))
+    assert err.value.kind == "schema"
+
+
+def test_binary_arrays_are_read_wherever_the_schema_allows_them():
+    f32 = lambda a: np.asarray(a, "<f4").tobytes()  # noqa: E731
+    cam = {"K": f32(K), "dist": f32(np.zeros(5)), "R": f32(np.eye(3)), "t": f32([0.0, 0.0, 1.0])}
+    frame = decode_inbound(good(camera=cam, persons=person(root=f32([0.0, 0.0, 4.0]))))
+    np.testing.assert_array_equal(frame.camera.t, [0, 0, 1])
+    np.testing.assert_array_equal(frame.persons[0].root, [0, 0, 4])
 
 
 def test_body_size_guess_is_close_and_bone_scale_recovers_depth(test_set):
