@@ -22,7 +22,7 @@ import msgpack
 import numpy as np
 import zmq
 
-from .wire import decode
+from .wire import DROP_KINDS, decode
 
 K = [[1145.0, 0.0, 512.0], [0.0, 1145.0, 515.0], [0.0, 0.0, 1.0]]
 # A person standing about 4.5 m from that camera, facing it, H36M-17 order (pixels).
@@ -135,7 +135,9 @@ def run(inp: str, out: str, messages: int, bad_rate: float, streams: int, fps: f
             while sub.poll(timeout_ms):
                 timeout_ms = 0
                 topic, payload = decode(sub.recv_multipart())
-                if topic == "error":
+                if topic == "error" and payload["kind"] in DROP_KINDS:  # a valid frame answered with a drop notice
+                    valid_answered += str(payload["stream"]).startswith("valid")
+                elif topic == "error":
                     got_errors[payload["kind"]] += 1
                 elif topic == "status":
                     last_status = payload

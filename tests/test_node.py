@@ -178,13 +178,16 @@ def test_stale_frames_are_dropped_under_a_slow_sampler(tiny_checkpoint, test_set
         assert status["dropped"].get("superseded", 0) > 0
         assert len(h.node.pending) == 0
         # a frame that waited beyond the budget is dropped as stale, not processed
-        h.rig.send_multipart(h.frame("s0", 99, persons_of(test_set, [0])))
-        time.sleep(0.05)
-        h.node.drain()
-        time.sleep(0.15)
         before = h.node.stats.dropped["stale"]
-        h.node.process()
-        assert h.node.stats.dropped["stale"] == before + 1
+        h.rig.send_multipart(h.frame("s0", 99, persons_of(test_set, [0])))
+        deadline = time.monotonic() + 10
+        while "s0" not in h.node.pending and h.node.stats.dropped["stale"] == before:  # read it once it arrives
+            assert time.monotonic() < deadline
+            h.node.poller.poll(10)
+            h.node.drain()
+        time.sleep(0.15)
+        h.node.process()  # stale on arrival (a busy machine) or now, before sampling: never estimated
+        assert h.node.stats.dropped["stale"] == before + 1 and "s0" not in h.node.pending
     finally:
         h.close()
 
@@ -297,7 +300,9 @@ def test_superseded_frames_still_get_their_errors(harness, test_set):
     errors = [(e["stream"], e["frame"], e["kind"]) for t, e in out if t == "error"]
     assert ("n", 0, "no_camera") in errors and ("n", 1, "no_camera") in errors
     assert ("e", 0, "no_joints") in errors
-    assert [m["frame"] for m in poses(out, "e")] == [1]
+    # frame 0 was superseded (answered with a notice) or, if it was estimated before frame 1 arrived, answered
+    superseded = [frame for stream, frame, kind in errors if (stream, kind) == ("e", "superseded")]
+    assert sorted([m["frame"] for m in poses(out, "e")] + superseded) == [0, 1]
 
 
 def test_kp2d_payload_on_a_camera_topic_is_not_latched(harness, test_set):
@@ -331,8 +336,9 @@ def test_id_switches_and_reused_ids_never_leak_a_pose(test_set):
     warm_up(model, NodeConfig())  # as the node does: no session creation inside the 250 ms warm window
     a, b = persons_of(test_set, [10, 2000])
     results = {}
+    slow_machine = {"warm_max_gap_ms": 60_000, "latency_budget_ms": 60_000}  # fresh and answered however busy
     for name, second in (("stable", [a, b]), ("swapped", [dict(a, id=1), dict(b, id=0)])):
-        h = Harness(model, status_period_s=0.05)
+        h = Harness(model, status_period_s=0.05, **slow_machine)
         try:
             h.exchange(h.frame("w", 0, [a, b], camera=True))
             (msg,) = poses(h.exchange(h.frame("w", 1, second)), "w")
@@ -342,7 +348,7 @@ def test_id_switches_and_reused_ids_never_leak_a_pose(test_set):
     np.testing.assert_allclose(results["swapped"], results["stable"], atol=1e-6)
     cold = model.estimate(test_set["kp2d"][[2000]], K, test_set["root"][[2000]], steps=10)
     assert np.abs(results["stable"][1] - cold[0]).max() > 1e-3  # the stable run did warm-start
-    h = Harness(model, status_period_s=0.05)
+    h = Harness(model, status_period_s=0.05, **slow_machine)
     try:
         h.exchange(h.frame("n", 0, [a], camera=True))
         (msg,) = poses(h.exchange(h.frame("n", 1, [dict(b, id=0)])), "n")  # someone else under id 0
@@ -365,7 +371,10 @@ def test_depth_filter_follows_the_track_through_id_switches(test_set):
                               ("unfiltered", moved, {"depth_filter": False}),
                               ("stable, One Euro", moved, {"one_euro": True}),
                               ("swapped, One Euro", swapped, {"one_euro": True})):  # fmt: skip
-        h = Harness(model, status_period_s=0.05, **cfg)
+        # however busy this machine: the previous pose stays fresh, no frame goes stale, and the
+        # sender's 40 ms step is never taken for a clock step
+        h = Harness(model, status_period_s=0.05, warm_max_gap_ms=60_000, latency_budget_ms=60_000, clock_step_s=3600,
+                    **cfg)  # fmt: skip
         try:
             t0 = time.time_ns()  # the filter runs on the sender's clock: the same 40 ms step in every run
             h.exchange(kp2d_message("d", 0, t0, [a, b], camera={"K": K.tolist()}))
@@ -398,7 +407,7 @@ def test_a_tracked_person_stays_on_the_floor_when_extrinsics_set_the_depth(test_
     (a,) = persons_of(test_set, [10], root=False)
     kp = np.array(a["kp"])
     closer = dict(a, kp=np.concatenate([kp[0, :2] + 1.05 * (kp[:, :2] - kp[0, :2]), kp[:, 2:]], -1).tolist())
-    h = Harness(model, status_period_s=0.05)
+    h = Harness(model, status_period_s=0.05, warm_max_gap_ms=60_000, latency_budget_ms=60_000, clock_step_s=3600)
     try:
         t0 = time.time_ns()
         h.exchange(camera_message("f", K, R=R, t=t), kp2d_message("f", 0, t0, [a]))
