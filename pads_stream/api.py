@@ -16,7 +16,7 @@ import numpy as np
 from .backends import BACKENDS, Backend, OnnxRuntimeBackend, TensorRTBackend, TorchBackend
 from .camera import check_intrinsics, floor_scale, inverse_projection, normalized_rays
 from .config import from_dict
-from .rootfind import bone_scale, initial_root
+from .rootfind import bone_scale, fit_root_across, initial_root
 from .sampler import SamplerConfig, make_tables, sample, snap_to_rays, split_steps, tweedie_denoise
 from .schedule import DiffusionConfig, alphas_cumprod
 from .skeleton import LAYOUTS, NUM_JOINTS, fill_from_ancestors, noise_from_symmetry, to_h36m
@@ -161,6 +161,7 @@ class PoseModel:
         # Start of sampling from pure noise: the last timestep with ᾱ ≥ 1e-3. The cosine
         # schedule's final ᾱ fall to ~1e-9, where x̂₀ = (x_t − √(1−ᾱ) ε) / √ᾱ is undefined.
         self.t_noise = int(np.flatnonzero(abar >= 1e-3)[-1])
+        self._max_steps: dict[tuple[int, SamplerConfig], int] = {}
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -217,8 +218,13 @@ class PoseModel:
         if K.shape[0] != n:
             raise ValueError(f"K must have shape (3, 3) or ({n}, 3, 3), got {K.shape}")
         check_intrinsics(K, "K")
-        if np.any(np.abs(K[:, 2, :2]) > 1e-6) and np.all(np.abs(K[:, :2, 2]) < 1e-6):
-            warnings.warn("K looks transposed (principal point in the bottom row)", RuntimeWarning, stacklevel=3)
+        if np.abs(K[:, 2] - [0.0, 0.0, 1.0]).max() > 1e-6:
+            hint = (
+                " (it looks transposed: the principal point is in the bottom row)"
+                if np.any(np.abs(K[:, 2, :2]) > 1)
+                else ""
+            )
+            raise ValueError(f"K's bottom row must be [0, 0, 1]{hint}")
         return K
 
     @staticmethod
@@ -290,9 +296,46 @@ class PoseModel:
         Raises:
             ValueError: a bad argument (named). NonFiniteResult: a non-finite result.
         """
+        kp, c = self._check_keypoints(kp2d, conf, layout)
+        empty = np.flatnonzero(~(c > 0).any(axis=1))
+        if empty.size:
+            raise ValueError(f"conf: sample {empty[0]} has no joint with confidence > 0 (nothing to lift)")
+        if np.all(np.abs(kp[c > 0]) <= 1.5):
+            raise ValueError("kp2d must be pixels; every coordinate is within [-1.5, 1.5] (normalised coordinates?)")
+        t0 = self.sampler.t_start if t_start is None else _as_int(t_start, "t_start", 1, len(self.abar) - 1)
+        self.check_steps(steps, t0)
         x, r, ok = self.estimate_batch(kp2d, K, root, conf, steps, init, t_start, layout, extrinsics=extrinsics)
         self._finite(np.where(ok[:, None, None], x, np.nan))
         return (x, r) if return_root else x
+
+    def max_steps(self, t_start: int) -> int:
+        """The most estimation steps a run from ``t_start`` holds: the first run's steps must fit
+        below ``t_start`` and the restart run's below ``SamplerConfig.restart_t_start``."""
+        key = (t_start, self.sampler)
+        if key not in self._max_steps:
+            self._max_steps[key] = self._count_max_steps(t_start)
+        return self._max_steps[key]
+
+    def _count_max_steps(self, t_start: int) -> int:
+        best = 1
+        for steps in range(1, t_start + self.sampler.restart_t_start + 1):
+            first, restart = split_steps(steps, self.sampler.restart_fraction)
+            try:
+                make_tables(self.abar, self.sampler, t_start, first)
+                if restart:
+                    make_tables(self.abar, self.sampler, self.sampler.restart_t_start, restart)
+            except ValueError:
+                break
+            best = steps
+        return best
+
+    def check_steps(self, steps: object, t_start: int) -> int:
+        """``steps`` as an int, or a ValueError stating the valid range for a run from ``t_start``."""
+        hi = self.max_steps(t_start)
+        if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or not 1 <= steps <= hi:
+            raise ValueError(f"steps must be an integer in [1, {hi}] (estimation from noise level {t_start}), "
+                             f"got {steps!r}")  # fmt: skip
+        return int(steps)
 
     def estimate_batch(self, kp2d, K, root=None, conf=None, steps=10, init=None, t_start=None, layout="h36m17",
                        root_guess=None, extrinsics=None):  # fmt: skip
@@ -323,7 +366,8 @@ class PoseModel:
         rho = self.sampler.rho_at(steps)
         x = self._lift(rays, unit, r, c, x_init, t0, first, rho)
         floor = self._check_extrinsics(extrinsics, n) if extrinsics is not None and root is None else None
-        if root is None:  # move the person along the rays to the floor, else to a typical body size
+        if root is None:  # an unseen pelvis: its ray was a guess; then along the rays to the floor or body size
+            r = np.where(c[:, :1] > 0, r, fit_root_across(x, rays[..., :2], c, r))
             r, x = self._rescale(x, r, c, ok, floor, bone_scale(x, c))
         if restart:
             x = self._lift(rays, unit, r, c, x, self.sampler.restart_t_start, restart, rho)

@@ -6,6 +6,7 @@ import importlib
 import signal
 import sys
 
+# command -> (module, one line, the extra that brings its packages beyond the base install)
 COMMANDS = {
     "train": ("pads_stream.train", "train the pose prior"),
     "baseline": ("pads_stream.baseline", "train the supervised lifting baseline"),
@@ -21,6 +22,8 @@ COMMANDS = {
     "bridge": ("pads_stream.bridges", "a node's poses to VRChat OSC trackers or the VMC protocol"),
     "fuzz": ("pads_stream.fuzz", "send hostile and valid traffic to a node and check its answers"),
 }
+EXTRAS = {"train": "train", "baseline": "train", "tune": "train", "eval": "plots", "export": "export",
+          "bench": "export", "view": "view", "bridge": "bridges"}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,7 +42,13 @@ def main(argv: list[str] | None = None) -> None:
     if argv[0] == "node":  # a stop signal while the node imports and loads its model exits cleanly (code 0)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, _exit_cleanly)
-    module = importlib.import_module(COMMANDS[argv[0]][0])
+    try:
+        module = importlib.import_module(COMMANDS[argv[0]][0])
+    except ModuleNotFoundError as err:
+        if (err.name or "").startswith("pads_stream"):
+            raise
+        extra = EXTRAS.get(argv[0], "test")
+        sys.exit(f"pads-stream {argv[0]} needs {err.name}, which is not installed: pip install 'pads-stream[{extra}]'")
     module.main(argv[1:])
 
 

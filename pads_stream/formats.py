@@ -15,6 +15,7 @@ reprojection).
 from __future__ import annotations
 
 import json
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,8 +57,11 @@ def read_coco_results(path: str | Path) -> Keypoints2D:
     if not isinstance(items, list) or not all(isinstance(d, dict) and "keypoints" in d for d in items):
         raise ValueError(f"{path}: expected a COCO results list of {{image_id, keypoints}} maps")
     by_image: dict = {}
-    for d in items:
-        kp = np.asarray(d["keypoints"], float).reshape(17, 3)
+    for n, d in enumerate(items):
+        try:
+            kp = np.asarray(d["keypoints"], float).reshape(17, 3)
+        except (TypeError, ValueError):
+            raise ValueError(f"{path}: item {n}: keypoints must be 51 numbers (17 x [x, y, score])") from None
         kp[:, 2] = (kp[:, 2] > 0) if kp[:, 2].max() > 1 else np.clip(kp[:, 2], 0, 1)
         by_image.setdefault(d["image_id"], []).append(kp)
     return _pad([by_image[k] for k in sorted(by_image)], "coco17")
@@ -71,8 +75,12 @@ def read_openpose_folder(folder: str | Path) -> Keypoints2D:
     frames = []
     for f in files:
         persons = []
-        for person in json.loads(f.read_text()).get("people", []):
-            raw = np.asarray(person["pose_keypoints_2d"], float).reshape(-1, 3)
+        try:
+            people = json.loads(f.read_text()).get("people", [])
+            raws = [np.asarray(person["pose_keypoints_2d"], float).reshape(-1, 3) for person in people]
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            raise ValueError(f"{f}: not an OpenPose keypoints file ({_what(err)})") from None
+        for raw in raws:
             if len(raw) not in OPENPOSE_TO_COCO:
                 raise ValueError(f"{f}: {len(raw)} joints; BODY_25 or COCO-18 expected")
             persons.append(raw[list(OPENPOSE_TO_COCO[len(raw)])])
@@ -93,11 +101,32 @@ def read_videopose3d(path: str | Path, subject: str, action: str, camera: int) -
 
 
 def read(fmt: str, path: str | Path, subject: str = "S9", action: str = "Walking 1", camera: int = 0) -> Keypoints2D:
-    """Read ``path`` in format ``fmt`` (one of FORMATS)."""
-    if fmt == "coco":
-        return read_coco_results(path)
-    if fmt == "openpose":
-        return read_openpose_folder(path)
-    if fmt == "vp3d":
-        return read_videopose3d(path, subject, action, camera)
-    raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+    """Read ``path`` in format ``fmt`` (one of FORMATS).
+
+    Raises:
+        ValueError: the file is missing, unreadable or malformed; the message names the file and
+            what is wrong with it.
+    """
+    readers = {"coco": lambda: read_coco_results(path), "openpose": lambda: read_openpose_folder(path),
+               "vp3d": lambda: read_videopose3d(path, subject, action, camera)}  # fmt: skip
+    if fmt not in readers:
+        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+    if not Path(path).exists():
+        raise ValueError(f"{path}: no such file or folder")
+    try:
+        return readers[fmt]()
+    except ValueError as err:
+        if str(path) in str(err):
+            raise
+        raise ValueError(f"{path}: not a valid {fmt} file ({_what(err)})") from None
+    except (OSError, KeyError, TypeError, IndexError, AttributeError, EOFError, pickle.UnpicklingError) as err:
+        raise ValueError(f"{path}: not a valid {fmt} file ({_what(err)})") from None
+
+
+def _what(err: Exception) -> str:
+    """A short description of a parse error (never the file's content)."""
+    if isinstance(err, json.JSONDecodeError):
+        return f"JSON syntax error at line {err.lineno} column {err.colno}"
+    if isinstance(err, KeyError):
+        return f"missing key {err}"
+    return f"{type(err).__name__}: {str(err)[:120]}"

@@ -111,7 +111,10 @@ def from_file(fmt: str, path: str, K: str, sequence: str, fps: float) -> Recordi
     from .formats import read
 
     subject, action, camera = (sequence.split("/") + ["S9", "Walking 1", "0"])[:3] if sequence else ("", "", "0")
-    k2 = read(fmt, path, subject, action, int(camera))
+    try:
+        k2 = read(fmt, path, subject, action, int(camera))
+    except ValueError as err:
+        raise SystemExit(f"pads-stream replay: {err}") from None
     try:
         fx, fy, cx, cy = (float(v) for v in K.split(","))
     except ValueError:

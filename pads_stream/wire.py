@@ -204,6 +204,8 @@ def _camera(value: Any) -> Camera:
         raise WireError("camera", f"camera.K must be finite with entries within {MAX_K:g}")
     if abs(np.linalg.det(K)) < 1e-9 or K[0, 0] <= 0 or K[1, 1] <= 0:
         raise WireError("camera", "camera.K must be invertible with positive focal lengths")
+    if np.abs(K[2] - [0.0, 0.0, 1.0]).max() > 1e-6:
+        raise WireError("camera", "camera.K's bottom row must be [0, 0, 1] (a transposed K?)")
     dist = None
     if value.get("dist") is not None:
         dist = _floats(value["dist"], (5,), "camera.dist")

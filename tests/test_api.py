@@ -92,12 +92,28 @@ def test_bad_arguments_raise_value_error_naming_them(model, inputs, call, messag
         call(model, *inputs)
 
 
-def test_implausible_K_and_millimetre_root_warn(model, inputs):
+def test_millimetre_root_warns(model, inputs):
     kp, K, root = inputs
-    with pytest.warns(RuntimeWarning, match="transposed"):
-        model.estimate(kp, K[0].T, root, steps=2)
     with pytest.warns(RuntimeWarning, match="millimetres"):
         model.estimate(kp, K, root * 1000, steps=2)
+
+
+def test_what_a_new_user_gets_wrong_fails_loudly(model, inputs):
+    """Issue 15, part 5: a transposed K, normalised keypoints, a person with nothing seen and a step
+    count out of range raise, naming the argument and its valid range."""
+    kp, K, root = inputs
+    with pytest.raises(ValueError, match="transposed"):
+        model.estimate(kp, K[0].T, root, steps=2)
+    with pytest.raises(ValueError, match="normalised"):
+        model.estimate(kp / 1000.0, K, root, steps=2)
+    conf = np.ones(kp.shape[:2])
+    conf[1] = 0.0
+    with pytest.raises(ValueError, match="sample 1 has no joint"):
+        model.estimate(kp, K, root, conf=conf, steps=2)
+    hi = model.max_steps(model.sampler.t_start)
+    assert model.estimate(kp[:1], K[:1], root[:1], steps=hi).shape == (1, 17, 3)
+    with pytest.raises(ValueError, match=rf"steps must be an integer in \[1, {hi}\].*got {hi + 1}"):
+        model.estimate(kp, K, root, steps=hi + 1)
 
 
 def test_coco_layout_is_accepted(model, test_set):

@@ -147,3 +147,44 @@ def test_no_jitter_is_scored_between_unrelated_test_samples(tmp_path):
     scores = listener.score(tmp_path / "truth.npz")
     listener.socket.close()
     assert scores["persons_received"] == 6 * rec.ids.shape[2] and "accel_error" not in scores
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name", "content", "message"),
+    [
+        ("coco", "bad.json", '[{"image_id": 1, "keypoints": [1, 2', "JSON syntax error at line 1"),
+        ("coco", "short.json", json.dumps([{"image_id": 1, "keypoints": [1, 2, 3]}]), "keypoints must be 51 numbers"),
+        ("coco", "map.json", json.dumps({"annotations": []}), "expected a COCO results list"),
+        ("openpose", "op", '{"people": [{"pose_keypoints_2d": "x"}]}', "not an OpenPose keypoints file"),
+        ("openpose", "op2", '{"people": [{}]}', "missing key 'pose_keypoints_2d'"),
+        ("vp3d", "vp.npz", "not an npz", "not a valid vp3d file"),
+        ("coco", "absent.json", None, "no such file"),
+    ],
+)
+def test_a_malformed_file_is_named_with_what_is_wrong(tmp_path, fmt, name, content, message):
+    """Issue 15, part 5: a ValueError naming the file, never a raw traceback from the parser."""
+    from pads_stream.formats import read
+
+    path = tmp_path / name
+    if content is not None and fmt == "openpose":
+        path.mkdir()
+        (path / "000_keypoints.json").write_text(content)
+    elif content is not None:
+        path.write_text(content)
+    with pytest.raises(ValueError, match=message) as err:
+        read(fmt, path)
+    assert name in str(err.value)
+
+
+@pytest.mark.parametrize("command", ["train", "tune", "baseline", "export", "bench"])
+def test_a_command_without_its_extra_says_which_to_install(monkeypatch, capsys, command):
+    import sys
+
+    from pads_stream import cli
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # as on a base install: import torch fails
+    for name in [m for m in sys.modules if m.startswith("pads_stream.") and m != "pads_stream.cli"]:
+        monkeypatch.delitem(sys.modules, name)
+    with pytest.raises(SystemExit) as err:
+        cli.main([command, "--help"])
+    assert f"pip install 'pads-stream[{cli.EXTRAS[command]}]'" in str(err.value) and "torch" in str(err.value)

@@ -123,6 +123,7 @@ HOSTILE = {
     "R not a rotation": (good(camera={"K": K, "R": (2 * np.eye(3)).tolist(), "t": [0, 0, 0]}), "camera"),
     "t beyond 1e4 m": (good(camera={"K": K, "R": np.eye(3).tolist(), "t": [0, 0, 2e4]}), "camera"),
     "repeated person id": (good(persons=person() + person()), "value"),
+    "K transposed": (good(camera={"K": np.array(K).T.tolist()}), "camera"),
     "nested 1000 deep in frame": (good(frame=nested(1000)), "not_msgpack"),
     "nested 1000 deep in camera": (good(camera=nested(1000)), "not_msgpack"),
     "nested 1000 deep in K": (good(camera={"K": nested(1000)}), "not_msgpack"),
