@@ -16,7 +16,7 @@ import numpy as np
 from .backends import BACKENDS, Backend, OnnxRuntimeBackend, TensorRTBackend, TorchBackend
 from .camera import check_intrinsics, floor_scale, inverse_projection, normalized_rays
 from .config import from_dict
-from .rootfind import bone_scale, fit_root_across, initial_root
+from .rootfind import bone_scale, initial_root
 from .sampler import SamplerConfig, make_tables, sample, snap_to_rays, split_steps, tweedie_denoise
 from .schedule import DiffusionConfig, alphas_cumprod
 from .skeleton import LAYOUTS, NUM_JOINTS, fill_from_ancestors, noise_from_symmetry, to_h36m
@@ -366,8 +366,7 @@ class PoseModel:
         rho = self.sampler.rho_at(steps)
         x = self._lift(rays, unit, r, c, x_init, t0, first, rho)
         floor = self._check_extrinsics(extrinsics, n) if extrinsics is not None and root is None else None
-        if root is None:  # an unseen pelvis: its ray was a guess; then along the rays to the floor or body size
-            r = np.where(c[:, :1] > 0, r, fit_root_across(x, rays[..., :2], c, r))
+        if root is None:  # move the person along the rays to the floor, else to a typical body size
             r, x = self._rescale(x, r, c, ok, floor, bone_scale(x, c))
         if restart:
             x = self._lift(rays, unit, r, c, x, self.sampler.restart_t_start, restart, rho)

@@ -37,10 +37,12 @@ def initial_root(rays: np.ndarray, conf: np.ndarray) -> tuple[np.ndarray, np.nda
     ok = size_2d > 1e-6 * np.maximum(size_3d, 1e-6)
     depth = np.where(ok, FORESHORTENING * size_3d / np.where(ok, size_2d, 1.0), 5.0)
     ok &= (depth > 0.1) & (depth < 1e3)
-    weight = conf.sum(1, keepdims=True)
-    centre = (rays * conf[..., None]).sum(1) / np.maximum(weight, 1e-12)
-    hips = (conf[:, [1]] > 0) & (conf[:, [4]] > 0)  # an unseen pelvis lies between the hips
-    guess = np.where(hips, 0.5 * (rays[:, 1] + rays[:, 4]), np.where(weight > 0, centre, 0.0))
+    centre = (rays * conf[..., None]).sum(1) / np.maximum(conf.sum(1, keepdims=True), 1e-12)
+    # an unseen pelvis lies between the hips, or about 13 cm from the one hip seen (the seen joints'
+    # centre, the guess of last resort, is nearer the chest)
+    r_hip, l_hip = conf[:, [1]] > 0, conf[:, [4]] > 0
+    one_hip = np.where(r_hip, rays[:, 1], rays[:, 4])
+    guess = np.where(r_hip & l_hip, 0.5 * (rays[:, 1] + rays[:, 4]), np.where(r_hip | l_hip, one_hip, centre))
     pelvis = np.where(conf[:, :1] > 0, rays[:, 0], guess)
     return np.concatenate([pelvis, np.ones((len(rays), 1))], axis=-1) * depth[:, None], ok
 
@@ -70,23 +72,3 @@ def bone_scale(rel: np.ndarray, conf: np.ndarray, min_conf: float = 0.5) -> np.n
     out[any_seen] = np.nanmedian(ratio[any_seen], axis=1)
     return np.clip(out, 0.5, 2.0)
 
-
-def fit_root_across(rel: np.ndarray, rays: np.ndarray, conf: np.ndarray, root: np.ndarray) -> np.ndarray:
-    """The root moved across the view (x, y at its depth) so that the pose's seen joints best meet
-    their rays: for an unseen pelvis, whose ray is unknown, the guess is only the hips' midpoint
-    or the seen joints' centre.
-
-    With the depth T_z fixed, joint j meets its ray r_j (x/z, y/z) where
-    T_xy = r_j (rel_jz + T_z) − rel_jxy; the confidence-weighted mean over the seen joints.
-
-    Args:
-        rel: (N, 17, 3) pelvis-relative pose, camera frame, metres. rays: (N, 17, 2) K⁻¹p.
-        conf: (N, 17) confidences. root: (N, 3) metres.
-
-    Returns:
-        (N, 3) the root with x, y re-fitted (unchanged where no joint is seen).
-    """
-    w = conf[..., None]
-    fit = (w * (rays * (rel[..., 2:3] + root[:, None, 2:3]) - rel[..., :2])).sum(1) / np.maximum(w.sum(1), 1e-12)
-    seen = conf.sum(1, keepdims=True) > 0
-    return np.concatenate([np.where(seen, fit, root[:, :2]), root[:, 2:]], axis=-1)
