@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .backends import BACKENDS, Backend, OnnxRuntimeBackend, TensorRTBackend, TorchBackend
-from .camera import check_intrinsics, floor_scale, inverse_projection, normalized_rays
+from .camera import check_intrinsics, floor_scale, normalized_rays, sphere_start
 from .config import from_dict
 from .rootfind import bone_scale, initial_root
 from .sampler import SamplerConfig, make_tables, sample, snap_to_rays, split_steps, tweedie_denoise
@@ -297,14 +297,25 @@ class PoseModel:
             ValueError: a bad argument (named). NonFiniteResult: a non-finite result.
         """
         kp, c = self._check_keypoints(kp2d, conf, layout)
+        n = len(kp)
         empty = np.flatnonzero(~(c > 0).any(axis=1))
         if empty.size:
             raise ValueError(f"conf: sample {empty[0]} has no joint with confidence > 0 (nothing to lift)")
         if np.all(np.abs(kp[c > 0]) <= 1.5):
             raise ValueError("kp2d must be pixels; every coordinate is within [-1.5, 1.5] (normalised coordinates?)")
+        K = self._check_camera(K, n)
         t0 = self.sampler.t_start if t_start is None else _as_int(t_start, "t_start", 1, len(self.abar) - 1)
-        self.check_steps(steps, t0)
-        x, r, ok = self.estimate_batch(kp2d, K, root, conf, steps, init, t_start, layout, extrinsics=extrinsics)
+        steps = self.check_steps(steps, t0)
+        r = None if root is None else self._check_root(root, n)
+        if init is not None:
+            init = _as_array(init, "init", (n, NUM_JOINTS, 3))
+            if not np.all(np.isfinite(init)):
+                raise ValueError("init has NaN or infinite values")
+        floor = None if extrinsics is None else self._check_extrinsics(extrinsics, n)
+        x, r, ok = self.lift(normalized_rays(kp, K)[..., :2], c, r, steps=steps, init=init, t_start=t0, floor=floor)
+        unsized = np.flatnonzero(~ok & np.isfinite(x).all(axis=(1, 2)))
+        if unsized.size:
+            raise ValueError(f"sample {unsized[0]}: no root given and no bone with both ends seen to size the person")
         self._finite(np.where(ok[:, None, None], x, np.nan))
         return (x, r) if return_root else x
 
@@ -337,41 +348,54 @@ class PoseModel:
                              f"got {steps!r}")  # fmt: skip
         return int(steps)
 
-    def estimate_batch(self, kp2d, K, root=None, conf=None, steps=10, init=None, t_start=None, layout="h36m17",
-                       root_guess=None, extrinsics=None):  # fmt: skip
-        """:meth:`estimate` without raising on results: returns (poses (N, 17, 3), roots (N, 3),
-        ok (N,) bool); rows with ok False are non-finite or have no usable root. The node uses
-        this so that one person never fails a batch. ``root_guess`` (N, 3) m, with ``root``
-        None, replaces the body-size guess by its depth (the previous frame's root of a tracked
-        person), taken along this frame's pelvis ray."""
-        kp, c = self._check_keypoints(kp2d, conf, layout)
-        n = kp.shape[0]
-        K = self._check_camera(K, n)
+    def lift(self, rays: np.ndarray, conf: np.ndarray, root: np.ndarray | None = None, *, steps: int,
+             init: np.ndarray | None = None, t_start: int | None = None, depth_guess: np.ndarray | None = None,
+             floor: tuple[np.ndarray, np.ndarray] | None = None,
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+        """The estimation core, on inputs already validated (by :meth:`estimate`, or the node's wire
+        decoder): the one path from rays to poses that the API, the node and the tools share.
+
+        Args:
+            rays: (N, 17, 2) K⁻¹[u, v, 1] of undistorted keypoints (x/z, y/z, camera frame),
+                H36M-17 order, finite where ``conf`` > 0.
+            conf: (N, 17) confidences in [0, 1]; 0 = unseen (the prior supplies that joint).
+            root: (N, 3) pelvis, camera frame, metres, z > 0; rows of NaN (or None for all) are
+                estimated: a body-size depth on the pelvis ray (:mod:`pads_stream.rootfind`).
+            steps: network passes, within :meth:`max_steps` of ``t_start``.
+            init: (N, 17, 3) pelvis-relative metres to start from (a warm start); None: the
+                inverse projection, unseen joints at their nearest seen ancestor.
+            t_start: starting noise level; default the sampler's.
+            depth_guess: (N,) metres replacing the body-size depth of an estimated root (NaN: none),
+                taken along this frame's pelvis ray.
+            floor: (R (N, 3, 3), t (N, 3)) extrinsics of a world whose floor is z = 0 (rows of NaN:
+                none); an estimated root then puts the lowest joint on the floor.
+
+        Returns:
+            (rel (N, 17, 3) float32 pelvis-relative metres, root (N, 3) float32 metres, ok (N,)
+            bool); ok is False where the result is non-finite or no root could be sized.
+        """
+        n = len(rays)
         t0 = self.sampler.t_start if t_start is None else t_start
-        rays = normalized_rays(kp, K)  # (N, 17, 3), z = 1
-        unit = rays / np.linalg.norm(rays, axis=-1, keepdims=True)
-        if root is None:
-            r, ok = initial_root(rays[..., :2], c)
-            if root_guess is not None:  # the guess's depth, on this frame's pelvis ray (the person moves)
-                r = r * (self._check_root(root_guess, n)[:, 2] / r[:, 2])[:, None]
-        else:
-            r, ok = self._check_root(root, n), np.ones(n, bool)
+        given = np.zeros(n, bool) if root is None else np.isfinite(root).all(axis=1)
+        r, ok = initial_root(rays, conf)
+        if depth_guess is not None:  # the guess's depth, on this frame's pelvis ray (the person moves)
+            r = np.where(np.isfinite(depth_guess)[:, None], r * (depth_guess / r[:, 2])[:, None], r)
+        if root is not None:
+            r, ok = np.where(given[:, None], root, r), ok | given
+        hom = np.concatenate([rays, np.ones_like(rays[..., :1])], axis=-1)  # (N, 17, 3), z = 1
+        unit = hom / np.linalg.norm(hom, axis=-1, keepdims=True)
         if init is None:  # an unseen joint starts on its body (its ray is unknown), the prior moves it
-            x_init = fill_from_ancestors(inverse_projection(kp, K, r), c > 0)
-        else:
-            x_init = _as_array(init, "init", (n, NUM_JOINTS, 3))
-            if not np.all(np.isfinite(x_init)):
-                raise ValueError("init has NaN or infinite values")
-        first, restart = split_steps(_as_int(steps, "steps", 1), self.sampler.restart_fraction)
+            init = fill_from_ancestors(sphere_start(unit, r), conf > 0)
+        first, restart = split_steps(steps, self.sampler.restart_fraction)
         rho = self.sampler.rho_at(steps)
-        x = self._lift(rays, unit, r, c, x_init, t0, first, rho)
-        floor = self._check_extrinsics(extrinsics, n) if extrinsics is not None and root is None else None
-        if root is None:  # move the person along the rays to the floor, else to a typical body size
-            r, x = self._rescale(x, r, c, ok, floor, bone_scale(x, c))
+        x = self._lift(rays, unit, r, conf, init, t0, first, rho)
+        estimated = ok & ~given
+        # an estimated root moves with its pose along the rays: to the floor, else to a typical body size
+        r, x = self._rescale(x, r, conf, estimated, floor, bone_scale(x, conf))
         if restart:
-            x = self._lift(rays, unit, r, c, x, self.sampler.restart_t_start, restart, rho)
+            x = self._lift(rays, unit, r, conf, x, self.sampler.restart_t_start, restart, rho)
         if floor is not None:  # the final pose's lowest joint onto the floor (no network pass)
-            r, x = self._rescale(x, r, c, ok, floor, np.ones(n))
+            r, x = self._rescale(x, r, conf, estimated, floor, np.ones(n))
         ok &= np.isfinite(x).all(axis=(1, 2)) & np.isfinite(r).all(axis=1)
         return x, r.astype(np.float32), ok
 
@@ -385,7 +409,7 @@ class PoseModel:
         return r * factor[:, None], (x * factor[:, None, None]).astype(np.float32)
 
     def _lift(self, rays, unit, r, c, x_init, t0, steps, rho) -> np.ndarray:
-        inputs = {"rays": rays[..., :2], "root": r, "weights": c}
+        inputs = {"rays": rays, "root": r, "weights": c}
         x = self._run("projection", inputs, x_init, t0, steps, rho)
         return snap_to_rays(x, unit, r, c, self.sampler.snap_power).astype(np.float32)
 

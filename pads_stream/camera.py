@@ -58,8 +58,13 @@ def inverse_projection(kp: np.ndarray, K: np.ndarray, root: np.ndarray) -> np.nd
         (N, J, 3) pelvis-relative joints in the camera frame, metres.
     """
     rays = normalized_rays(kp, K)
-    rays = rays / np.linalg.norm(rays, axis=-1, keepdims=True)
-    return rays * np.linalg.norm(root, axis=-1)[:, None, None] - root[:, None, :]
+    return sphere_start(rays / np.linalg.norm(rays, axis=-1, keepdims=True), root)
+
+
+def sphere_start(unit: np.ndarray, root: np.ndarray) -> np.ndarray:
+    """:func:`inverse_projection` from unit rays: (N, J, 3) unit ray directions (camera frame)
+    and the (N, 3) root, metres -> (N, J, 3) pelvis-relative joints, metres."""
+    return unit * np.linalg.norm(root, axis=-1)[:, None, None] - root[:, None, :]
 
 
 def undistort_points(kp: np.ndarray, K: np.ndarray, dist: np.ndarray, iters: int = 10) -> np.ndarray:

@@ -226,6 +226,8 @@ class Node:
         self.one_euro_cfg = OneEuroConfig(cfg.one_euro_min_cutoff, cfg.one_euro_beta)
         self.depth_cfg = DepthFilterConfig(cfg.depth_filter_noise, cfg.depth_filter_accel)
         self.clock_cfg = ClockConfig(cfg.clock_step_s, cfg.clock_confirm)
+        model.check_steps(cfg.steps, model.sampler.t_start)  # a bad config fails here, not per frame
+        model.check_steps(cfg.warm_steps, cfg.warm_t_start)
 
     @property
     def endpoints(self) -> tuple[str, str]:
@@ -433,14 +435,12 @@ class Node:
 
     def estimate(self, batch: list[tuple[Pending, Person]]) -> list[tuple[np.ndarray, np.ndarray] | None]:
         """(rel (17, 3), root (3,)) per person of ``batch``, None where the estimate failed; one
-        sampler call per start kind (cold/warm × root given/estimated)."""
+        sampler call per start kind (cold, warm)."""
         cfg = self.cfg
-        kp = np.stack([p.kp for _, p in batch])
         conf = np.stack([p.conf for _, p in batch])
-        K = np.stack([p.K for _, p in batch])
         rays = np.stack([p.rays for _, p in batch])
         given = np.array([p.root is not None for _, p in batch])
-        root = np.stack([p.root if p.root is not None else np.full(3, np.nan) for _, p in batch])
+        root = np.stack([p.root if p.root is not None else np.full(3, np.nan) for _, p in batch])  # NaN: estimate
         sources = self.warm_sources(batch)
         warm = np.array([s is not None for s in sources])
         init = np.stack([s.rel if s is not None else np.zeros((17, 3)) for s in sources])
@@ -450,18 +450,13 @@ class Node:
         t = np.stack([p.camera.t if p.camera.t is not None else nan_t for _, p in batch])
         rel, out_root = np.full((len(batch), 17, 3), np.nan), np.full((len(batch), 3), np.nan)
         ok = np.zeros(len(batch), bool)
-        for is_warm in (False, True):
-            for is_given in (True, False):
-                g = (warm == is_warm) & (given == is_given)
-                if not g.any():
-                    continue
-                rel[g], out_root[g], ok[g] = self.model.estimate_batch(
-                    kp[g], K[g], root[g] if is_given else None, conf[g],
-                    steps=cfg.warm_steps if is_warm else cfg.steps,
-                    init=init[g] if is_warm else None,
-                    t_start=cfg.warm_t_start if is_warm else None,
-                    root_guess=prev_root[g] if is_warm and not is_given else None,
-                    extrinsics=(R[g], t[g]),
+        for is_warm in (False, True):  # one sampler call per start kind
+            g = warm == is_warm
+            if g.any():
+                rel[g], out_root[g], ok[g] = self.model.lift(
+                    rays[g], conf[g], root[g], steps=cfg.warm_steps if is_warm else cfg.steps,
+                    init=init[g] if is_warm else None, t_start=cfg.warm_t_start if is_warm else None,
+                    depth_guess=prev_root[g, 2] if is_warm else None, floor=(R[g], t[g]),
                 )  # fmt: skip
         depth: list[DepthFilterState | None] = [None] * len(batch)
         if cfg.depth_filter:  # a body-size depth (not one set by the floor), filtered along the warm start's track
@@ -524,9 +519,8 @@ def status_line(p: dict) -> str:
 
 def warm_up(model: PoseModel, cfg: NodeConfig) -> None:
     """One small estimate so the first real frame does not pay for session creation."""
-    K = np.array([[1000.0, 0, 500], [0, 1000, 500], [0, 0, 1]])
-    kp = np.tile(np.linspace(400, 600, 17)[:, None], (1, 1, 2))
-    model.estimate_batch(kp, K, np.array([[0.0, 0.0, 5.0]]), steps=min(cfg.steps, 2))
+    rays = np.tile(np.linspace(-0.1, 0.1, 17)[:, None], (1, 1, 2))
+    model.lift(rays, np.ones((1, 17)), np.array([[0.0, 0.0, 5.0]]), steps=min(cfg.steps, 2))
 
 
 def main(argv: list[str] | None = None) -> None:

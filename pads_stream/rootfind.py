@@ -71,4 +71,3 @@ def bone_scale(rel: np.ndarray, conf: np.ndarray, min_conf: float = 0.5) -> np.n
     any_seen = np.isfinite(ratio).any(axis=1)
     out[any_seen] = np.nanmedian(ratio[any_seen], axis=1)
     return np.clip(out, 0.5, 2.0)
-

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from pads_stream.api import load_model
+from pads_stream.camera import normalized_rays
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +148,8 @@ def test_a_root_guess_from_the_previous_frame_is_moved_onto_this_frames_pelvis_r
     idx = np.arange(0, 400, 40)
     kp, K, root = test_set["kp2d"][idx], test_set["K"][idx], test_set["root"][idx]
     guess = root + [0.5, 0.0, 0.0]
-    _, r, ok = model.estimate_batch(kp, K, None, steps=3, root_guess=guess)
+    rays = normalized_rays(kp, K)[..., :2]
+    _, r, ok = model.lift(rays, np.ones((10, 17)), None, steps=3, depth_guess=guess[:, 2])
     pelvis_ray = np.einsum("nij,nj->ni", np.linalg.inv(K), np.concatenate([kp[:, 0], np.ones((10, 1))], -1))
     off_ray = np.linalg.norm(np.cross(r, pelvis_ray / np.linalg.norm(pelvis_ray, axis=-1, keepdims=True)), axis=-1)
     assert ok.all() and off_ray.max() < 1e-3  # metres from the ray; the guess itself is 0.5 m off

@@ -154,13 +154,13 @@ def test_malformed_input_is_reported_and_the_node_carries_on(harness, test_set, 
 
 def test_stale_frames_are_dropped_under_a_slow_sampler(tiny_checkpoint, test_set):
     model = load_model(tiny_checkpoint, backend="torch")
-    estimate = model.estimate_batch
+    estimate = model.lift
 
     def slow(*args, **kwargs):
         time.sleep(0.15)
         return estimate(*args, **kwargs)
 
-    model.estimate_batch = slow
+    model.lift = slow
     h = Harness(model, steps=2, warm_steps=2, latency_budget_ms=100.0, status_period_s=0.05)
     try:
         h.exchange(camera_message("s0", K), camera_message("s1", K))

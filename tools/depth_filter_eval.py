@@ -15,6 +15,7 @@ import argparse
 import numpy as np
 
 from pads_stream.api import load_model
+from pads_stream.camera import normalized_rays
 from pads_stream.config import load_json
 from pads_stream.data import DEFAULT_DATA
 from pads_stream.metrics import mpjpe
@@ -31,6 +32,7 @@ args = parser.parse_args()
 seq = holdout_sequences(args.data, args.streams, args.frames)
 kp, K, root, gt = seq["kp2d"], seq["K"], seq["root"], seq["gt"]
 F, P = kp.shape[:2]
+rays, conf = normalized_rays(kp, K)[..., :2], np.ones(kp.shape[:-1])
 node = load_json(NodeConfig, str(DEFAULT_CONFIG))
 model = load_model(backend="onnxruntime")
 
@@ -41,8 +43,8 @@ def chain(frames: np.ndarray, cfg: DepthFilterConfig | None, warm_start: bool = 
     states = [None] * P
     out, roots = [], []
     for f in frames:
-        warm = {} if x is None or not warm_start else {"init": x, "t_start": node.warm_t_start, "root_guess": r}
-        x, r, _ = model.estimate_batch(kp[f], K[f], None, steps=node.warm_steps if warm else node.steps, **warm)
+        warm = {} if x is None or not warm_start else {"init": x, "t_start": node.warm_t_start, "depth_guess": r[:, 2]}
+        x, r, _ = model.lift(rays[f], conf, None, steps=node.warm_steps if warm else node.steps, **warm)
         if cfg is not None:
             for p in range(P):
                 x[p], r[p], states[p] = filter_root_depth(states[p], x[p], r[p], f / 25.0, cfg)

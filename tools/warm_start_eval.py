@@ -1,6 +1,6 @@
 """Choose the node's warm start on held-out sequences: S8's held-out takes (never S9/S11).
 
-Each person is estimated frame after frame as the node does (``PoseModel.estimate_batch`` with
+Each person is estimated frame after frame as the node does (``PoseModel.lift``, the estimation core, with
 the previous pose as ``init`` from ``t_start``; root given), through fixed virtual cameras at
 25 Hz; a cold row estimates every frame from scratch. Prints MPJPE (mean, first second, after
 two seconds) and the acceleration error. Usage: python tools/warm_start_eval.py [--data DIR]
@@ -11,6 +11,7 @@ import argparse
 import numpy as np
 
 from pads_stream.api import load_model
+from pads_stream.camera import normalized_rays
 from pads_stream.data import DEFAULT_DATA
 from pads_stream.metrics import mpjpe
 from pads_stream.replay import holdout_sequences
@@ -24,6 +25,7 @@ args = parser.parse_args()
 seq = holdout_sequences(args.data, args.streams, args.frames)
 kp, K, root, gt = seq["kp2d"], seq["K"], seq["root"], seq["gt"]
 F, P = kp.shape[:2]
+rays, conf = normalized_rays(kp, K)[..., :2], np.ones(kp.shape[:-1])
 model = load_model(backend="onnxruntime")
 
 
@@ -32,7 +34,7 @@ def chain(t_start: int | None, steps: int) -> tuple[np.ndarray, float]:
     x, out = None, []
     for f in range(F):
         warm = {} if x is None or t_start is None else {"init": x, "t_start": t_start}
-        x = model.estimate_batch(kp[f], K[f], root[f], steps=steps if warm else 10, **warm)[0]
+        x = model.lift(rays[f], conf, root[f], steps=steps if warm else 10, **warm)[0]
         out.append(x)
     out = np.array(out)
     accel = np.linalg.norm(np.diff(out, 2, axis=0) - np.diff(gt, 2, axis=0), axis=-1).mean()
