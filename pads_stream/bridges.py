@@ -22,10 +22,10 @@ import argparse
 import time
 
 import numpy as np
-import zmq
 
 from .bvh import bvh_skeleton, node_rotations
 from .skeleton import H36M_PARENTS, MEAN_BONES_M
+from .sockets import add_curve_argument, subscriber
 from .wire import WireError, decode_pose3d
 
 # Default camera when a stream has no extrinsics: world (Z up) from the OpenCV camera frame.
@@ -123,15 +123,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stream", help="the stream to follow (default: the first seen)")
     parser.add_argument("--id", type=int, help="the person id to follow (default: the first seen)")
     parser.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
+    add_curve_argument(parser)
     args = parser.parse_args(argv)
     try:
         from pythonosc.udp_client import SimpleUDPClient
     except ImportError as err:
         raise SystemExit("pads-stream bridge needs python-osc: pip install 'pads-stream[bridges]'") from err
     client = SimpleUDPClient(args.osc_host, args.osc_port or (9000 if args.to == "vrchat" else 39539))
-    sub = zmq.Context.instance().socket(zmq.SUB)
-    sub.setsockopt(zmq.SUBSCRIBE, b"pose3d/" + (args.stream or "").encode())
-    sub.connect(args.endpoint)
+    sub = subscriber(args.endpoint, (b"pose3d/" + (args.stream or "").encode(),), args.curve)
     start, sent = time.monotonic(), 0
     print(f"pads-stream bridge: {args.endpoint} -> {args.to} at {args.osc_host}", flush=True)
     try:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import importlib
-import signal
 import sys
+
+from .shutdown import exit_on_stop_signals
 
 # command -> (module, one line, the extra that brings its packages beyond the base install)
 COMMANDS = {
@@ -40,8 +41,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  {name:<{width}}  {text}")
         sys.exit(0 if argv and argv[0] in ("-h", "--help") else 2)
     if argv[0] == "node":  # a stop signal while the node imports and loads its model exits cleanly (code 0)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, _exit_cleanly)
+        exit_on_stop_signals()
     try:
         module = importlib.import_module(COMMANDS[argv[0]][0])
     except ModuleNotFoundError as err:
@@ -50,10 +50,6 @@ def main(argv: list[str] | None = None) -> None:
         extra = EXTRAS.get(argv[0], "test")
         sys.exit(f"pads-stream {argv[0]} needs {err.name}, which is not installed: pip install 'pads-stream[{extra}]'")
     module.main(argv[1:])
-
-
-def _exit_cleanly(signum: int, _frame: object) -> None:
-    raise SystemExit(0)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import msgpack
 import numpy as np
-import zmq
 
+from .sockets import Curve, add_curve_argument, publisher, subscriber
 from .wire import DROP_KINDS, decode
 
 K = [[1145.0, 0.0, 512.0], [0.0, 1145.0, 515.0], [0.0, 0.0, 1.0]]
@@ -104,17 +104,12 @@ def rss_kb(pid: int | None) -> int | None:
 
 
 def run(inp: str, out: str, messages: int, bad_rate: float, streams: int, fps: float, pid: int | None,
-        seed: int = 0) -> dict:  # fmt: skip
+        seed: int = 0, curve: Curve | None = None) -> dict:  # fmt: skip
     """Send ``messages`` bad messages at ``bad_rate`` per second alongside ``streams`` valid
     streams at ``fps``; returns the counts (see module docstring)."""
     rng = np.random.default_rng(seed)
-    ctx = zmq.Context.instance()
-    pub, sub = ctx.socket(zmq.PUB), ctx.socket(zmq.SUB)
-    pub.setsockopt(zmq.SNDHWM, 0)
-    sub.setsockopt(zmq.RCVHWM, 0)
-    sub.setsockopt(zmq.SUBSCRIBE, b"")
-    sub.connect(out)
-    pub.connect(inp)
+    sub = subscriber(out, hwm=0, curve=curve)
+    pub = publisher(inp, curve, hwm=0)
     try:
         deadline = time.monotonic() + 10
         while not (sub.poll(100) and sub.recv_multipart()[0] == b"status"):  # readiness: the node's status
@@ -213,8 +208,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pid", type=int, help="the node's process id, for its RSS")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="also write the full result (counts by class and kind, RSS series) here")
+    add_curve_argument(parser)
     args = parser.parse_args(argv)
-    result = run(args.to, args.node_out, args.messages, args.rate, args.streams, args.fps, args.pid, args.seed)
+    result = run(args.to, args.node_out, args.messages, args.rate, args.streams, args.fps, args.pid, args.seed,
+                 args.curve)  # fmt: skip
     print(summary(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1, default=str))

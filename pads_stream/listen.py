@@ -17,6 +17,7 @@ import zmq
 
 from . import metrics
 from .rig import Y_UP_TO_Z_UP
+from .sockets import add_curve_argument, subscriber
 from .wire import WireError, decode, decode_pose3d
 
 
@@ -24,16 +25,7 @@ class Listener:
     """Owns one SUB socket on the node's output; :meth:`poll` collects what arrives."""
 
     def __init__(self, endpoint: str, context: zmq.Context | None = None, curve: tuple[str, str] | None = None):
-        self.socket = (context or zmq.Context.instance()).socket(zmq.SUB)
-        if curve:  # (node public key file, this client's secret key file)
-            from .security import curve_client
-
-            curve_client(self.socket, *curve)
-        self.socket.setsockopt(zmq.LINGER, 0)
-        self.socket.setsockopt(zmq.RCVHWM, 100000)
-        for topic in (b"pose3d/", b"status", b"error"):
-            self.socket.setsockopt(zmq.SUBSCRIBE, topic)
-        self.socket.connect(endpoint)
+        self.socket = subscriber(endpoint, (b"pose3d/", b"status", b"error"), curve, hwm=100000, context=context)
         self.poses: dict[tuple[str, int, int], tuple[np.ndarray, np.ndarray]] = {}
         self.world: dict[tuple[str, int, int], np.ndarray] = {}  # joints_world where the node sent it
         self.frames: set[tuple[str, int]] = set()
@@ -177,12 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--truth", help="truth npz written by pads-stream replay, to score against")
     parser.add_argument("--record", help="write received poses: FILE.bvh (one BVH per track) or FILE.npz")
     parser.add_argument("--fps", type=float, default=25.0, help="frame rate written into BVH files")
-    parser.add_argument(
-        "--curve",
-        nargs=2,
-        metavar=("NODE_KEY", "CLIENT_SECRET"),
-        help="CurveZMQ: the node's public .key file and this client's .key_secret file",
-    )
+    add_curve_argument(parser)
     parser.add_argument("--seconds", type=float, default=0.0, help="stop after this long (0 = until Ctrl-C)")
     parser.add_argument("--quiet", action="store_true", help="do not print each frame")
     args = parser.parse_args(argv)

@@ -38,6 +38,7 @@ from .camera import camera_to_world, normalized_rays, project, undistort_points
 from .clock import ClockConfig, SenderClock
 from .config import from_dict, load_json, to_dict
 from .rootfind import initial_root
+from .shutdown import exit_on_stop_signals
 from .skeleton import bones_plausible, to_h36m
 from .smoothing import (
     DepthFilterConfig,
@@ -524,10 +525,7 @@ def warm_up(model: PoseModel, cfg: NodeConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from .cli import _exit_cleanly
-
-    signal.signal(signal.SIGINT, _exit_cleanly)  # until the node runs: stop = exit 0 (the CLI sets it even earlier)
-    signal.signal(signal.SIGTERM, _exit_cleanly)
+    exit_on_stop_signals()  # until the node runs: stop = exit 0 (the CLI sets it even earlier)
     parser = argparse.ArgumentParser(prog="pads-stream node", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="node config JSON (default: %(default)s)")

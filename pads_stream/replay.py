@@ -37,6 +37,7 @@ from .data import (
 )
 from .listen import Listener
 from .rig import RigConfig, detector_noise, random_cameras, world_views, z_up_extrinsics
+from .sockets import add_curve_argument, publisher
 from .stepgraph import package_file
 from .wire import kp2d_message
 
@@ -223,14 +224,7 @@ class Replayer:
         self.rec, self.rate, self.send_root, self.camera_inline = rec, rate, send_root, camera_inline
         self.send_extrinsics = send_extrinsics and rec.R is not None and rec.t is not None
         self.names = [f"{prefix}{s}" for s in range(rec.kp2d.shape[0])]
-        self.socket = (context or zmq.Context.instance()).socket(zmq.PUB)
-        self.socket.setsockopt(zmq.LINGER, 2000)
-        self.socket.setsockopt(zmq.SNDHWM, 100000)
-        if curve:  # (node public key file, this client's secret key file)
-            from .security import curve_client
-
-            curve_client(self.socket, *curve)
-        self.socket.connect(endpoint)
+        self.socket = publisher(endpoint, curve, hwm=100000, linger_ms=2000, context=context)
         self.frame = 0
         self.start = 0.0
         self.sent_K: dict[int, tuple[np.ndarray, float]] = {}  # stream -> (K, when sent)
@@ -347,12 +341,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the node")
     parser.add_argument("--truth", default="runs/truth.npz", help="where the ground truth is written")
-    parser.add_argument(
-        "--curve",
-        nargs=2,
-        metavar=("NODE_KEY", "CLIENT_SECRET"),
-        help="CurveZMQ: the node's public .key file and this client's .key_secret file",
-    )
+    add_curve_argument(parser)
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:

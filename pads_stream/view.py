@@ -14,9 +14,9 @@ import argparse
 import time
 
 import numpy as np
-import zmq
 
 from .skeleton import H36M_LEFT, H36M_PARENTS, H36M_RIGHT
+from .sockets import Curve, add_curve_argument, subscriber
 from .wire import WireError, decode_pose3d
 
 COLOURS = {"left": (230, 40, 40), "right": (40, 90, 230), "trunk": (110, 110, 110)}
@@ -36,7 +36,8 @@ def bone_segments(joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class Viewer:
     """Owns the SUB socket and the viser server; :meth:`run` polls and draws until stopped."""
 
-    def __init__(self, endpoint: str, host: str = "127.0.0.1", port: int = 8080, forget_s: float = 1.0):
+    def __init__(self, endpoint: str, host: str = "127.0.0.1", port: int = 8080, forget_s: float = 1.0,
+                 curve: Curve | None = None):  # fmt: skip
         try:
             import viser
         except ImportError as err:
@@ -46,10 +47,7 @@ class Viewer:
         self.floor = self.server.scene.add_grid("/floor", width=10.0, height=10.0, plane="xy", visible=False)
         self.camera = self.server.scene.add_camera_frustum("/camera", fov=1.0, aspect=4 / 3, scale=0.25, visible=False,
                                                            wxyz=(0.7071068, 0.7071068, 0.0, 0.0))  # fmt: skip
-        self.socket = zmq.Context.instance().socket(zmq.SUB)
-        self.socket.setsockopt(zmq.SUBSCRIBE, b"pose3d/")
-        self.socket.setsockopt(zmq.LINGER, 0)
-        self.socket.connect(endpoint)
+        self.socket = subscriber(endpoint, (b"pose3d/",), curve)
         self.forget_s = forget_s
         self.shown: dict[str, tuple[float, list]] = {}  # scene name -> (last seen, handles)
         self.url = f"http://{host}:{port}"
@@ -98,8 +96,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address the web page is served on")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
+    add_curve_argument(parser)
     args = parser.parse_args(argv)
-    viewer = Viewer(args.endpoint, args.host, args.port)
+    viewer = Viewer(args.endpoint, args.host, args.port, curve=args.curve)
     print(f"pads-stream view: {viewer.url} (poses from {args.endpoint})", flush=True)
     try:
         viewer.run(args.seconds)

@@ -433,7 +433,7 @@ def test_curve_encryption_admits_only_authorised_clients(tiny_checkpoint, tmp_pa
     """Issue 9: CurveZMQ with key files; an unknown key or a plain socket gets nothing."""
     import zmq.auth
 
-    from pads_stream.security import curve_client
+    from pads_stream.sockets import publisher, subscriber
 
     keys, allowed = tmp_path / "keys", tmp_path / "allowed"
     keys.mkdir(), allowed.mkdir()
@@ -447,16 +447,9 @@ def test_curve_encryption_admits_only_authorised_clients(tiny_checkpoint, tmp_pa
     node = Node(load_model(tiny_checkpoint, backend="torch"), cfg, ctx)
     inp, out = node.endpoints
 
-    def client(secret):
-        rig, sub = ctx.socket(zmq.PUB), ctx.socket(zmq.SUB)
-        for sock in (rig, sub):
-            if secret is not None:
-                curve_client(sock, str(node_public), str(secret))
-            sock.setsockopt(zmq.LINGER, 0)
-        sub.setsockopt(zmq.SUBSCRIBE, b"pose3d/")
-        rig.connect(inp)
-        sub.connect(out)
-        return rig, sub
+    def client(secret):  # the one client-socket helper every command uses
+        curve = None if secret is None else (str(node_public), str(secret))
+        return publisher(inp, curve, context=ctx), subscriber(out, (b"pose3d/",), curve, context=ctx)
 
     def answered(rig, sub, stream) -> bool:
         for n in range(40):
@@ -475,3 +468,13 @@ def test_curve_encryption_admits_only_authorised_clients(tiny_checkpoint, tmp_pa
     finally:
         node.close()
         ctx.destroy(linger=0)
+
+
+@pytest.mark.parametrize("command", ["replay", "listen", "view", "bridge", "fuzz"])
+def test_every_client_command_takes_curve_keys(command, capsys):
+    """Issue 16: one socket helper, CurveZMQ on every command that reaches a node."""
+    from pads_stream import cli
+
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    assert "--curve NODE_KEY CLIENT_SECRET" in capsys.readouterr().out
