@@ -13,10 +13,9 @@ before sampling; every dropped frame is answered on ``error`` with the reason.
 
 Real time: per stream only the newest unprocessed frame is kept (an older one still waiting is
 ``superseded``); every person of every ready stream goes into one batched sampler call per
-start kind. A person (stream, track id) seen recently starts from its previous 3D pose at a
-lower noise level (warm start), but only when that pose is plausible and reprojects onto the new
-2D; otherwise it starts cold. A tracked person's root depth estimated from body size (no floor
-known) is Kalman-filtered along its rays (:func:`pads_stream.smoothing.depth_filter`). Containment: bad input and failed
+start kind. Tracking (warm starts, the depth and One Euro filters, the plausibility gate) is the
+socket-free :mod:`pads_stream.tracker`, one :class:`~pads_stream.tracker.StreamTracks` per
+stream. Containment: bad input and failed
 estimates are answered on ``error`` and counted, per person where possible; nothing one stream
 sends can stop the node or another stream. State (streams, cameras, tracks) is bounded and expires.
 """
@@ -28,7 +27,7 @@ import collections
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import zmq
@@ -39,16 +38,9 @@ from .clock import ClockConfig, SenderClock
 from .config import from_dict, load_json, to_dict
 from .rootfind import initial_root
 from .shutdown import exit_on_stop_signals
-from .skeleton import bones_plausible, to_h36m
-from .smoothing import (
-    DepthFilterConfig,
-    DepthFilterState,
-    OneEuroConfig,
-    OneEuroState,
-    filter_root_depth,
-    one_euro,
-)
+from .skeleton import to_h36m
 from .stepgraph import package_file
+from .tracker import Observation, StreamTracks, TrackerConfig, estimate_persons
 from .wire import (
     DROP_KINDS,
     ERROR_KINDS,
@@ -105,26 +97,13 @@ class NodeConfig:
 
 
 @dataclass
-class Track:
-    """A person's last accepted estimate: receive time (ns), pelvis-relative pose and root (m),
-    the depth filter's state of an estimated root, and the One Euro filter's state of its
-    published joints."""
-
-    t_recv: int
-    rel: np.ndarray  # (17, 3)
-    root: np.ndarray  # (3,)
-    depth: DepthFilterState | None = None
-    smooth: OneEuroState | None = None
-
-
-@dataclass
 class StreamState:
     """What the node remembers of a stream."""
 
     camera: Camera | None = None
     last_seen: float = 0.0  # time.monotonic() of the last message
     clock: SenderClock = field(default_factory=SenderClock)
-    tracks: dict[int, Track] = field(default_factory=dict)
+    tracks: StreamTracks = field(default_factory=StreamTracks)
 
 
 @dataclass
@@ -176,26 +155,6 @@ class Stats:
         }  # fmt: skip
 
 
-def reprojection_miss(rel: np.ndarray, root: np.ndarray, rays: np.ndarray, conf: np.ndarray) -> np.ndarray:
-    """(N,) confidence-weighted mean distance, in metres at each joint's depth, between the joints
-    and their 2D rays. rel (N, 17, 3) m, root (N, 3) m, rays (N, 17, 2) K⁻¹p, conf (N, 17)."""
-    joints = rel + root[:, None]
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        miss = np.linalg.norm(joints[..., :2] / joints[..., 2:3] - rays, axis=-1) * joints[..., 2]  # (N, 17)
-        return (conf * miss).sum(axis=1) / np.maximum(conf.sum(axis=1), 1e-12)
-
-
-def plausible(rel: np.ndarray, root: np.ndarray, rays: np.ndarray, conf: np.ndarray) -> np.ndarray:
-    """(N,) bool: finite, in front of the camera, of human size (every joint within 1.5 m of the
-    pelvis, every bone within :data:`pads_stream.skeleton.BONE_RANGE` of a mean adult's), and
-    within 0.3 m of the 2D rays (same arguments as :func:`reprojection_miss`)."""
-    joints = rel + root[:, None]
-    ok = np.isfinite(joints).all(axis=(1, 2)) & (root[:, 2] > 0.1) & (root[:, 2] < 1e3)
-    with np.errstate(invalid="ignore"):
-        ok &= (joints[..., 2] > 0.01).all(axis=1) & (np.abs(rel).max(axis=(1, 2)) < 1.5) & bones_plausible(rel)
-        return ok & (reprojection_miss(rel, root, rays, conf) < 0.3)
-
-
 class Node:
     """The streaming node: owns its sockets; :meth:`run` until :meth:`stop`, then :meth:`close`."""
 
@@ -224,8 +183,8 @@ class Node:
         self.stopping = False
         self.next_status = self.next_log = time.monotonic()
         self.error_tokens, self.error_refill = cfg.max_errors_per_s, time.monotonic()
-        self.one_euro_cfg = OneEuroConfig(cfg.one_euro_min_cutoff, cfg.one_euro_beta)
-        self.depth_cfg = DepthFilterConfig(cfg.depth_filter_noise, cfg.depth_filter_accel)
+        self.tracker_cfg = from_dict(TrackerConfig, {f.name: getattr(cfg, f.name) for f in fields(TrackerConfig)},
+                                     "node config")  # fmt: skip
         self.clock_cfg = ClockConfig(cfg.clock_step_s, cfg.clock_confirm)
         model.check_steps(cfg.steps, model.sampler.t_start)  # a bad config fails here, not per frame
         model.check_steps(cfg.warm_steps, cfg.warm_t_start)
@@ -261,7 +220,7 @@ class Node:
         if now >= self.next_status:
             self.next_status = now + self.cfg.status_period_s
             self.expire(now)
-            tracks = sum(len(s.tracks) for s in self.streams.values())
+            tracks = sum(len(s.tracks.tracks) for s in self.streams.values())
             payload = self.stats.payload(self.model.backend.name, self.model.model_hash, len(self.streams), tracks)
             self.pub.send_multipart(encode("status", payload))
             if self.cfg.log_period_s and now >= self.next_log:
@@ -377,10 +336,9 @@ class Node:
         for name in [s for s, st in self.streams.items() if now - st.last_seen > self.cfg.stream_ttl_s]:
             if name not in self.pending:
                 del self.streams[name]
-        oldest = time.time_ns() - int(self.cfg.warm_max_gap_ms * 1e6)
+        now_ns = time.time_ns()
         for st in self.streams.values():
-            for pid in [p for p, tr in st.tracks.items() if tr.t_recv < oldest]:
-                del st.tracks[pid]
+            st.tracks.expire(now_ns, self.tracker_cfg)
 
     # -- estimation ----------------------------------------------------------------------
 
@@ -408,80 +366,14 @@ class Node:
         for f in frames:
             self.publish(f, results[id(f)])
 
-    def warm_sources(self, batch: list[tuple[Pending, Person]]) -> list[Track | None]:
-        """The track each person continues (None: it starts cold): the fresh track of the stream
-        whose pose, at the root given now or else the track's root, is plausible and reprojects
-        best onto the new 2D, within ``warm_max_reproj_m`` (the own id wins ties). A tracker's id
-        switch then costs nothing, and a pose that fits nobody's 2D is never reused."""
-        sources: list[Track | None] = [None] * len(batch)
-        if not self.cfg.warm_start:
-            return sources
-        for k, (f, person) in enumerate(batch):
-            tracks = self.streams[f.frame.stream].tracks
-            fresh = [(pid, tr) for pid, tr in tracks.items() if f.t_recv - tr.t_recv <= self.cfg.warm_max_gap_ms * 1e6]
-            if not fresh:
-                continue
-            fresh.sort(key=lambda item: item[0] != person.id)  # own id first
-            rel = np.stack([tr.rel for _, tr in fresh])
-            root = np.stack([tr.root if person.root is None else person.root for _, tr in fresh])
-            rays, conf = (
-                np.broadcast_to(person.rays, (len(fresh), 17, 2)),
-                np.broadcast_to(person.conf, (len(fresh), 17)),
-            )
-            miss = np.where(plausible(rel, root, rays, conf), reprojection_miss(rel, root, rays, conf), np.inf)
-            best = int(np.argmin(miss))  # the own id wins ties (it comes first)
-            if miss[best] <= self.cfg.warm_max_reproj_m:
-                sources[k] = fresh[best][1]
-        return sources
-
     def estimate(self, batch: list[tuple[Pending, Person]]) -> list[tuple[np.ndarray, np.ndarray] | None]:
-        """(rel (17, 3), root (3,)) per person of ``batch``, None where the estimate failed; one
-        sampler call per start kind (cold, warm)."""
-        cfg = self.cfg
-        conf = np.stack([p.conf for _, p in batch])
-        rays = np.stack([p.rays for _, p in batch])
-        given = np.array([p.root is not None for _, p in batch])
-        root = np.stack([p.root if p.root is not None else np.full(3, np.nan) for _, p in batch])  # NaN: estimate
-        sources = self.warm_sources(batch)
-        warm = np.array([s is not None for s in sources])
-        init = np.stack([s.rel if s is not None else np.zeros((17, 3)) for s in sources])
-        prev_root = np.stack([s.root if s is not None else np.full(3, np.nan) for s in sources])
-        nan_R, nan_t = np.full((3, 3), np.nan), np.full(3, np.nan)
-        R = np.stack([p.camera.R if p.camera.R is not None else nan_R for _, p in batch])
-        t = np.stack([p.camera.t if p.camera.t is not None else nan_t for _, p in batch])
-        rel, out_root = np.full((len(batch), 17, 3), np.nan), np.full((len(batch), 3), np.nan)
-        ok = np.zeros(len(batch), bool)
-        for is_warm in (False, True):  # one sampler call per start kind
-            g = warm == is_warm
-            if g.any():
-                rel[g], out_root[g], ok[g] = self.model.lift(
-                    rays[g], conf[g], root[g], steps=cfg.warm_steps if is_warm else cfg.steps,
-                    init=init[g] if is_warm else None, t_start=cfg.warm_t_start if is_warm else None,
-                    depth_guess=prev_root[g, 2] if is_warm else None, floor=(R[g], t[g]),
-                )  # fmt: skip
-        depth: list[DepthFilterState | None] = [None] * len(batch)
-        if cfg.depth_filter:  # a body-size depth (not one set by the floor), filtered along the warm start's track
-            for k in np.flatnonzero(ok & ~given & ~np.isfinite(R).all(axis=(1, 2))):
-                state, t_s = sources[k].depth if sources[k] is not None else None, batch[k][0].t_sender * 1e-9
-                rel[k], out_root[k], depth[k] = filter_root_depth(state, rel[k], out_root[k], t_s, self.depth_cfg)
-        ok &= plausible(rel, out_root, rays, conf)
-        out: list[tuple[np.ndarray, np.ndarray] | None] = []
-        for k, (f, person) in enumerate(batch):
-            tracks = self.streams[f.frame.stream].tracks
-            if not ok[k]:
-                tracks.pop(person.id, None)  # a failed estimate never seeds the next frame
-                out.append(None)
-                continue
-            if person.id not in tracks and len(tracks) >= cfg.max_tracks:
-                del tracks[min(tracks, key=lambda i: tracks[i].t_recv)]
-            track = tracks[person.id] = Track(f.t_recv, rel[k], out_root[k], depth[k])
-            if cfg.one_euro:  # joints (root + rel) on the sender's clock, along the warm start's track
-                source = sources[k].smooth if sources[k] is not None else None
-                joints, track.smooth = one_euro(source, rel[k] + out_root[k], f.t_sender * 1e-9, self.one_euro_cfg)
-                out.append((joints - joints[0], joints[0]))
-            else:
-                out.append((rel[k], out_root[k]))
-        return out
+        """(rel (17, 3), root (3,)) per person of ``batch``, None where the estimate failed: the
+        socket-free tracker (:func:`pads_stream.tracker.estimate_persons`) on each stream's tracks."""
+        items = []
+        for f, p in batch:
+            obs = Observation(p.id, p.rays, p.conf, p.root, p.camera.R, p.camera.t, f.t_recv, f.t_sender * 1e-9)
+            items.append((self.streams[f.frame.stream].tracks, obs))
+        return estimate_persons(self.model, self.tracker_cfg, items)
 
     # -- output --------------------------------------------------------------------------
 

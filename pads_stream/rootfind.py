@@ -38,13 +38,26 @@ def initial_root(rays: np.ndarray, conf: np.ndarray) -> tuple[np.ndarray, np.nda
     depth = np.where(ok, FORESHORTENING * size_3d / np.where(ok, size_2d, 1.0), 5.0)
     ok &= (depth > 0.1) & (depth < 1e3)
     centre = (rays * conf[..., None]).sum(1) / np.maximum(conf.sum(1, keepdims=True), 1e-12)
-    # an unseen pelvis lies between the hips, or about 13 cm from the one hip seen (the seen joints'
-    # centre, the guess of last resort, is nearer the chest)
+    guess = np.where(conf[:, :1] > 0, rays[:, 0], unseen_pelvis(rays, conf, centre))
+    return np.concatenate([guess, np.ones((len(rays), 1))], axis=-1) * depth[:, None], ok
+
+
+def unseen_pelvis(rays: np.ndarray, conf: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """(N, 2) where an unseen pelvis projects (a COCO detector's pelvis is unseen with either hip):
+    between the hips; else from the one hip seen, moved across the body as the shoulders show it
+    (the same-side shoulder to the shoulders' midpoint, scaled by the mean hip / shoulder bone);
+    else at that hip; else at ``centre`` (N, 2), the seen joints' centre, nearer the chest.
+
+    Held-out S8 views, GT 2D, root unknown, one hip (so the pelvis and spine) unseen: seen-joint
+    MPJPE 121 mm at that hip, 61 mm moved across (48 mm with every joint seen).
+    """
     r_hip, l_hip = conf[:, [1]] > 0, conf[:, [4]] > 0
-    one_hip = np.where(r_hip, rays[:, 1], rays[:, 4])
-    guess = np.where(r_hip & l_hip, 0.5 * (rays[:, 1] + rays[:, 4]), np.where(r_hip | l_hip, one_hip, centre))
-    pelvis = np.where(conf[:, :1] > 0, rays[:, 0], guess)
-    return np.concatenate([pelvis, np.ones((len(rays), 1))], axis=-1) * depth[:, None], ok
+    shoulders = (conf[:, [11]] > 0) & (conf[:, [14]] > 0)
+    hip = np.where(r_hip, rays[:, 1], rays[:, 4])
+    same_shoulder = np.where(r_hip, rays[:, 14], rays[:, 11])
+    across = hip + (0.5 * (rays[:, 11] + rays[:, 14]) - same_shoulder) * (MEAN_BONES_M[0] / MEAN_BONES_M[10])
+    one_hip = np.where(shoulders, across, hip)
+    return np.where(r_hip & l_hip, 0.5 * (rays[:, 1] + rays[:, 4]), np.where(r_hip | l_hip, one_hip, centre))
 
 
 def bone_scale(rel: np.ndarray, conf: np.ndarray, min_conf: float = 0.5) -> np.ndarray:

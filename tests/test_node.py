@@ -243,7 +243,7 @@ def test_state_is_bounded_and_expires(test_set):
         persons = [dict(p, id=k) for k, p in enumerate(persons_of(test_set, range(10)))]
         out = h.exchange(h.frame("new", 0, persons, camera=True))
         (msg,) = poses(out, "new")
-        assert len(msg["persons"]) == 10 and len(h.node.streams["new"].tracks) == 4
+        assert len(msg["persons"]) == 10 and len(h.node.streams["new"].tracks.tracks) == 4
     finally:
         h.close()
 

@@ -1,29 +1,28 @@
 """Choose the node's depth filter on held-out sequences: S8's held-out takes (never S9/S11).
 
-Each person is estimated frame after frame as the node does for 2D + K (root unknown): a warm
-start from the previous pose (``warm_t_start``, ``warm_steps`` of the node config) with the
-previous root's depth as the guess, then the estimated depth filtered per track
-(:func:`pads_stream.smoothing.filter_root_depth`, as the node does).
-Fixed virtual cameras at 25 Hz (and every other frame: 12.5 Hz), exact 2D; a cold-start row
-estimates every frame from scratch (no tracking) for comparison. Prints MPJPE
-(pelvis-relative), root error and the acceleration error of the pelvis-relative joints (as the
-listener scores the node). Usage: python tools/depth_filter_eval.py [--data DIR]
+The sequences go through the node's own tracker (:func:`pads_stream.tracker.track_sequences`:
+warm starts, the depth filter, the plausibility gate) for 2D + K (root unknown), frame by frame,
+through fixed virtual cameras (2 persons each) at 25 Hz and at 12.5 Hz (every other frame), exact
+2D. Rows: the cold start (no tracking), the warm start without the filter, and the filter's
+settings (``depth_filter_noise:depth_filter_accel``). Prints MPJPE (pelvis-relative), the root
+error and the acceleration error of the pelvis-relative joints (as the listener scores the node).
+Usage: python tools/depth_filter_eval.py [--data DIR] [--grid 0.03:1,...]
 """
 
 import argparse
+import dataclasses
 
 import numpy as np
 
 from pads_stream.api import load_model
 from pads_stream.camera import normalized_rays
-from pads_stream.config import load_json
+from pads_stream.config import from_dict, load_json, to_dict
 from pads_stream.data import DEFAULT_DATA
-from pads_stream.metrics import mpjpe
 from pads_stream.node import DEFAULT_CONFIG, NodeConfig
 from pads_stream.replay import holdout_sequences
-from pads_stream.smoothing import DepthFilterConfig, filter_root_depth
+from pads_stream.tracker import TrackerConfig, track_sequences
 
-parser = argparse.ArgumentParser(description=__doc__)
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--data", default=DEFAULT_DATA)
 parser.add_argument("--streams", type=int, default=12, help="virtual cameras, 2 persons each")
 parser.add_argument("--frames", type=int, default=150)
@@ -33,36 +32,25 @@ seq = holdout_sequences(args.data, args.streams, args.frames)
 kp, K, root, gt = seq["kp2d"], seq["K"], seq["root"], seq["gt"]
 F, P = kp.shape[:2]
 rays, conf = normalized_rays(kp, K)[..., :2], np.ones(kp.shape[:-1])
-node = load_json(NodeConfig, str(DEFAULT_CONFIG))
-model = load_model(backend="onnxruntime")
-
-
-def chain(frames: np.ndarray, cfg: DepthFilterConfig | None, warm_start: bool = True) -> dict[str, float]:
-    """One run over ``frames`` of the sequences: MPJPE, root error (mm), acceleration error (mm/frame²)."""
-    x = r = None
-    states = [None] * P
-    out, roots = [], []
-    for f in frames:
-        warm = {} if x is None or not warm_start else {"init": x, "t_start": node.warm_t_start, "depth_guess": r[:, 2]}
-        x, r, _ = model.lift(rays[f], conf, None, steps=node.warm_steps if warm else node.steps, **warm)
-        if cfg is not None:
-            for p in range(P):
-                x[p], r[p], states[p] = filter_root_depth(states[p], x[p], r[p], f / 25.0, cfg)
-        out.append(x)
-        roots.append(r)
-    out, g = np.array(out), gt[frames]
-    accel = np.linalg.norm(np.diff(out, 2, axis=0) - np.diff(g, 2, axis=0), axis=-1).mean()
-    return {"mpjpe": float(np.mean([mpjpe(o, t).mean() for o, t in zip(out, g, strict=True)])),
-            "root": 1000 * float(np.linalg.norm(np.array(roots) - root[frames], axis=-1).mean()),
-            "accel": 1000 * float(accel)}  # fmt: skip
-
+node = to_dict(load_json(NodeConfig, str(DEFAULT_CONFIG)))
+shipped = from_dict(TrackerConfig, {f.name: node[f.name] for f in dataclasses.fields(TrackerConfig)}, "node config")
+model = load_model(backend="onnxruntime", threads=1)
 
 print(f"S8 held-out takes, {args.streams} cameras x 2 persons x {F} frames, 2D + K (root unknown), exact 2D, "
-      f"warm start from t={node.warm_t_start} with {node.warm_steps} steps\n")  # fmt: skip
-print("| rate | depth filter (noise : accel 1/s²) | MPJPE | root error | accel. error mm/frame² |")
-print("|---|---|---|---|---|")
+      f"the node's tracker (warm from t={shipped.warm_t_start} with {shipped.warm_steps} steps)\n")  # fmt: skip
+print("| rate | depth filter (noise : accel 1/s²) | MPJPE | root error | accel. error mm/frame² | refused % |")
+print("|---|---|---|---|---|---|")
 for fps, frames in ((25.0, np.arange(F)), (12.5, np.arange(0, F, 2))):
-    for spec in ["cold start", "off"] + args.grid.split(","):
-        cfg = None if spec in ("cold start", "off") else DepthFilterConfig(*map(float, spec.split(":")))
-        r = chain(frames, cfg, warm_start=spec != "cold start")
-        print(f"| {fps:g} Hz | {spec} | {r['mpjpe']:.1f} | {r['root']:.0f} | {r['accel']:.2f} |", flush=True)
+    for spec in ["cold start", "off", *args.grid.split(",")]:
+        if spec in ("cold start", "off"):
+            cfg = dataclasses.replace(shipped, warm_start=spec == "off", depth_filter=False)
+        else:
+            noise, accel = map(float, spec.split(":"))
+            cfg = dataclasses.replace(shipped, depth_filter=True, depth_filter_noise=noise, depth_filter_accel=accel)
+        joints = track_sequences(model, cfg, rays[frames], conf[frames], None, np.arange(P) // 2, fps)
+        rel, g = joints - joints[:, :, :1], gt[frames]
+        e = 1000 * np.linalg.norm(rel - g, axis=-1).mean(axis=-1)
+        acc = 1000 * np.nanmean(np.linalg.norm(np.diff(rel, 2, axis=0) - np.diff(g, 2, axis=0), axis=-1))
+        root_err = 1000 * np.nanmean(np.linalg.norm(joints[:, :, 0] - root[frames], axis=-1))
+        refused = 100 * np.isnan(e).mean()
+        print(f"| {fps:g} Hz | {spec} | {np.nanmean(e):.1f} | {root_err:.0f} | {acc:.2f} | {refused:.1f} |", flush=True)

@@ -1,0 +1,234 @@
+"""Tracked persons of a stream, without sockets: warm starts, the depth and One Euro filters, the
+plausibility gate.
+
+The node drives this module frame by frame, and so do the measurement tools
+(``tools/warm_start_eval.py``, ``tools/depth_filter_eval.py``): what they measure is what the node
+runs. Per person of a frame (an :class:`Observation`), :func:`estimate_persons`:
+
+1. chooses the track to continue (:meth:`StreamTracks.source`): the fresh track of the stream
+   whose pose, at the root given now or else the track's root, is plausible and reprojects best
+   onto the new 2D, within ``warm_max_reproj_m`` (the own id wins ties). A tracker's id switch
+   then costs nothing, and a pose that fits nobody's 2D is never reused;
+2. estimates every person in one sampler call per start kind (cold from the sampler's
+   ``t_start``; warm from the continued pose at ``warm_t_start``), an estimated root lending
+   only its depth along this frame's pelvis ray (:meth:`pads_stream.api.PoseModel.lift`);
+3. filters a body-size root depth along the continued track (:func:`filter_root_depth`; a depth
+   set by the floor is left alone);
+4. gates the result (:func:`plausible`): a failed estimate is never remembered;
+5. remembers the accepted pose under the person's id, and smooths the published joints with the
+   One Euro filter along the same track, when asked.
+
+Times: ``t_ns`` is this host's clock (freshness of a track); ``t_sender_s`` the capture time on
+the sender's clock, seconds (the filters' time). Units: metres, camera frame (OpenCV axes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .api import PoseModel
+from .skeleton import bones_plausible
+from .smoothing import (
+    DepthFilterConfig,
+    DepthFilterState,
+    OneEuroConfig,
+    OneEuroState,
+    filter_root_depth,
+    one_euro,
+)
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """How tracked persons are estimated (the node config's fields of the same names)."""
+
+    steps: int = 10  # cold start: sampler steps from the sampler's t_start
+    warm_start: bool = True
+    warm_steps: int = 10  # warm start: steps from warm_t_start (docs/warm_start.md)
+    warm_t_start: int = 300
+    warm_max_gap_ms: float = 250.0  # a track's previous pose older than this is not reused
+    warm_max_reproj_m: float = 0.1  # ... nor one whose reprojection misses the new 2D by more (m at the person)
+    max_tracks: int = 64  # remembered tracks per stream
+    depth_filter: bool = True  # Kalman filter per track on a body-size root depth (docs/depth_filter.md)
+    depth_filter_noise: float = 0.03  # std of one frame's estimated log-depth
+    depth_filter_accel: float = 1.0  # std of the log-depth's acceleration, 1/s²
+    one_euro: bool = False  # One Euro filter on published joints, per track (the warm start stays unfiltered)
+    one_euro_min_cutoff: float = 1.0  # Hz
+    one_euro_beta: float = 0.5  # Hz per m/s
+
+
+@dataclass
+class Track:
+    """A person's last accepted estimate: when (ns, this host), pelvis-relative pose and root (m),
+    the depth filter's state of an estimated root, and the One Euro filter's state."""
+
+    t_ns: int
+    rel: np.ndarray  # (17, 3)
+    root: np.ndarray  # (3,)
+    depth: DepthFilterState | None = None
+    smooth: OneEuroState | None = None
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One person of a frame, validated: H36M-17 order, rays K⁻¹p of undistorted keypoints."""
+
+    id: int
+    rays: np.ndarray  # (17, 2)
+    conf: np.ndarray  # (17,)
+    root: np.ndarray | None  # (3,) m, camera frame, or None (estimated)
+    R: np.ndarray | None = None  # (3, 3) the camera's extrinsics, X_cam = R X_world + t (a floor at z = 0)
+    t: np.ndarray | None = None  # (3,) m
+    t_ns: int = 0  # when it was received, ns on this host's clock
+    t_sender_s: float = 0.0  # capture time on the sender's clock, s
+
+
+def reprojection_miss(rel: np.ndarray, root: np.ndarray, rays: np.ndarray, conf: np.ndarray) -> np.ndarray:
+    """(N,) confidence-weighted mean distance, in metres at each joint's depth, between the joints
+    and their 2D rays. rel (N, 17, 3) m, root (N, 3) m, rays (N, 17, 2) K⁻¹p, conf (N, 17)."""
+    joints = rel + root[:, None]
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        miss = np.linalg.norm(joints[..., :2] / joints[..., 2:3] - rays, axis=-1) * joints[..., 2]  # (N, 17)
+        return (conf * miss).sum(axis=1) / np.maximum(conf.sum(axis=1), 1e-12)
+
+
+def plausible(rel: np.ndarray, root: np.ndarray, rays: np.ndarray, conf: np.ndarray) -> np.ndarray:
+    """(N,) bool: finite, in front of the camera, of human size (every joint within 1.5 m of the
+    pelvis, every bone within :data:`pads_stream.skeleton.BONE_RANGE` of a mean adult's), and
+    within 0.3 m of the 2D rays (same arguments as :func:`reprojection_miss`)."""
+    joints = rel + root[:, None]
+    ok = np.isfinite(joints).all(axis=(1, 2)) & (root[:, 2] > 0.1) & (root[:, 2] < 1e3)
+    with np.errstate(invalid="ignore"):
+        ok &= (joints[..., 2] > 0.01).all(axis=1) & (np.abs(rel).max(axis=(1, 2)) < 1.5) & bones_plausible(rel)
+        return ok & (reprojection_miss(rel, root, rays, conf) < 0.3)
+
+
+@dataclass
+class StreamTracks:
+    """The remembered persons of one stream (one camera), by id."""
+
+    tracks: dict[int, Track] = field(default_factory=dict)
+
+    def source(self, obs: Observation, cfg: TrackerConfig) -> Track | None:
+        """The track ``obs`` continues, or None (a cold start); see the module docstring, step 1."""
+        if not cfg.warm_start:
+            return None
+        fresh = [(pid, tr) for pid, tr in self.tracks.items() if obs.t_ns - tr.t_ns <= cfg.warm_max_gap_ms * 1e6]
+        if not fresh:
+            return None
+        fresh.sort(key=lambda item: item[0] != obs.id)  # own id first
+        rel = np.stack([tr.rel for _, tr in fresh])
+        root = np.stack([tr.root if obs.root is None else obs.root for _, tr in fresh])
+        rays = np.broadcast_to(obs.rays, (len(fresh), 17, 2))
+        conf = np.broadcast_to(obs.conf, (len(fresh), 17))
+        miss = np.where(plausible(rel, root, rays, conf), reprojection_miss(rel, root, rays, conf), np.inf)
+        best = int(np.argmin(miss))  # the own id wins ties (it comes first)
+        return fresh[best][1] if miss[best] <= cfg.warm_max_reproj_m else None
+
+    def remember(self, obs: Observation, track: Track | None, cfg: TrackerConfig) -> None:
+        """Keep ``track`` under ``obs.id`` (None: forget the id; a failed estimate seeds nothing)."""
+        if track is None:
+            self.tracks.pop(obs.id, None)
+            return
+        if obs.id not in self.tracks and len(self.tracks) >= cfg.max_tracks:
+            del self.tracks[min(self.tracks, key=lambda i: self.tracks[i].t_ns)]
+        self.tracks[obs.id] = track
+
+    def expire(self, now_ns: int, cfg: TrackerConfig) -> None:
+        """Forget tracks too old for a warm start."""
+        oldest = now_ns - int(cfg.warm_max_gap_ms * 1e6)
+        for pid in [p for p, tr in self.tracks.items() if tr.t_ns < oldest]:
+            del self.tracks[pid]
+
+
+Result = tuple[np.ndarray, np.ndarray] | None  # (rel (17, 3), root (3,)) metres, or None: the estimate failed
+
+
+def estimate_persons(
+    model: PoseModel, cfg: TrackerConfig, items: list[tuple[StreamTracks, Observation]]
+) -> list[Result]:
+    """Estimate persons of one or more streams, each continuing its stream's tracks, and update
+    those tracks (module docstring, steps 1-5).
+
+    Returns:
+        per item (rel (17, 3), root (3,)) in metres, camera frame (smoothed when ``one_euro``),
+        or None where the estimate was non-finite or implausible.
+    """
+    if not items:
+        return []
+    obs = [o for _, o in items]
+    conf = np.stack([o.conf for o in obs])
+    rays = np.stack([o.rays for o in obs])
+    given = np.array([o.root is not None for o in obs])
+    root = np.stack([o.root if o.root is not None else np.full(3, np.nan) for o in obs])  # NaN: estimate
+    sources = [tracks.source(o, cfg) for tracks, o in items]
+    warm = np.array([s is not None for s in sources])
+    init = np.stack([s.rel if s is not None else np.zeros((17, 3)) for s in sources])
+    prev_root = np.stack([s.root if s is not None else np.full(3, np.nan) for s in sources])
+    R = np.stack([o.R if o.R is not None else np.full((3, 3), np.nan) for o in obs])
+    t = np.stack([o.t if o.t is not None else np.full(3, np.nan) for o in obs])
+    rel, out_root = np.full((len(obs), 17, 3), np.nan), np.full((len(obs), 3), np.nan)
+    ok = np.zeros(len(obs), bool)
+    for is_warm in (False, True):  # one sampler call per start kind
+        g = warm == is_warm
+        if g.any():
+            rel[g], out_root[g], ok[g] = model.lift(
+                rays[g], conf[g], root[g], steps=cfg.warm_steps if is_warm else cfg.steps,
+                init=init[g] if is_warm else None, t_start=cfg.warm_t_start if is_warm else None,
+                depth_guess=prev_root[g, 2] if is_warm else None, floor=(R[g], t[g]),
+            )  # fmt: skip
+    depth: list[DepthFilterState | None] = [None] * len(obs)
+    if cfg.depth_filter:  # a body-size depth (not one set by the floor), filtered along the continued track
+        depth_cfg = DepthFilterConfig(cfg.depth_filter_noise, cfg.depth_filter_accel)
+        for k in np.flatnonzero(ok & ~given & ~np.isfinite(R).all(axis=(1, 2))):
+            state = sources[k].depth if sources[k] is not None else None
+            rel[k], out_root[k], depth[k] = filter_root_depth(state, rel[k], out_root[k], obs[k].t_sender_s, depth_cfg)
+    ok &= plausible(rel, out_root, rays, conf)
+    smooth_cfg = OneEuroConfig(cfg.one_euro_min_cutoff, cfg.one_euro_beta)
+    out: list[Result] = []
+    for k, (tracks, o) in enumerate(items):
+        if not ok[k]:
+            tracks.remember(o, None, cfg)
+            out.append(None)
+            continue
+        track = Track(o.t_ns, rel[k], out_root[k], depth[k])
+        tracks.remember(o, track, cfg)
+        if cfg.one_euro:  # joints (root + rel) on the sender's clock, along the continued track
+            source = sources[k].smooth if sources[k] is not None else None
+            joints, track.smooth = one_euro(source, rel[k] + out_root[k], o.t_sender_s, smooth_cfg)
+            out.append((joints - joints[0], joints[0]))
+        else:
+            out.append((rel[k], out_root[k]))
+    return out
+
+
+def track_sequences(model: PoseModel, cfg: TrackerConfig, rays: np.ndarray, conf: np.ndarray,
+                    root: np.ndarray | None, stream_of: np.ndarray, fps: float) -> np.ndarray:  # fmt: skip
+    """Recorded sequences through the tracker frame by frame, as the node runs them (no sockets):
+    what the measurement tools score.
+
+    Args:
+        rays: (F, P, 17, 2) K⁻¹p per frame and person. conf: (F, P, 17).
+        root: (F, P, 3) metres, camera frame, or None (estimated).
+        stream_of: (P,) the stream (camera) of each person: persons of a stream share its tracks.
+        fps: frame rate (the frames' capture and arrival times).
+
+    Returns:
+        (F, P, 17, 3) joints (root + rel, metres, camera frame); NaN where the tracker refused.
+    """
+    frames, persons = rays.shape[:2]
+    streams = {s: StreamTracks() for s in np.unique(stream_of)}
+    out = np.full((frames, persons, 17, 3), np.nan)
+    for f in range(frames):
+        t_ns = int(round(f * 1e9 / fps))
+        items = []
+        for p in range(persons):
+            given = None if root is None else root[f, p]
+            items.append((streams[stream_of[p]], Observation(p, rays[f, p], conf[f, p], given, t_ns=t_ns,
+                                                             t_sender_s=f / fps)))  # fmt: skip
+        for p, result in enumerate(estimate_persons(model, cfg, items)):
+            if result is not None:
+                out[f, p] = result[0] + result[1]
+    return out
