@@ -16,10 +16,11 @@ import numpy as np
 from .backends import BACKENDS, Backend, OnnxRuntimeBackend, TensorRTBackend, TorchBackend
 from .camera import check_intrinsics, floor_scale, normalized_rays, sphere_start
 from .config import from_dict
+from .layout import get as get_layout
 from .rootfind import bone_scale, initial_root
 from .sampler import SamplerConfig, make_tables, sample, snap_to_rays, split_steps, tweedie_denoise
 from .schedule import DiffusionConfig, alphas_cumprod
-from .skeleton import LAYOUTS, NUM_JOINTS, fill_from_ancestors, noise_from_symmetry, to_h36m
+from .skeleton import NUM_JOINTS, fill_from_ancestors, noise_from_symmetry
 from .stepgraph import BackendUnavailable, file_hash, package_file, read_manifest
 
 DEFAULT_MODEL = "pads_h36m"
@@ -196,10 +197,9 @@ class PoseModel:
 
     @staticmethod
     def _check_keypoints(kp2d: object, conf: object | None, layout: str) -> tuple[np.ndarray, np.ndarray]:
-        if layout not in LAYOUTS:
-            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-        kp = _as_array(kp2d, "kp2d", (None, NUM_JOINTS, 2))
-        c = np.ones(kp.shape[:2]) if conf is None else _as_array(conf, "conf", (kp.shape[0], NUM_JOINTS))
+        lay = get_layout(layout)
+        kp = _as_array(kp2d, "kp2d", (None, lay.count, 2))
+        c = np.ones(kp.shape[:2]) if conf is None else _as_array(conf, "conf", (kp.shape[0], lay.count))
         if not np.all(np.isfinite(c)) or np.any((c < 0) | (c > 1)):
             raise ValueError("conf must be finite and within [0, 1]")
         bad = ~np.isfinite(kp).all(axis=-1) & (c > 0)
@@ -208,7 +208,7 @@ class PoseModel:
             raise ValueError(f"kp2d has NaN or infinite values where conf > 0 (sample {n}, joint {j})")
         if np.any(np.abs(kp[c > 0]) > 1e6):
             raise ValueError("kp2d has coordinates beyond 1e6 px")
-        kp, c = to_h36m(np.where(c[..., None] > 0, kp, 0.0), c, layout)
+        kp, c = lay.to_h36m(np.where(c[..., None] > 0, kp, 0.0), c)
         return kp, c
 
     @staticmethod
@@ -270,18 +270,19 @@ class PoseModel:
         """Lift 2D keypoints to 3D (perspective projection).
 
         Args:
-            kp2d: (N, 17, 2) pixels in ``layout`` order (undistorted).
+            kp2d: (N, J, 2) pixels in ``layout`` order (J joints of that layout), undistorted.
             K: (3, 3) or (N, 3, 3) intrinsics, pixels.
             root: (N, 3) pelvis position in the camera frame, metres, z > 0; None: estimated
                 from the 2D and K (a body-size depth from the 2D, corrected by the bone lengths of
                 the pose fitted there; see :mod:`pads_stream.rootfind`).
-            conf: (N, 17) confidences in [0, 1] weighting the 2D residual; 0 = missing joint.
+            conf: (N, J) confidences in [0, 1] weighting the 2D residual; 0 = unseen joint.
             steps: sampler steps (network passes), split between the first run from ``t_start``
                 and the restart run (``SamplerConfig.restart_fraction``).
             init: (N, 17, 3) pelvis-relative metres to start from instead of the inverse
                 projection (a warm start from the previous frame).
             t_start: starting noise level; default the sampler's ``t_start``.
-            layout: ``h36m17`` or ``coco17`` (converted to H36M-17).
+            layout: ``h36m17``, ``coco17``, ``halpe26`` or ``coco_wholebody133``
+                (:mod:`pads_stream.layout`; converted to H36M-17).
             return_root: also return the (N, 3) root used (given or estimated).
             extrinsics: (R, t) of the camera, X_cam = R · X_world + t, in a world whose floor is
                 z = 0 (Z up, metres); R (3, 3) or (N, 3, 3), t (3,) or (N, 3); rows of NaN mark

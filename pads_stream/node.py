@@ -36,9 +36,9 @@ from .api import PoseModel, load_model
 from .camera import camera_to_world, normalized_rays, project, undistort_points
 from .clock import ClockConfig, SenderClock
 from .config import from_dict, load_json, to_dict
+from .layout import to_h36m
 from .rootfind import initial_root
 from .shutdown import exit_on_stop_signals
-from .skeleton import to_h36m
 from .stepgraph import package_file
 from .tracker import Observation, StreamTracks, TrackerConfig, estimate_persons
 from .wire import (

@@ -1,9 +1,8 @@
-"""Skeleton layouts: the canonical Human3.6M-17 joint order and the input layouts mapped onto it.
+"""The Human3.6M-17 skeleton: joint order, parents, left and right, mean bones, bone math.
 
-Every pose inside pads-stream is in the Human3.6M-17 order below. Input layouts (``coco17``) are
-converted once, at the edge, by :func:`to_h36m`, which carries confidences along: a joint derived
-from several source joints takes the lowest confidence of its sources, and a joint whose
-confidence is 0 is "missing" everywhere downstream.
+Every pose inside pads-stream is in this order. Input layouts (COCO-17, Halpe-26, ...) are
+converted once, at the edge (:mod:`pads_stream.layout`); a joint whose confidence is 0 is
+"missing" everywhere downstream.
 """
 
 from __future__ import annotations
@@ -31,53 +30,6 @@ MEAN_BONES_M = np.array([0.1329, 0.4429, 0.4541, 0.1329, 0.4429, 0.4541, 0.2335,
 # to a very tall adult (about 1.3), widened for a single frame's estimation error. Outside it a
 # bone is absurd (a 40 cm pelvis-to-hip, a 1 m shin) and the pose is not published.
 BONE_RANGE = (0.2, 2.0)
-
-COCO_JOINTS = (
-    "nose", "l_eye", "r_eye", "l_ear", "r_ear", "l_shoulder", "r_shoulder", "l_elbow",
-    "r_elbow", "l_wrist", "r_wrist", "l_hip", "r_hip", "l_knee", "r_knee", "l_ankle", "r_ankle",
-)  # fmt: skip
-
-# Each H36M joint as the mean of COCO joints (common practice): pelvis = mid-hips,
-# thorax = mid-shoulders, head = mid-eyes, neck/nose = nose; spine = mid(pelvis, thorax)
-# is the mean of the four hip and shoulder joints.
-_C = {name: i for i, name in enumerate(COCO_JOINTS)}
-COCO_TO_H36M: tuple[tuple[int, ...], ...] = (
-    (_C["l_hip"], _C["r_hip"]),
-    (_C["r_hip"],), (_C["r_knee"],), (_C["r_ankle"],),
-    (_C["l_hip"],), (_C["l_knee"],), (_C["l_ankle"],),
-    (_C["l_hip"], _C["r_hip"], _C["l_shoulder"], _C["r_shoulder"]),
-    (_C["l_shoulder"], _C["r_shoulder"]),
-    (_C["nose"],),
-    (_C["l_eye"], _C["r_eye"]),
-    (_C["l_shoulder"],), (_C["l_elbow"],), (_C["l_wrist"],),
-    (_C["r_shoulder"],), (_C["r_elbow"],), (_C["r_wrist"],),
-)  # fmt: skip
-
-LAYOUTS = ("h36m17", "coco17")
-
-
-def to_h36m(kp: np.ndarray, conf: np.ndarray, layout: str) -> tuple[np.ndarray, np.ndarray]:
-    """Convert keypoints of an input layout to Human3.6M-17.
-
-    Args:
-        kp: (..., 17, D) joint coordinates in the source layout (pixels for 2D, metres for 3D).
-        conf: (..., 17) confidences in [0, 1]; 0 marks a missing joint.
-        layout: one of :data:`LAYOUTS`.
-
-    Returns:
-        (kp, conf) in H36M-17 order, shapes (..., 17, D) and (..., 17). A derived joint is the
-        mean of its sources and takes the lowest source confidence; a missing source makes it
-        missing (its coordinates are then the mean of whatever was sent, which is ignored).
-    """
-    if layout == "h36m17":
-        return kp, conf
-    if layout != "coco17":
-        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-    if kp.shape[-2] != 17 or conf.shape[-1] != 17:
-        raise ValueError(f"coco17 needs 17 joints, got kp {kp.shape} conf {conf.shape}")
-    out_kp = np.stack([kp[..., list(src), :].mean(axis=-2) for src in COCO_TO_H36M], axis=-2)
-    out_conf = np.stack([conf[..., list(src)].min(axis=-1) for src in COCO_TO_H36M], axis=-1)
-    return out_kp, out_conf
 
 
 def fill_from_ancestors(x: np.ndarray, seen: np.ndarray) -> np.ndarray:

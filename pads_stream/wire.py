@@ -16,7 +16,8 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from .skeleton import LAYOUTS
+from .layout import NAMES as LAYOUTS
+from .layout import get as get_layout
 
 VERSION = 1
 MAX_MESSAGE_BYTES = 1 << 20  # larger messages are rejected unread
@@ -264,6 +265,7 @@ def decode_inbound(frames: list[bytes]) -> Kp2dFrame | CameraUpdate:
             raise WireError("schema", "layout must be a string")
         if layout not in LAYOUTS:
             raise WireError("layout", f"unknown layout; supported {list(LAYOUTS)}")
+        joints = get_layout(layout).count
         camera = _camera(p["camera"]) if p.get("camera") is not None else None
         persons = p.get("persons")
         if not isinstance(persons, list):
@@ -278,7 +280,7 @@ def decode_inbound(frames: list[bytes]) -> Kp2dFrame | CameraUpdate:
             if pid in ids or not -(2**63) <= pid < 2**64:
                 raise WireError("value", f"persons[{k}].id is repeated or beyond 64 bits")
             ids.add(pid)
-            kp = _floats(person.get("kp"), (17, 3), f"persons[{k}].kp", nil=True)
+            kp = _floats(person.get("kp"), (joints, 3), f"persons[{k}].kp", nil=True)
             conf = kp[:, 2]
             if not np.all(np.isfinite(conf)) or np.any((conf < 0) | (conf > 1)):
                 raise WireError("value", f"persons[{k}].kp confidences must be finite and within [0, 1]")

@@ -118,7 +118,10 @@ def test_what_a_new_user_gets_wrong_fails_loudly(model, inputs):
 
 
 def test_coco_layout_is_accepted(model, test_set):
-    from pads_stream.skeleton import COCO_JOINTS, H36M_JOINTS
+    from pads_stream.layout import get as get_layout
+    from pads_stream.skeleton import H36M_JOINTS
+
+    COCO_JOINTS = get_layout("coco17").joints
 
     kp_h36m = test_set["kp2d"][:3]
     coco = np.zeros((3, 17, 2))

@@ -9,8 +9,11 @@ import pytest
 
 from pads_stream.demo import run
 from pads_stream.formats import OPENPOSE_TO_COCO, read_coco_results, read_openpose_folder, read_videopose3d
+from pads_stream.layout import get as get_layout
 from pads_stream.replay import add_arguments
-from pads_stream.skeleton import COCO_JOINTS, H36M_JOINTS
+from pads_stream.skeleton import H36M_JOINTS
+
+COCO_JOINTS = get_layout("coco17").joints
 
 
 def coco_from_h36m(kp_h36m: np.ndarray) -> np.ndarray:

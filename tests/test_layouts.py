@@ -4,8 +4,12 @@ import numpy as np
 import pytest
 
 from pads_stream.bvh import JointMapping, forward_kinematics, load_bvh_h36m, parse_bvh
-from pads_stream.skeleton import COCO_JOINTS, H36M_JOINTS, bone_lengths, mirror, to_h36m
+from pads_stream.layout import get as get_layout
+from pads_stream.layout import to_h36m
+from pads_stream.skeleton import H36M_JOINTS, bone_lengths, mirror
 from pads_stream.stepgraph import package_file
+
+COCO_JOINTS = get_layout("coco17").joints
 
 BVH = """HIERARCHY
 ROOT Hips
@@ -114,3 +118,38 @@ def test_written_bvh_reproduces_the_motion(tmp_path):
     bvh = parse_bvh((tmp_path / "walk.bvh").read_text())
     pos = forward_kinematics(bvh)[:, [bvh.names.index(n) for n in H36M_JOINTS]] / 100
     assert np.abs(pos - seq).max() < 1e-4
+
+
+def test_every_layout_is_one_record_the_wire_and_the_api_read(test_set):
+    """Issue 16: a layout is a data file; Halpe-26 and COCO-WholeBody-133 (its body part) lift the
+    same body as COCO-17 where they carry the same joints, over the wire and through the API."""
+    from pads_stream.api import load_model
+    from pads_stream.layout import NAMES, layouts
+    from pads_stream.wire import decode_inbound, kp2d_message
+
+    assert set(layouts()) == set(NAMES) and {lay.count for lay in layouts().values()} == {17, 26, 133}
+    h36m = test_set["kp2d"][:4].astype(float)
+    index = {name: k for k, name in enumerate(H36M_JOINTS)}
+    coco_from = {"nose": "neck_nose", "l_eye": "head", "r_eye": "head", "l_ear": "head", "r_ear": "head"}
+    model = load_model()
+    poses = {}
+    for name in ("coco17", "halpe26", "coco_wholebody133"):
+        lay = get_layout(name)
+        kp, conf = np.zeros((4, lay.count, 2)), np.zeros((4, lay.count))
+        for k, joint in enumerate(lay.joints):
+            source = coco_from.get(joint, joint)
+            if source in index:
+                kp[:, k], conf[:, k] = h36m[:, index[source]], 1.0
+        if name == "halpe26":  # its own pelvis, neck and head top
+            for joint, source in (("hip", "pelvis"), ("neck", "thorax"), ("head", "head")):
+                kp[:, lay.joints.index(joint)], conf[:, lay.joints.index(joint)] = h36m[:, index[source]], 1.0
+        frame = decode_inbound(kp2d_message("s", 0, 1, [{"id": 0, "kp": np.concatenate([kp[0], conf[0, :, None]], -1)
+                                                          .tolist()}], layout=name))  # fmt: skip
+        assert frame.layout == name and frame.persons[0].kp.shape == (lay.count, 2)
+        poses[name] = model.estimate(kp, test_set["K"][:4], test_set["root"][:4], conf=conf, layout=name, steps=4)
+    np.testing.assert_allclose(poses["coco_wholebody133"], poses["coco17"], atol=1e-5)  # the same 17 body joints
+    halpe_err = np.linalg.norm(poses["halpe26"] - test_set["gt"][:4], axis=-1).mean()
+    coco_err = np.linalg.norm(poses["coco17"] - test_set["gt"][:4], axis=-1).mean()
+    assert halpe_err < coco_err + 0.01  # its own pelvis, thorax and head: no worse than COCO's midpoints
+    with pytest.raises(ValueError, match="coco_wholebody133 needs 133 joints"):
+        get_layout("coco_wholebody133").to_h36m(np.zeros((1, 17, 2)), np.ones((1, 17)))

@@ -13,8 +13,8 @@ import pytest
 import zmq
 
 from pads_stream.api import load_model
+from pads_stream.layout import get as get_layout
 from pads_stream.node import Node, NodeConfig, warm_up
-from pads_stream.skeleton import COCO_JOINTS
 from pads_stream.wire import ERROR_KINDS, camera_message, decode, kp2d_message
 
 from .test_wire_and_root import MALFORMED
@@ -60,6 +60,7 @@ class Harness:
 
 
 K = np.array([[1145.0, 0.0, 512.0], [0.0, 1145.0, 515.0], [0.0, 0.0, 1.0]])
+COCO_JOINTS = get_layout("coco17").joints
 
 
 @pytest.fixture

@@ -79,6 +79,15 @@ def test_schema_describes_what_a_live_node_sends(test_set):
         h.close()
 
 
+def test_schema_layouts_are_the_layout_records():
+    from pads_stream.layout import layouts
+
+    layout = SCHEMA["$defs"]["kp2d"]["properties"]["layout"]
+    assert layout["enum"] == list(layouts()) and layout["x-joints"] == {n: v.count for n, v in layouts().items()}
+    for name, lay in layouts().items():
+        assert f"`{name}`" in DOC.split("## Layouts")[1] and f"{lay.count} joints" in DOC.split("## Layouts")[1]
+
+
 def test_documented_error_kinds_are_the_codes():
     documented = set(re.findall(r"^\| `([a-z_]+)` \| ", DOC.split("## Out: `error`")[1].split("##")[0], re.M))
     kinds = set(ERROR_KINDS) | set(DROP_KINDS)
