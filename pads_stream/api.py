@@ -18,7 +18,7 @@ from .camera import check_intrinsics, floor_scale, normalized_rays, sphere_start
 from .config import from_dict
 from .layout import get as get_layout
 from .rootfind import bone_scale, initial_root
-from .sampler import SamplerConfig, make_tables, sample, snap_to_rays, split_steps, tweedie_denoise
+from .sampler import DEFAULT_STEPS, SamplerConfig, make_tables, sample, snap_to_rays, split_steps, tweedie_denoise
 from .schedule import DiffusionConfig, alphas_cumprod
 from .skeleton import NUM_JOINTS, fill_from_ancestors, noise_from_symmetry
 from .stepgraph import BackendUnavailable, file_hash, package_file, read_manifest
@@ -260,7 +260,7 @@ class PoseModel:
         K: np.ndarray,
         root: np.ndarray | None = None,
         conf: np.ndarray | None = None,
-        steps: int = 10,
+        steps: int = DEFAULT_STEPS,
         init: np.ndarray | None = None,
         t_start: int | None = None,
         layout: str = "h36m17",
@@ -414,14 +414,16 @@ class PoseModel:
         x = self._run("projection", inputs, x_init, t0, steps, rho)
         return snap_to_rays(x, unit, r, c, self.sampler.snap_power).astype(np.float32)
 
-    def solve(self, operator, x_init: np.ndarray | None, n: int, steps: int, t_start: int, rho: float,
-              seed: int = 0) -> np.ndarray:  # fmt: skip
+    def solve(self, operator, x_init: np.ndarray | None = None, n: int | None = None, steps: int = 20,
+              t_start: int | None = None, rho: float = 2.0, seed: int = 0) -> np.ndarray:  # fmt: skip
         """Posterior sampling for any forward operator (torch backend only).
 
         Args:
             operator: the task (see :mod:`pads_stream.operators`): ``residual(x0)`` in metres.
             x_init: (n, 17, 3) metres to start from at ``t_start`` (not noised); None: pure noise.
-            n: number of samples. steps: sampler steps. rho: guidance step size.
+            n: number of samples (default: ``len(x_init)``; required without it).
+            steps: network passes (sampler steps). t_start: starting noise level (default: pure
+                noise, ``t_noise``). rho: guidance step size. seed: the starting noise's.
 
         Returns:
             (n, 17, 3) float32 pelvis-relative poses, metres.
@@ -432,8 +434,11 @@ class PoseModel:
             )
         from .guidance import torch_denoiser
 
-        n = _as_int(n, "n", 1)
-        tables = make_tables(self.abar, self.sampler, _as_int(t_start, "t_start", 1, len(self.abar) - 1), steps)
+        if n is None and x_init is None:
+            raise ValueError("n (the number of samples) is required when x_init is None")
+        n = _as_int(len(x_init) if n is None else n, "n", 1)
+        t_start = self.t_noise if t_start is None else _as_int(t_start, "t_start", 1, len(self.abar) - 1)
+        tables = make_tables(self.abar, self.sampler, t_start, _as_int(steps, "steps", 1, t_start))
         if x_init is None:
             x = np.random.default_rng(seed).standard_normal((n, NUM_JOINTS, 3))
         else:
@@ -442,7 +447,9 @@ class PoseModel:
         y = y * self.scale
         return self._finite(y - y[:, :1])
 
-    def denoise(self, noisy: np.ndarray, steps: int = 10, noise_std: float | np.ndarray | None = None) -> np.ndarray:
+    def denoise(
+        self, noisy: np.ndarray, steps: int = DEFAULT_STEPS, noise_std: float | np.ndarray | None = None
+    ) -> np.ndarray:
         """Denoise pelvis-relative poses (f = identity): the prior's posterior mean (Tweedie's
         formula, :func:`pads_stream.sampler.tweedie_denoise`) at the noise level of the input.
 
@@ -485,7 +492,7 @@ class PoseModel:
                 out[sl] = tweedie_denoise(denoise, y[sl] / self.scale, float(t), alpha, passes) * self.scale
         return self._finite(out)
 
-    def complete(self, partial: np.ndarray, mask: np.ndarray, steps: int = 10) -> np.ndarray:
+    def complete(self, partial: np.ndarray, mask: np.ndarray, steps: int = DEFAULT_STEPS) -> np.ndarray:
         """Fill in missing joints, keeping the observed ones.
 
         Starts from the observed joints (a missing joint placed at its nearest observed

@@ -42,8 +42,7 @@ def _graph_inputs(task: str, inputs: dict[str, np.ndarray], batch: int) -> tuple
         return "identity", {"y": np.zeros((batch, 17, 3), np.float32), "weights": np.zeros((batch, 17), np.float32)}
     if task not in TASKS:
         raise ValueError(f"task must be one of {(*TASKS, 'prior')}, got {task!r}")
-    names = [n for n in TASKS[task] if n not in ("x_t", "t", "alpha")]
-    return task, {n: np.ascontiguousarray(inputs[n], dtype=np.float32) for n in names}
+    return task, {n: np.ascontiguousarray(inputs[n], dtype=np.float32) for n, _ in TASKS[task].bound}
 
 
 class OnnxRuntimeBackend:
@@ -110,15 +109,13 @@ class TorchBackend:
 
     def operator(self, task: str, inputs: dict[str, np.ndarray], batch: int):
         """The torch forward operator of ``task`` (None for ``prior``)."""
-        from .operators import Identity, Projection
+        from . import operators
 
         if task == "prior":
             return None
         graph, fixed = _graph_inputs(task, inputs, batch)
-        t = {k: self.torch.from_numpy(v).to(self.device) for k, v in fixed.items()}
-        return (
-            Projection(t["rays"], t["root"], t["weights"]) if graph == "projection" else Identity(t["y"], t["weights"])
-        )
+        return getattr(operators, TASKS[graph].operator)(**{k: self.torch.from_numpy(v).to(self.device)
+                                                            for k, v in fixed.items()})  # fmt: skip
 
     def denoiser(self, task: str, inputs: dict[str, np.ndarray], batch: int) -> DenoiseFn:
         from .guidance import torch_denoiser

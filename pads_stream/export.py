@@ -25,11 +25,10 @@ import torch
 from torch._decomp import core_aten_decompositions, get_decompositions
 from torch.fx.experimental.proxy_tensor import make_fx
 
-from . import __version__
+from . import __version__, operators
 from .checkpoint import build_denoiser, load_checkpoint
 from .guidance import guided_denoise
-from .operators import Identity, Projection
-from .stepgraph import MANIFEST_FORMAT, OUTPUTS, TASKS, engines_root, file_hash, input_shapes, package_file
+from .stepgraph import MANIFEST_FORMAT, OUTPUTS, TASKS, engines_root, file_hash, package_file
 
 OPSET = 18
 TRACE_BATCH = 5  # shares no size with the joint (17), 2D (2) or 3D (3) dimensions
@@ -49,7 +48,7 @@ def example_inputs(task: str, batch: int, seed: int = 0) -> tuple[torch.Tensor, 
         "t": torch.tensor([400.0]),
         "alpha": torch.tensor([0.62]),
     }  # fmt: skip
-    return tuple(values[name] for name in TASKS[task])
+    return tuple(values[name] for name in TASKS[task].inputs)
 
 
 class _TracedStep(torch.nn.Module):
@@ -83,11 +82,8 @@ def trace_task(net: torch.nn.Module, scale: float, task: str) -> torch.nn.Module
             return torch.func.functional_call(net, self.weights, (x, t))
 
     def step(*args):
-        weights, inputs = args[: len(names)], dict(zip(TASKS[task], args[len(names) :], strict=True))
-        if task == "projection":
-            op = Projection(inputs["rays"], inputs["root"], inputs["weights"])
-        else:
-            op = Identity(inputs["y"], inputs["weights"])
+        weights, inputs = args[: len(names)], dict(zip(TASKS[task].inputs, args[len(names) :], strict=True))
+        op = getattr(operators, TASKS[task].operator)(**{name: inputs[name] for name, _ in TASKS[task].bound})
         return guided_denoise(Functional(weights), inputs["x_t"], inputs["t"], inputs["alpha"], op, scale)
 
     table = {
@@ -104,11 +100,11 @@ def export_onnx(net: torch.nn.Module, scale: float, task: str, path: Path, opset
     """Write ``task``'s graph to ``path`` as ONNX with a dynamic batch (1 … ``max_batch``)."""
     traced = trace_task(net, scale, task)
     batch = torch.export.Dim("batch", min=1, max=max_batch)
-    dynamic = tuple({0: batch} if len(s) > 1 else None for s in input_shapes(task, 0).values())
+    dynamic = tuple({0: batch} if len(s) > 1 else None for s in TASKS[task].shapes(0).values())
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(
         traced, example_inputs(task, TRACE_BATCH), str(path), dynamo=True, dynamic_shapes=(dynamic,),
-        opset_version=opset, input_names=list(TASKS[task]), output_names=list(OUTPUTS), external_data=False,
+        opset_version=opset, input_names=list(TASKS[task].inputs), output_names=list(OUTPUTS), external_data=False,
     )  # fmt: skip
     return path
 
@@ -162,7 +158,7 @@ def build_manifest(
         "sampler": ckpt.get("sampler", {}),
         "graphs": graphs,
         "opset": opset,
-        "inputs": {task: input_shapes(task, "batch") for task in graphs},
+        "inputs": {task: TASKS[task].shapes("batch") for task in graphs},
         "outputs": {name: ["batch", 17, 3] for name in OUTPUTS},
         "max_batch": max_batch,
         "precision": precision,

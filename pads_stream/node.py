@@ -57,8 +57,9 @@ DEFAULT_CONFIG = package_file("configs", "node.json")
 
 
 @dataclass(frozen=True)
-class NodeConfig:
-    """Node settings (the package's ``configs/node.json`` overrides these defaults)."""
+class NodeConfig(TrackerConfig):
+    """Node settings (the package's ``configs/node.json`` overrides these defaults): the tracker's
+    (:class:`pads_stream.tracker.TrackerConfig`: steps, warm start, filters) and these."""
 
     inp: str = "tcp://*:5555"  # where rigs publish 2D keypoints
     out: str = "tcp://*:5556"  # where consumers subscribe to 3D poses
@@ -67,27 +68,14 @@ class NodeConfig:
     model: str | None = None  # checkpoint; None = the shipped default
     backend: str = "auto"
     threads: int = 1  # ONNX Runtime intra-op threads (0: its default, one per core); spinning stays off
-    steps: int = 10  # cold start: sampler steps from the sampler's t_start
-    warm_start: bool = True
-    warm_steps: int = 10  # warm start: steps from warm_t_start (docs/warm_start.md: fewer steps lock in errors)
-    warm_t_start: int = 300
-    warm_max_gap_ms: float = 250.0  # a track's previous pose older than this is not reused
-    warm_max_reproj_m: float = 0.1  # ... nor one whose reprojection misses the new 2D by more (m at the person)
     latency_budget_ms: float = 100.0  # frames older than this (age, see module docstring) are dropped
     clock_step_s: float = 1.0  # a sender clock offset change beyond this is a step (pads_stream.clock)
     clock_confirm: int = 3  # frames that confirm a stepped clock before it is followed
     poll_ms: int = 5
     status_period_s: float = 1.0  # status messages on the output
     log_period_s: float = 5.0  # a one-line status on stdout (0: never)
-    max_streams: int = 256  # streams with state (camera, tracks); idle ones are evicted when full
+    max_streams: int = 256  # streams with state (camera, tracks); beyond it new streams are refused
     stream_ttl_s: float = 60.0  # a stream that sent nothing for this long is forgotten
-    max_tracks: int = 64  # remembered tracks per stream
-    depth_filter: bool = True  # Kalman filter per track on a body-size root depth (docs/depth_filter.md)
-    depth_filter_noise: float = 0.03  # std of one frame's estimated log-depth
-    depth_filter_accel: float = 1.0  # std of the log-depth's acceleration, 1/s²
-    one_euro: bool = False  # One Euro filter on published joints, per track (the warm start stays unfiltered)
-    one_euro_min_cutoff: float = 1.0  # Hz
-    one_euro_beta: float = 0.5  # Hz per m/s
     max_batch: int = 512  # persons per sampler call
     max_drain: int = 2000  # messages read per loop iteration before processing
     max_errors_per_s: float = 2000.0  # error messages published per second; the rest are only counted
@@ -183,8 +171,7 @@ class Node:
         self.stopping = False
         self.next_status = self.next_log = time.monotonic()
         self.error_tokens, self.error_refill = cfg.max_errors_per_s, time.monotonic()
-        self.tracker_cfg = from_dict(TrackerConfig, {f.name: getattr(cfg, f.name) for f in fields(TrackerConfig)},
-                                     "node config")  # fmt: skip
+        self.tracker_cfg = TrackerConfig(**{f.name: getattr(cfg, f.name) for f in fields(TrackerConfig)})
         self.clock_cfg = ClockConfig(cfg.clock_step_s, cfg.clock_confirm)
         model.check_steps(cfg.steps, model.sampler.t_start)  # a bad config fails here, not per frame
         model.check_steps(cfg.warm_steps, cfg.warm_t_start)

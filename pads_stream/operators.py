@@ -13,10 +13,13 @@ distance to the camera, known root ``T`` (B, 3)::
         def residual(self, x0):
             return self.depth - (x0 + self.root[:, None]).norm(dim=-1)
 
-    x = model.solve(JointDepth(depth, root), x_init=None, steps=20, seed=0)
+    model = pads_stream.load_model(backend="torch")
+    x = model.solve(JointDepth(depth, root), n=len(depth), steps=20)
 
-Operators here: :class:`Projection` (estimation), :class:`Identity` (denoising),
-:class:`JointMask` (completion); generation uses no operator.
+Operators here: :class:`Projection` (estimation) and :class:`Identity` (denoising; completion
+weights it by the observed-joint mask); generation uses no operator. An operator that an
+exported graph runs also needs a record in :data:`pads_stream.stepgraph.TASKS` (its bound
+inputs are its constructor's keyword arguments).
 """
 
 from __future__ import annotations
@@ -66,7 +69,3 @@ class Identity:
 
     def residual(self, x0: torch.Tensor) -> torch.Tensor:
         return self.weights[..., None] * (self.y - x0)
-
-
-class JointMask(Identity):
-    """Completion: f(x) = the observed joints; ``weights`` is the (B, 17) observed mask (0/1)."""

@@ -36,6 +36,7 @@ both (B, 17, 3) float32."""
 
 
 REFERENCE_STEPS = 10  # the step budget ``rho`` is chosen for
+DEFAULT_STEPS = REFERENCE_STEPS  # network passes per estimate, denoising or completion unless asked otherwise
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 ``pads-stream export`` writes, per checkpoint, one ONNX graph per task into
 ``engines/<checkpoint name>/`` with a ``manifest.json``; the ONNX Runtime and TensorRT backends
-read them. A graph computes stage 1 of the sampler step (:func:`pads_stream.guidance.guided_denoise`):
+read them. A graph computes stage 1 of the sampler step (:func:`pads_stream.guidance.guided_denoise`)
+for one task, described by one :class:`Task` record in :data:`TASKS` that the exporter, every
+backend and the tests loop over (a new task is a forward operator and one record):
 
 - ``projection`` (estimation): x_t, rays, root, weights, t, alpha -> x0, grad
 - ``identity`` (denoising, completion; generation with zero weights): x_t, y, weights, t, alpha -> x0, grad
@@ -17,27 +19,44 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 MANIFEST_FORMAT = "pads-stream-engine/2"
-TASKS: dict[str, tuple[str, ...]] = {
-    "projection": ("x_t", "rays", "root", "weights", "t", "alpha"),
-    "identity": ("x_t", "y", "weights", "t", "alpha"),
-}
 OUTPUTS = ("x0", "grad")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One exported step graph: its forward operator and the inputs a run binds once.
+
+    ``operator`` names a class of :mod:`pads_stream.operators`, built with the bound inputs as
+    keyword arguments (torch tensors); ``bound`` lists those inputs with their per-person shapes.
+    The graph's inputs are ``x_t`` (B, 17, 3), the bound ones (B, ...), ``t`` (1,) and ``alpha`` (1,).
+    """
+
+    operator: str
+    bound: tuple[tuple[str, tuple[int, ...]], ...]
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The graph's input names, in order."""
+        return ("x_t", *(name for name, _ in self.bound), "t", "alpha")
+
+    def shapes(self, batch: int | str) -> dict[str, list[int | str]]:
+        """The graph's input shapes (``batch`` a size or the dynamic dimension's name)."""
+        return {"x_t": [batch, 17, 3], **{name: [batch, *shape] for name, shape in self.bound}, "t": [1], "alpha": [1]}
+
+
+TASKS: dict[str, Task] = {
+    "projection": Task("Projection", (("rays", (17, 2)), ("root", (3,)), ("weights", (17,)))),
+    "identity": Task("Identity", (("y", (17, 3)), ("weights", (17,)))),
+}
 
 
 class BackendUnavailable(RuntimeError):
     """The requested backend or its exported files cannot be used here; the message says why."""
-
-
-def input_shapes(task: str, batch: int | str) -> dict[str, list[int | str]]:
-    """Shapes of ``task``'s graph inputs (``batch`` a size or the dynamic dimension's name)."""
-    b = batch
-    shapes: dict[str, list[int | str]] = {"x_t": [b, 17, 3], "rays": [b, 17, 2], "root": [b, 3], "y": [b, 17, 3],
-                                          "weights": [b, 17], "t": [1], "alpha": [1]}  # fmt: skip
-    return {name: shapes[name] for name in TASKS[task]}
 
 
 def package_file(*parts: str) -> Path:

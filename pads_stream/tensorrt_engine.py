@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .stepgraph import OUTPUTS, TASKS, input_shapes
+from .stepgraph import OUTPUTS, TASKS
 
 
 def unavailable_reason() -> str | None:
@@ -59,7 +59,7 @@ def build_plan(
         raise RuntimeError(f"TensorRT could not parse {onnx_path}:\n{errors}")
     config = builder.create_builder_config()
     profile = builder.create_optimization_profile()
-    for name, shape in input_shapes(task, 1).items():
+    for name, shape in TASKS[task].shapes(1).items():
         if len(shape) > 1:  # batched inputs
             rest = tuple(shape[1:])
             profile.set_shape(name, (1, *rest), (opt_batch, *rest), (max_batch, *rest))
@@ -120,7 +120,7 @@ class TensorRTStep:
         if self.engine is None:
             raise RuntimeError(f"TensorRT could not deserialise {plan}")
         self.context = self.engine.create_execution_context()
-        self.inputs = TASKS[task]
+        self.inputs = TASKS[task].inputs
         self.max_batch = self.engine.get_tensor_profile_shape("x_t", 0)[2][0]
 
     def __call__(self, feeds: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

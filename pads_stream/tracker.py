@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .api import PoseModel
+from .sampler import DEFAULT_STEPS
 from .skeleton import bones_plausible
 from .smoothing import (
     DepthFilterConfig,
@@ -44,9 +45,9 @@ from .smoothing import (
 class TrackerConfig:
     """How tracked persons are estimated (the node config's fields of the same names)."""
 
-    steps: int = 10  # cold start: sampler steps from the sampler's t_start
+    steps: int = DEFAULT_STEPS  # cold start: sampler steps from the sampler's t_start
     warm_start: bool = True
-    warm_steps: int = 10  # warm start: steps from warm_t_start (docs/warm_start.md)
+    warm_steps: int = DEFAULT_STEPS  # warm start: steps from warm_t_start (docs/warm_start.md)
     warm_t_start: int = 300
     warm_max_gap_ms: float = 250.0  # a track's previous pose older than this is not reused
     warm_max_reproj_m: float = 0.1  # ... nor one whose reprojection misses the new 2D by more (m at the person)

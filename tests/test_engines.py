@@ -39,7 +39,7 @@ def test_graphs_are_within_tensorrt_support(exported):
         model = onnx.load(str(exported / name))
         onnx.checker.check_model(model)
         assert model.opset_import[0].version == OPSET
-        assert [i.name for i in model.graph.input] == list(TASKS[task])
+        assert [i.name for i in model.graph.input] == list(TASKS[task].inputs)
         assert [o.name for o in model.graph.output] == ["x0", "grad"]
         batch = {
             i.type.tensor_type.shape.dim[0].dim_param
