@@ -26,7 +26,7 @@ import numpy as np
 from .bvh import bvh_skeleton, node_rotations
 from .skeleton import H36M_PARENTS, MEAN_BONES_M
 from .sockets import add_curve_argument, subscriber
-from .wire import WireError, decode_pose3d
+from .wire import PosePerson, WireError, decode_pose3d
 
 # Default camera when a stream has no extrinsics: world (Z up) from the OpenCV camera frame.
 DEFAULT_CAMERA_HEIGHT_M = 1.6
@@ -54,11 +54,11 @@ def t_pose() -> np.ndarray:
     return x
 
 
-def world_joints(person: dict) -> np.ndarray:
+def world_joints(person: PosePerson) -> np.ndarray:
     """(17, 3) joints in a Z-up world: the node's ``joints_world``, else the default camera pose."""
-    if person.get("joints_world") is not None:
-        return np.asarray(person["joints_world"], float)
-    return np.asarray(person["joints"], float) @ CAMERA_TO_WORLD.T + [0.0, 0.0, DEFAULT_CAMERA_HEIGHT_M]
+    if person.joints_world is not None:
+        return person.joints_world
+    return person.joints @ CAMERA_TO_WORLD.T + [0.0, 0.0, DEFAULT_CAMERA_HEIGHT_M]
 
 
 def joint_frames(world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -141,12 +141,12 @@ def main(argv: list[str] | None = None) -> None:
                 msg = decode_pose3d(sub.recv_multipart())
             except (WireError, KeyError, ValueError):
                 continue
-            if args.stream and msg["stream"] != args.stream:
+            if args.stream and msg.stream != args.stream:
                 continue  # a longer stream name with the same prefix
-            person = next((p for p in msg["persons"] if args.id is None or p["id"] == args.id), None)
+            person = next((p for p in msg.persons if args.id is None or p.id == args.id), None)
             if person is None:
                 continue
-            args.stream, args.id = msg["stream"], person["id"]  # follow this one from now on
+            args.stream, args.id = msg.stream, person.id  # follow this one from now on
             world = world_joints(person)
             for address, values in (vrchat_messages(world) if args.to == "vrchat" else
                                     vmc_messages(world, time.monotonic() - start)):  # fmt: skip

@@ -70,13 +70,14 @@ def run(args: argparse.Namespace, node_args: list[str]) -> dict:
         rec.save_truth(truth, replayer.names)
         scores = listener.score(truth)
     received = len([f for f in listener.frames if f[1] >= 0])
-    status = listener.status or {}
+    status = listener.status
     listener.close()
     return {
         "streams": rec.kp2d.shape[0], "persons": rec.kp2d.shape[2], "rate": args.rate,
         "frames_sent": replayer.frame * len(replayer.names), "frames_received": received,
         "fps_in": replayer.frame * len(replayer.names) / sent, "fps_out": received / sent,
-        "dropped": status.get("dropped", {}), "errors": status.get("errors", {}), "backend": status.get("backend"),
+        "dropped": status.dropped if status else {}, "errors": status.errors if status else {},
+        "backend": status.backend if status else None,
         "node_exit_code": code, **listener.latency(), **scores,
     }  # fmt: skip
 

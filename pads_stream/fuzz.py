@@ -12,6 +12,7 @@ Loopback or a node you own only: it sends bounded traffic and stops by itself.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from collections import Counter
@@ -22,7 +23,7 @@ import msgpack
 import numpy as np
 
 from .sockets import Curve, add_curve_argument, publisher, subscriber
-from .wire import DROP_KINDS, decode
+from .wire import DROP_KINDS, VERSION, Status, decode_error, decode_pose3d, decode_status, encode
 
 K = [[1145.0, 0.0, 512.0], [0.0, 1145.0, 515.0], [0.0, 0.0, 1.0]]
 # A person standing about 4.5 m from that camera, facing it, H36M-17 order (pixels).
@@ -39,10 +40,10 @@ def person_kp(rng: np.random.Generator) -> np.ndarray:
 
 def kp2d(stream: str, frame: int | None, persons: list, with_camera: bool = True, **change) -> list[bytes]:
     """A kp2d message (camera inline unless ``with_camera`` is False); ``change`` overrides keys."""
-    payload = {"v": 1, "stream": stream, "frame": frame, "t_ns": time.time_ns(), "layout": "h36m17",
+    payload = {"v": VERSION, "stream": stream, "frame": frame, "t_ns": time.time_ns(), "layout": "h36m17",
                "persons": persons, **({"camera": {"K": K}} if with_camera else {})}  # fmt: skip
     payload.update(change)
-    return [f"kp2d/{stream}".encode(), msgpack.packb(payload, use_bin_type=True)]
+    return encode(f"kp2d/{stream}", payload)
 
 
 def nested(depth: int) -> object:
@@ -120,7 +121,7 @@ def run(inp: str, out: str, messages: int, bad_rate: float, streams: int, fps: f
         got_errors: Counter[str] = Counter()
         valid_sent = valid_answered = nonfinite = outputs = 0
         rss: list[tuple[float, int]] = []
-        last_status: dict = {}
+        last_status: Status | None = None
         start = time.monotonic()
         next_valid, frame = start, 0
         bad_sent, duration = 0, messages / bad_rate
@@ -129,18 +130,22 @@ def run(inp: str, out: str, messages: int, bad_rate: float, streams: int, fps: f
             nonlocal valid_answered, nonfinite, outputs, last_status
             while sub.poll(timeout_ms):
                 timeout_ms = 0
-                topic, payload = decode(sub.recv_multipart())
-                if topic == "error" and payload["kind"] in DROP_KINDS:  # a valid frame answered with a drop notice
-                    valid_answered += str(payload["stream"]).startswith("valid")
-                elif topic == "error":
-                    got_errors[payload["kind"]] += 1
-                elif topic == "status":
-                    last_status = payload
-                elif topic.startswith("pose3d/"):
+                frames = sub.recv_multipart()
+                topic = frames[0]
+                if topic == b"error":
+                    err = decode_error(frames)
+                    if err.kind in DROP_KINDS:  # a valid frame answered with a drop notice
+                        valid_answered += str(err.stream).startswith("valid")
+                    else:
+                        got_errors[err.kind] += 1
+                elif topic == b"status":
+                    last_status = decode_status(frames)
+                elif topic.startswith(b"pose3d/"):
                     outputs += 1
-                    arrays = [np.asarray(p[k], float) for p in payload["persons"] for k in ("joints", "rel", "root")]
+                    msg = decode_pose3d(frames)
+                    arrays = [a for p in msg.persons for a in (p.joints, p.rel, p.root)]
                     nonfinite += sum(int(not np.isfinite(a).all()) for a in arrays)
-                    valid_answered += payload["stream"].startswith("valid")
+                    valid_answered += msg.stream.startswith("valid")
 
         while bad_sent < messages:
             now = time.monotonic()
@@ -165,14 +170,15 @@ def run(inp: str, out: str, messages: int, bad_rate: float, streams: int, fps: f
         settle = time.monotonic() + 3.0
         while time.monotonic() < settle:
             receive(100)
-        status_errors = last_status.get("errors", {})
+        status_errors = last_status.errors if last_status else {}
         return {
             "messages": bad_sent, "seconds": duration, "bad_rate": bad_rate, "streams": streams, "fps": fps,
             "sent_by_class": dict(sent), "errors_received": dict(got_errors),
             "errors_counted_by_node": {k: v for k, v in status_errors.items() if v},
-            "errors_unsent": last_status.get("errors_unsent"), "outputs": outputs, "nonfinite_outputs": nonfinite,
+            "errors_unsent": last_status.errors_unsent if last_status else None,
+            "outputs": outputs, "nonfinite_outputs": nonfinite,
             "valid_sent": valid_sent, "valid_answered": valid_answered,
-            "rss_kb": [v for _, v in rss], "node_status": last_status,
+            "rss_kb": [v for _, v in rss], "node_status": dataclasses.asdict(last_status) if last_status else {},
         }  # fmt: skip
     finally:
         pub.close(0)

@@ -18,7 +18,7 @@ import zmq
 from . import metrics
 from .rig import Y_UP_TO_Z_UP
 from .sockets import add_curve_argument, subscriber
-from .wire import WireError, decode, decode_pose3d
+from .wire import ErrorMessage, Status, WireError, decode_error, decode_pose3d, decode_status
 
 
 class Listener:
@@ -31,8 +31,8 @@ class Listener:
         self.frames: set[tuple[str, int]] = set()
         self.node_latency_ms: list[float] = []
         self.e2e_latency_ms: list[float] = []
-        self.status: dict | None = None
-        self.errors: list[dict] = []
+        self.status: Status | None = None
+        self.errors: list[ErrorMessage] = []
 
     def poll(self, timeout_ms: int) -> int:
         """Receive for up to ``timeout_ms`` (returns at the first quiet poll); messages handled."""
@@ -42,23 +42,24 @@ class Listener:
             arrived = time.time_ns()
             handled += 1
             topic = frames[0].decode(errors="replace")
-            if topic == "status":
-                self.status = decode(frames)[1]
-            elif topic == "error":
-                self.errors.append(decode(frames)[1])
-            else:
-                try:
-                    msg = decode_pose3d(frames)
-                except WireError:
+            try:
+                if topic == "status":
+                    self.status = decode_status(frames)
                     continue
-                self.frames.add((msg["stream"], msg["frame"]))
-                if msg["frame"] is not None and msg["frame"] >= 0:
-                    self.node_latency_ms.append((msg["t_pub_ns"] - msg["t_recv_ns"]) / 1e6)
-                    self.e2e_latency_ms.append((arrived - msg["t_ns"]) / 1e6)
-                for p in msg["persons"]:
-                    self.poses[(msg["stream"], msg["frame"], p["id"])] = (p["rel"], p["root"])
-                    if p.get("joints_world") is not None:
-                        self.world[(msg["stream"], msg["frame"], p["id"])] = p["joints_world"]
+                if topic == "error":
+                    self.errors.append(decode_error(frames))
+                    continue
+                msg = decode_pose3d(frames)
+            except WireError:
+                continue
+            self.frames.add((msg.stream, msg.frame))
+            if msg.frame is not None and msg.frame >= 0:
+                self.node_latency_ms.append((msg.t_pub_ns - msg.t_recv_ns) / 1e6)
+                self.e2e_latency_ms.append((arrived - msg.t_ns) / 1e6)
+            for p in msg.persons:
+                self.poses[(msg.stream, msg.frame, p.id)] = (p.rel, p.root)
+                if p.joints_world is not None:
+                    self.world[(msg.stream, msg.frame, p.id)] = p.joints_world
         return handled
 
     def score(self, truth_path: Path) -> dict[str, float]:
@@ -147,7 +148,7 @@ def summary(listener: Listener, seconds: float) -> str:
     lat = listener.latency()
     kinds: dict[str, int] = {}
     for e in listener.errors:
-        kinds[e.get("kind", "?")] = kinds.get(e.get("kind", "?"), 0) + 1
+        kinds[e.kind] = kinds.get(e.kind, 0) + 1
     streams = sorted({s for s, _ in listener.frames})
     lines = [
         f"{len(listener.frames)} frames from {len(streams)} streams ({', '.join(streams[:8]) or 'none'}) "
@@ -158,8 +159,8 @@ def summary(listener: Listener, seconds: float) -> str:
     ]
     if listener.status:
         st = listener.status
-        lines.append(f"node: {st['frames_in']} frames in, {st['frames_out']} out, dropped {st['dropped']}, "
-                     f"backend {st['backend']}, model {st['model_hash']}")  # fmt: skip
+        lines.append(f"node: {st.frames_in} frames in, {st.frames_out} out, dropped {st.dropped}, "
+                     f"backend {st.backend}, model {st.model_hash}")  # fmt: skip
     return "\n".join(lines)
 
 

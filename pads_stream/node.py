@@ -44,13 +44,18 @@ from .tracker import Observation, StreamTracks, TrackerConfig, estimate_persons
 from .wire import (
     DROP_KINDS,
     ERROR_KINDS,
-    VERSION,
     Camera,
     CameraUpdate,
+    ErrorMessage,
     Kp2dFrame,
+    Pose3d,
+    PosePerson,
+    Status,
     WireError,
     decode_inbound,
-    encode,
+    encode_error,
+    encode_pose3d,
+    encode_status,
 )
 
 DEFAULT_CONFIG = package_file("configs", "node.json")
@@ -130,17 +135,17 @@ class Stats:
         self.age_ms: collections.deque[float] = collections.deque(maxlen=2000)
         self.started = time.monotonic()
 
-    def payload(self, backend: str, model_hash: str, streams: int, tracks: int) -> dict:
+    def status(self, backend: str, model_hash: str, streams: int, tracks: int) -> Status:
         lat = np.asarray(self.latency_ms) if self.latency_ms else np.zeros(1)
         age = np.asarray(self.age_ms) if self.age_ms else np.zeros(1)
-        return {
-            "v": VERSION, "frames_in": self.frames_in, "frames_out": self.frames_out, "persons_out": self.persons_out,
-            "dropped": dict(self.dropped), "errors": dict(self.errors), "errors_unsent": self.errors_unsent,
-            "latency_ms": {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99))},
-            "age_ms": {"p50": float(np.percentile(age, 50)), "p99": float(np.percentile(age, 99))},
-            "streams": streams, "tracks": tracks,
-            "backend": backend, "model_hash": model_hash, "uptime_s": time.monotonic() - self.started,
-        }  # fmt: skip
+        return Status(
+            frames_in=self.frames_in, frames_out=self.frames_out, persons_out=self.persons_out,
+            dropped=dict(self.dropped), errors=dict(self.errors), errors_unsent=self.errors_unsent,
+            latency_ms={"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99))},
+            age_ms={"p50": float(np.percentile(age, 50)), "p99": float(np.percentile(age, 99))},
+            streams=streams, tracks=tracks, backend=backend, model_hash=model_hash,
+            uptime_s=time.monotonic() - self.started,
+        )  # fmt: skip
 
 
 class Node:
@@ -208,11 +213,11 @@ class Node:
             self.next_status = now + self.cfg.status_period_s
             self.expire(now)
             tracks = sum(len(s.tracks.tracks) for s in self.streams.values())
-            payload = self.stats.payload(self.model.backend.name, self.model.model_hash, len(self.streams), tracks)
-            self.pub.send_multipart(encode("status", payload))
+            status = self.stats.status(self.model.backend.name, self.model.model_hash, len(self.streams), tracks)
+            self.pub.send_multipart(encode_status(status))
             if self.cfg.log_period_s and now >= self.next_log:
                 self.next_log = now + self.cfg.log_period_s
-                print(status_line(payload), flush=True)
+                print(status_line(status), flush=True)
 
     # -- input ---------------------------------------------------------------------------
 
@@ -314,9 +319,9 @@ class Node:
             self.stats.errors_unsent += 1
             return
         self.error_tokens -= 1
-        payload = {"v": VERSION, "stream": err.stream, "frame": err.frame, "id": err.person, "kind": err.kind,
-                   "reason": str(err.reason)[:200]}  # fmt: skip
-        self.pub.send_multipart(encode("error", payload))
+        self.pub.send_multipart(
+            encode_error(ErrorMessage(err.stream, err.frame, err.person, err.kind, str(err.reason)))
+        )
 
     def expire(self, now: float) -> None:
         """Forget idle streams and tracks too old for a warm start."""
@@ -369,32 +374,27 @@ class Node:
         for person, rel, root in items:
             joints = rel + root
             err = np.linalg.norm(project(joints[None], person.K[None])[0] - person.kp, axis=-1)
-            w = person.conf > 0
-            persons.append({
-                "id": person.id, "joints": joints.tolist(), "root": root.tolist(), "rel": rel.tolist(),
-                "reproj_px": float(err[w].mean()), "conf": person.conf.tolist(),
-            })  # fmt: skip
             cam = person.camera
-            if cam.R is not None and cam.t is not None:
-                persons[-1]["joints_world"] = camera_to_world(joints[None], cam.R[None], cam.t[None])[0].tolist()
+            world = None if cam.R is None else camera_to_world(joints[None], cam.R[None], cam.t[None])[0]
+            persons.append(PosePerson(person.id, joints, root, rel, float(err[person.conf > 0].mean()), person.conf,
+                                      world))  # fmt: skip
         t_pub = time.time_ns()
         frame = f.frame
-        payload = {"v": VERSION, "stream": frame.stream, "frame": frame.frame, "t_ns": frame.t_ns,
-                   "t_recv_ns": f.t_recv, "t_pub_ns": t_pub, "layout": "h36m17", "persons": persons}  # fmt: skip
-        self.pub.send_multipart(encode(f"pose3d/{frame.stream}", payload))
+        self.pub.send_multipart(encode_pose3d(Pose3d(frame.stream, frame.frame, frame.t_ns, f.t_recv, t_pub,
+                                                     tuple(persons))))  # fmt: skip
         self.stats.frames_out += 1
         self.stats.persons_out += len(persons)
         self.stats.latency_ms.append((t_pub - f.t_recv) / 1e6)
         self.stats.age_ms.append((t_pub - f.t_capture) / 1e6)
 
 
-def status_line(p: dict) -> str:
-    """A one-line human summary of a status payload."""
-    errors = ", ".join(f"{k} {v}" for k, v in p["errors"].items() if v) or "none"
-    return (f"pads-stream node: {p['frames_in']} frames in, {p['frames_out']} out, {p['persons_out']} persons; "
-            f"latency p50 {p['latency_ms']['p50']:.1f} ms p99 {p['latency_ms']['p99']:.1f} ms; "
-            f"dropped superseded {p['dropped']['superseded']} stale {p['dropped']['stale']}; errors {errors}; "
-            f"{p['streams']} streams, {p['tracks']} tracks")  # fmt: skip
+def status_line(s: Status) -> str:
+    """A one-line human summary of a status."""
+    errors = ", ".join(f"{k} {v}" for k, v in s.errors.items() if v) or "none"
+    return (f"pads-stream node: {s.frames_in} frames in, {s.frames_out} out, {s.persons_out} persons; "
+            f"latency p50 {s.latency_ms['p50']:.1f} ms p99 {s.latency_ms['p99']:.1f} ms; "
+            f"dropped superseded {s.dropped['superseded']} stale {s.dropped['stale']}; errors {errors}; "
+            f"{s.streams} streams, {s.tracks} tracks")  # fmt: skip
 
 
 def warm_up(model: PoseModel, cfg: NodeConfig) -> None:

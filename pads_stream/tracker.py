@@ -51,6 +51,9 @@ class TrackerConfig:
     warm_t_start: int = 300
     warm_max_gap_ms: float = 250.0  # a track's previous pose older than this is not reused
     warm_max_reproj_m: float = 0.1  # ... nor one whose reprojection misses the new 2D by more (m at the person)
+    # an estimated root's previous pose seeds the sampler only within this gap; beyond it (up to
+    # warm_max_gap_ms) the track lends only its depth and its depth filter (docs/warm_start.md)
+    warm_pose_max_gap_ms: float = 250.0
     max_tracks: int = 64  # remembered tracks per stream
     depth_filter: bool = True  # Kalman filter per track on a body-size root depth (docs/depth_filter.md)
     depth_filter_noise: float = 0.03  # std of one frame's estimated log-depth
@@ -165,7 +168,8 @@ def estimate_persons(
     given = np.array([o.root is not None for o in obs])
     root = np.stack([o.root if o.root is not None else np.full(3, np.nan) for o in obs])  # NaN: estimate
     sources = [tracks.source(o, cfg) for tracks, o in items]
-    warm = np.array([s is not None for s in sources])
+    gap = np.array([o.t_ns - s.t_ns if s is not None else np.inf for s, o in zip(sources, obs, strict=True)])
+    warm = (gap <= cfg.warm_pose_max_gap_ms * 1e6) | (given & np.isfinite(gap))  # the previous pose seeds the sampler
     init = np.stack([s.rel if s is not None else np.zeros((17, 3)) for s in sources])
     prev_root = np.stack([s.root if s is not None else np.full(3, np.nan) for s in sources])
     R = np.stack([o.R if o.R is not None else np.full((3, 3), np.nan) for o in obs])
@@ -178,7 +182,7 @@ def estimate_persons(
             rel[g], out_root[g], ok[g] = model.lift(
                 rays[g], conf[g], root[g], steps=cfg.warm_steps if is_warm else cfg.steps,
                 init=init[g] if is_warm else None, t_start=cfg.warm_t_start if is_warm else None,
-                depth_guess=prev_root[g, 2] if is_warm else None, floor=(R[g], t[g]),
+                depth_guess=prev_root[g, 2], floor=(R[g], t[g]),
             )  # fmt: skip
     depth: list[DepthFilterState | None] = [None] * len(obs)
     if cfg.depth_filter:  # a body-size depth (not one set by the floor), filtered along the continued track

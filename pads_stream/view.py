@@ -17,7 +17,7 @@ import numpy as np
 
 from .skeleton import H36M_LEFT, H36M_PARENTS, H36M_RIGHT
 from .sockets import Curve, add_curve_argument, subscriber
-from .wire import WireError, decode_pose3d
+from .wire import Pose3d, WireError, decode_pose3d
 
 COLOURS = {"left": (230, 40, 40), "right": (40, 90, 230), "trunk": (110, 110, 110)}
 BONES = [(j, p) for j, p in enumerate(H36M_PARENTS) if p >= 0]
@@ -52,15 +52,15 @@ class Viewer:
         self.shown: dict[str, tuple[float, list]] = {}  # scene name -> (last seen, handles)
         self.url = f"http://{host}:{port}"
 
-    def draw(self, payload: dict) -> None:
+    def draw(self, msg: Pose3d) -> None:
         """Draw the persons of one ``pose3d`` message."""
         scene, now = self.server.scene, time.monotonic()
-        for person in payload["persons"]:
-            world = person.get("joints_world")
-            joints = np.asarray(world) if world is not None else np.asarray(person["joints"]) @ CAMERA_TO_DISPLAY.T
-            name = f"/persons/{payload['stream']}/{person['id']}"
+        for person in msg.persons:
+            world = person.joints_world
+            joints = world if world is not None else person.joints @ CAMERA_TO_DISPLAY.T
+            name = f"/persons/{msg.stream}/{person.id}"
             points, colours = bone_segments(joints)
-            label = f"{payload['stream']} #{person['id']}"
+            label = f"{msg.stream} #{person.id}"
             handles = [
                 scene.add_line_segments(name + "/bones", points, colours, thickness=6.0, thickness_units="screen"),
                 scene.add_label(name + "/label", label, position=joints[10] + [0, 0, 0.15]),

@@ -10,6 +10,7 @@ Units: pixels in, metres out; times in integer nanoseconds; camera frame OpenCV.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -320,14 +321,132 @@ def camera_message(stream: str, K: np.ndarray, dist: np.ndarray | None = None, R
     return encode(f"camera/{stream}", {"v": VERSION, "stream": stream, "camera": camera})
 
 
-def decode_pose3d(frames: list[bytes]) -> dict[str, Any]:
-    """Decode a ``pose3d`` message into its map, arrays as float64 numpy (for consumers)."""
+# -- outbound: node -> consumers ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PosePerson:
+    """One estimated person: joints = root + rel (17, 3) and root (3,), metres, camera frame;
+    rel pelvis-relative; reproj_px the mean reprojection error of the seen joints (undistorted
+    pixels); conf (17,) H36M order; joints_world (17, 3) metres, world frame (Z up, floor z = 0),
+    or None without extrinsics."""
+
+    id: int
+    joints: np.ndarray
+    root: np.ndarray
+    rel: np.ndarray
+    reproj_px: float
+    conf: np.ndarray
+    joints_world: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Pose3d:
+    """A ``pose3d`` message: the 3D poses of one frame (``t_ns`` the sender's capture time;
+    ``t_recv_ns``, ``t_pub_ns`` the node's clock), always in ``h36m17``."""
+
+    stream: str
+    frame: int | None
+    t_ns: int
+    t_recv_ns: int
+    t_pub_ns: int
+    persons: tuple[PosePerson, ...]
+
+
+@dataclass(frozen=True)
+class ErrorMessage:
+    """An ``error`` message: a rejection (``ERROR_KINDS``) or a drop notice (``DROP_KINDS``);
+    ``id`` is the person's when the error is about one person."""
+
+    stream: str | None
+    frame: int | None
+    id: int | None
+    kind: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Status:
+    """A ``status`` message (about once a second): counters since start and recent latencies."""
+
+    frames_in: int
+    frames_out: int
+    persons_out: int
+    dropped: dict[str, int]
+    errors: dict[str, int]
+    errors_unsent: int
+    latency_ms: dict[str, float]  # p50, p99 of t_pub − t_recv
+    age_ms: dict[str, float]  # p50, p99 of publish time − capture time
+    streams: int
+    tracks: int
+    backend: str
+    model_hash: str
+    uptime_s: float
+
+
+def encode_pose3d(msg: Pose3d) -> list[bytes]:
+    """The two frames of a ``pose3d`` message."""
+    persons = []
+    for p in msg.persons:
+        as_list = lambda a: np.asarray(a, float).tolist()  # noqa: E731
+        person = {"id": p.id, "joints": as_list(p.joints), "root": as_list(p.root), "rel": as_list(p.rel),
+                  "reproj_px": float(p.reproj_px), "conf": as_list(p.conf)}  # fmt: skip
+        if p.joints_world is not None:
+            person["joints_world"] = as_list(p.joints_world)
+        persons.append(person)
+    payload = {"v": VERSION, "stream": msg.stream, "frame": msg.frame, "t_ns": msg.t_ns, "t_recv_ns": msg.t_recv_ns,
+               "t_pub_ns": msg.t_pub_ns, "layout": "h36m17", "persons": persons}  # fmt: skip
+    return encode(f"pose3d/{msg.stream}", payload)
+
+
+def decode_pose3d(frames: list[bytes]) -> Pose3d:
+    """A ``pose3d`` message as a record, arrays as float64 numpy (for consumers)."""
     topic, p = decode(frames)
     if not topic.startswith("pose3d/"):
         raise WireError("topic", f"not a pose3d message: {topic!r}")
-    for person in p["persons"]:
-        for key, shape in (("joints", (17, 3)), ("rel", (17, 3)), ("root", (3,)), ("conf", (17,))):
-            person[key] = _floats(person[key], shape, key)
-        if person.get("joints_world") is not None:
-            person["joints_world"] = _floats(person["joints_world"], (17, 3), "joints_world")
-    return p
+    try:
+        persons = tuple(
+            PosePerson(
+                id=q["id"], joints=_floats(q["joints"], (17, 3), "joints"), root=_floats(q["root"], (3,), "root"),
+                rel=_floats(q["rel"], (17, 3), "rel"), reproj_px=float(q["reproj_px"]),
+                conf=_floats(q["conf"], (17,), "conf"),
+                joints_world=None if q.get("joints_world") is None else _floats(q["joints_world"], (17, 3), "world"),
+            )
+            for q in p["persons"]
+        )  # fmt: skip
+        return Pose3d(p["stream"], p["frame"], p["t_ns"], p["t_recv_ns"], p["t_pub_ns"], persons)
+    except (KeyError, TypeError) as err:
+        raise WireError("schema", f"not a pose3d payload ({type(err).__name__}: {err})"[:200]) from None
+
+
+def encode_error(msg: ErrorMessage) -> list[bytes]:
+    """The two frames of an ``error`` message (the reason cut to 200 characters)."""
+    return encode("error", {"v": VERSION, "stream": msg.stream, "frame": msg.frame, "id": msg.id, "kind": msg.kind,
+                            "reason": msg.reason[:200]})  # fmt: skip
+
+
+def decode_error(frames: list[bytes]) -> ErrorMessage:
+    """An ``error`` message as a record."""
+    topic, p = decode(frames)
+    if topic != "error":
+        raise WireError("topic", f"not an error message: {topic!r}")
+    try:
+        return ErrorMessage(p["stream"], p["frame"], p.get("id"), p["kind"], p["reason"])
+    except KeyError as err:
+        raise WireError("schema", f"not an error payload (missing {err})") from None
+
+
+def encode_status(msg: Status) -> list[bytes]:
+    """The two frames of a ``status`` message."""
+    return encode("status", {"v": VERSION, **dataclasses.asdict(msg)})
+
+
+def decode_status(frames: list[bytes]) -> Status:
+    """A ``status`` message as a record."""
+    topic, p = decode(frames)
+    if topic != "status":
+        raise WireError("topic", f"not a status message: {topic!r}")
+    try:
+        return Status(**{f.name: p[f.name] for f in dataclasses.fields(Status)})
+    except KeyError as err:
+        raise WireError("schema", f"not a status payload (missing {err})") from None

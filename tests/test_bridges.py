@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from pads_stream.bridges import joint_frames, t_pose, unity_euler, vmc_messages, vrchat_messages, world_joints
+from pads_stream.wire import PosePerson
 
 Z_UP = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])  # Y-up -> Z-up (inverse of the bridge's turn)
 
@@ -26,8 +27,8 @@ def test_messages_and_osc_over_loopback():
     from pythonosc.osc_server import ThreadingOSCUDPServer
     from pythonosc.udp_client import SimpleUDPClient
 
-    person = {"joints": (t_pose() * [1, -1, -1] + [0.2, 0.3, 3.0]).tolist()}  # camera frame, 3 m ahead
-    world = world_joints(person)
+    joints = t_pose() * [1, -1, -1] + [0.2, 0.3, 3.0]  # camera frame, 3 m ahead
+    world = world_joints(PosePerson(0, joints, joints[0], joints - joints[0], 0.0, np.ones(17)))
     np.testing.assert_allclose(world[0], [0.2, 3.0, 1.3])  # seen by the default camera: 1.6 m up, facing +Y
     vr = vrchat_messages(world)
     assert len(vr) == 18 and vr[0][0] == "/tracking/trackers/1/position"

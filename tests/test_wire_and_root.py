@@ -196,3 +196,50 @@ def test_root_finding_never_raises_on_degenerate_persons():
     assert ok.tolist() == [False, True, False] and np.all(np.isfinite(root))
     scale = bone_scale(np.zeros((3, 17, 3)), conf)  # zero-length bones: no division by zero
     assert np.all(np.isfinite(scale))
+
+
+def test_every_outbound_message_round_trips_through_its_encoder_and_decoder():
+    """Issue 16: typed records both ways, an encoder beside each decoder."""
+    from pads_stream.wire import (
+        ErrorMessage,
+        Pose3d,
+        PosePerson,
+        Status,
+        decode_error,
+        decode_pose3d,
+        decode_status,
+        encode_error,
+        encode_pose3d,
+        encode_status,
+    )
+
+    rng = np.random.default_rng(0)
+    rel = rng.normal(0, 0.3, (17, 3))
+    rel[0] = 0
+    root = np.array([0.1, -0.2, 4.0])
+    people = (PosePerson(3, rel + root, root, rel, 1.5, rng.uniform(0, 1, 17), rel + [0, 0, 1]),
+              PosePerson(-7, rel + root, root, rel, 0.0, np.ones(17)))  # fmt: skip
+    msg = Pose3d("cam0", None, 12, 34, 56, people)
+    frames = encode_pose3d(msg)
+    assert frames[0] == b"pose3d/cam0"
+    back = decode_pose3d(frames)
+    assert (back.stream, back.frame, back.t_ns, back.t_recv_ns, back.t_pub_ns) == ("cam0", None, 12, 34, 56)
+    for a, b in zip(back.persons, people, strict=True):
+        assert a.id == b.id and a.reproj_px == b.reproj_px and (a.joints_world is None) == (b.joints_world is None)
+        for key in ("joints", "root", "rel", "conf"):
+            np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
+    err = ErrorMessage("s", 4, 9, "no_joints", "x" * 300)
+    assert decode_error(encode_error(err)) == ErrorMessage("s", 4, 9, "no_joints", "x" * 200)
+    status = Status(1, 2, 3, {"stale": 0, "superseded": 1}, {"topic": 2}, 0, {"p50": 1.0, "p99": 2.0},
+                    {"p50": 3.0, "p99": 4.0}, 5, 6, "onnxruntime", "abc", 7.5)  # fmt: skip
+    assert decode_status(encode_status(status)) == status
+    kp = rng.uniform(0, 500, (17, 3))
+    kp[:, 2] = 1.0
+    inbound = decode_inbound(
+        kp2d_message("c", 1, 2, [{"id": 5, "kp": kp.tolist(), "root": [0, 0, 3.0]}], camera={"K": K})
+    )
+    np.testing.assert_array_equal(inbound.persons[0].kp, kp[:, :2])
+    cam = decode_inbound(camera_message("c", np.array(K), R=np.eye(3), t=np.array([0, 0, 2.0])))
+    np.testing.assert_array_equal(cam.camera.t, [0, 0, 2])
+    with pytest.raises(WireError):
+        decode_status(encode_error(err))

@@ -95,10 +95,10 @@ def node_estimates(model: PoseModel, t: dict, seen: np.ndarray, root_given: bool
                     if not sub.poll(60_000):
                         raise RuntimeError("the node did not answer within 60 s")
                     msg = decode_pose3d(sub.recv_multipart())
-                    if msg["frame"] == lo and msg["stream"] == stream:
+                    if msg.frame == lo and msg.stream == stream:
                         break
-                for p in msg["persons"]:
-                    rel[p["id"]] = p["rel"]
+                for p in msg.persons:
+                    rel[p.id] = p.rel
     finally:
         node.stop()
         thread.join()

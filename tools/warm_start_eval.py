@@ -26,7 +26,9 @@ parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.R
 parser.add_argument("--data", default=DEFAULT_DATA)
 parser.add_argument("--streams", type=int, default=12, help="virtual cameras, 2 persons each")
 parser.add_argument("--frames", type=int, default=150)
-parser.add_argument("--grid", default="200:10,300:10,400:10,500:10", help="warm_t_start:warm_steps pairs")
+parser.add_argument(
+    "--grid", default="200:10,300:10,400:10,300:10:60", help="warm_t_start:warm_steps[:warm_pose_max_gap_ms]"
+)
 args = parser.parse_args()
 seq = holdout_sequences(args.data, args.streams, args.frames)
 kp, K, root, gt = seq["kp2d"], seq["K"], seq["root"], seq["gt"]
@@ -60,12 +62,15 @@ for fps, frames in ((25.0, np.arange(F)), (12.5, np.arange(0, F, 2))):
             if spec == "cold":
                 cfg = dataclasses.replace(shipped, warm_start=False)
             else:
-                t, steps = map(int, spec.split(":"))
-                cfg = dataclasses.replace(shipped, warm_start=True, warm_t_start=t, warm_steps=steps)
+                t, steps, *gap = map(int, spec.split(":"))
+                cfg = dataclasses.replace(shipped, warm_start=True, warm_t_start=t, warm_steps=steps,
+                                          warm_pose_max_gap_ms=gap[0] if gap else shipped.warm_max_gap_ms)  # fmt: skip
             joints = track_sequences(model, cfg, rays[frames], conf[frames], root[frames] if given else None,
                                      stream_of, fps)  # fmt: skip
             s = score(joints, frames)
-            label = "cold" if spec == "cold" else f"warm t={spec.replace(':', ', ')} steps"
+            parts = spec.split(":")
+            label = "cold" if spec == "cold" else f"warm t={parts[0]}, {parts[1]} steps" + (
+                f", pose within {parts[2]} ms" if len(parts) > 2 else "")  # fmt: skip
             print(f"| {fps:g} Hz | {'given' if given else '2D + K'} | {label} | {s['mpjpe']:.1f} | "
                   f"{s['first']:.1f} | {s['later']:.1f} | {s['root']:.0f} | {s['accel']:.2f} | {s['refused']:.1f} |",
                   flush=True)  # fmt: skip
