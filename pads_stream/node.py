@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
 import signal
 import sys
 import time
@@ -217,7 +218,7 @@ class Node:
             self.pub.send_multipart(encode_status(status))
             if self.cfg.log_period_s and now >= self.next_log:
                 self.next_log = now + self.cfg.log_period_s
-                print(status_line(status), flush=True)
+                say(status_line(status))
 
     # -- input ---------------------------------------------------------------------------
 
@@ -388,6 +389,14 @@ class Node:
         self.stats.age_ms.append((t_pub - f.t_capture) / 1e6)
 
 
+def say(line: str) -> None:
+    """Print a log line; a closed or full stdout (a parent that went away) never stops the node."""
+    try:
+        print(line, flush=True)
+    except OSError:  # from now on to nowhere, so that the exit's own flush cannot fail either
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+
+
 def status_line(s: Status) -> str:
     """A one-line human summary of a status."""
     errors = ", ".join(f"{k} {v}" for k, v in s.errors.items() if v) or "none"
@@ -432,10 +441,9 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, node.stop)
     signal.signal(signal.SIGTERM, node.stop)
     inp, out = node.endpoints
-    print(f"pads-stream node: in {inp}, out {out}, backend {model.backend.name}, model {model.model_hash}", flush=True)
+    say(f"pads-stream node: in {inp}, out {out}, backend {model.backend.name}, model {model.model_hash}")
     try:
         node.run()
     finally:
         node.close()
-    print(f"pads-stream node: stopped after {node.stats.frames_out} frames", flush=True)
-    sys.stdout.flush()
+    say(f"pads-stream node: stopped after {node.stats.frames_out} frames")

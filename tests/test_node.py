@@ -224,6 +224,22 @@ def test_sigterm_finishes_and_exits_cleanly_over_ipc(tiny_checkpoint, tmp_path, 
             proc.kill()
 
 
+def test_a_closed_stdout_never_stops_the_node(tiny_checkpoint, tmp_path):
+    """A parent that stops reading (a closed pipe) must not crash the node's log lines or its exit."""
+    inp, out = f"ipc://{tmp_path}/in", f"ipc://{tmp_path}/out"
+    cmd = [sys.executable, "-m", "pads_stream.cli", "node", "--in", inp, "--out", out,
+           "--model", str(tiny_checkpoint), "--backend", "torch", "--steps", "2"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().startswith("pads-stream node: in")
+        proc.stdout.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, proc.stderr.read()[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def test_state_is_bounded_and_expires(test_set):
     """Issue 15, part 3.5: a latched camera stays for ``stream_ttl_s`` of silence, however many new
     streams arrive; beyond ``max_streams`` a new stream is refused (``too_many_streams``) and
