@@ -65,7 +65,8 @@ def load_model(
         backend: ``auto``, ``torch``, ``onnxruntime`` or ``tensorrt``. ``auto``: TensorRT, else
             torch on a GPU; ONNX Runtime, else torch (with a warning saying why) on a CPU.
         sampler: sampler settings; default: those stored with the model (chosen by ``tune``).
-        threads: ONNX Runtime intra-op threads (0: its default).
+        threads: the backend's intra-op threads: ONNX Runtime's (0: its default, one per core);
+            torch's on a CPU (0 or 1: one; its own default collapses on a busy CPU).
         spinning: let ONNX Runtime's idle threads spin (lower latency; off leaves the cores to
             a 2D detector sharing the machine).
 
@@ -114,7 +115,7 @@ def _build(name: str, pt: Path, model_hash: str | None, threads: int, spinning: 
         ckpt = load_checkpoint(pt)
         net, diffusion, scale = build_denoiser(ckpt)
         sampler = from_dict(SamplerConfig, ckpt.get("sampler", {}), f"{pt} sampler")
-        be: Backend = TorchBackend(net, scale)
+        be: Backend = TorchBackend(net, scale, threads=threads)
         return PoseModel(be, alphas_cumprod(diffusion), scale, sampler, pt, model_hash or "")
     folder, manifest = read_manifest(pt.stem, model_hash)
     m = manifest["model"]

@@ -96,15 +96,23 @@ class OnnxRuntimeBackend:
 
 
 class TorchBackend:
-    """The reference: :func:`pads_stream.guidance.guided_denoise` in eager torch."""
+    """The reference: :func:`pads_stream.guidance.guided_denoise` in eager torch.
+
+    On a CPU torch runs ``threads`` intra-op threads, one unless asked (0 means one). Its default,
+    one OpenMP thread per core with an active wait, collapses when another process holds a core:
+    one 10-step estimate took 7.4 s instead of 61 ms (docs/engines.md). ``torch.set_num_threads``
+    is process-wide: the last torch backend made sets it.
+    """
 
     name = "torch"
 
-    def __init__(self, net, scale: float, device: str | None = None):
+    def __init__(self, net, scale: float, device: str | None = None, threads: int = 1):
         import torch
 
         self.torch = torch
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if self.device.type == "cpu":
+            torch.set_num_threads(max(1, threads))
         self.net, self.scale = net.to(self.device), scale
 
     def operator(self, task: str, inputs: dict[str, np.ndarray], batch: int):
