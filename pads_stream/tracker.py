@@ -51,9 +51,10 @@ class TrackerConfig:
     warm_t_start: int = 300
     warm_max_gap_ms: float = 250.0  # a track's previous pose older than this is not reused
     warm_max_reproj_m: float = 0.1  # ... nor one whose reprojection misses the new 2D by more (m at the person)
-    # an estimated root's previous pose seeds the sampler only within this gap (25 Hz, not 12.5 Hz:
-    # there it lost to a cold start); beyond it the track lends its depth guess and depth filter
-    warm_pose_max_gap_ms: float = 60.0
+    # an estimated root's previous pose seeds the sampler only within this gap; beyond it the track
+    # lends its depth guess and depth filter (docs/warm_start.md: 60 ms won on S8 at 12.5 Hz but lost
+    # 10 mm on S9/S11 through the node, so the default keeps the pose for the whole warm window)
+    warm_pose_max_gap_ms: float = 250.0
     max_tracks: int = 64  # remembered tracks per stream
     depth_filter: bool = True  # Kalman filter per track on a body-size root depth (docs/depth_filter.md)
     depth_filter_noise: float = 0.03  # std of one frame's estimated log-depth
