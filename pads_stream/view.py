@@ -51,6 +51,7 @@ class Viewer:
         self.forget_s = forget_s
         self.shown: dict[str, tuple[float, list]] = {}  # scene name -> (last seen, handles)
         self.url = f"http://{host}:{port}"
+        self.stopping = False
 
     def draw(self, msg: Pose3d) -> None:
         """Draw the persons of one ``pose3d`` message."""
@@ -75,16 +76,21 @@ class Viewer:
                 handle.remove()
 
     def run(self, seconds: float | None = None) -> None:
-        """Poll and draw (for ``seconds``, or until interrupted)."""
+        """Poll and draw (for ``seconds``, or until :meth:`stop` or an interrupt)."""
         end = None if seconds is None else time.monotonic() + seconds
-        while end is None or time.monotonic() < end:
+        while not self.stopping and (end is None or time.monotonic() < end):
             if self.socket.poll(50):
                 try:
                     self.draw(decode_pose3d(self.socket.recv_multipart()))
                 except (WireError, KeyError, ValueError):
                     continue  # not a pose3d message this viewer can draw
 
+    def stop(self) -> None:
+        """Ask :meth:`run` to return within one poll (safe from another thread or a signal handler)."""
+        self.stopping = True
+
     def close(self) -> None:
+        """Close the socket and the web server (after :meth:`run` has returned)."""
         self.socket.close()
         self.server.stop()
 
