@@ -57,7 +57,7 @@ def test_browser_shows_the_skeletons(tmp_path, test_set):
             k += 1
             time.sleep(0.1)
 
-    threads = [threading.Thread(target=feed), threading.Thread(target=viewer.run, args=(20.0,))]
+    threads = [threading.Thread(target=feed), threading.Thread(target=viewer.run, args=(300.0,))]
     for t in threads:
         t.start()
     try:
@@ -65,9 +65,13 @@ def test_browser_shows_the_skeletons(tmp_path, test_set):
         shot = tmp_path / "view.png"
         flags = ["--headless", "--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
         flags += ["--window-size=1000,700", "--virtual-time-budget=8000", f"--screenshot={shot}"]
-        subprocess.run([CHROMIUM, *flags, viewer.url], capture_output=True, timeout=90)
-        assert shot.exists()
-        red, blue = hue_pixels(str(shot))
+        for _ in range(3):  # a busy machine can leave a headless page unpainted: look again, never lower the bar
+            shot.unlink(missing_ok=True)
+            subprocess.run([CHROMIUM, *flags, viewer.url], capture_output=True, timeout=90)
+            assert shot.exists()
+            red, blue = hue_pixels(str(shot))
+            if red > 300 and blue > 300:
+                break
         assert red > 300 and blue > 300, (red, blue)  # left limbs red, right limbs blue
     finally:
         stop.set()
