@@ -28,7 +28,7 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import numpy as np
 import zmq
@@ -177,7 +177,6 @@ class Node:
         self.stopping = False
         self.next_status = self.next_log = time.monotonic()
         self.error_tokens, self.error_refill = cfg.max_errors_per_s, time.monotonic()
-        self.tracker_cfg = TrackerConfig(**{f.name: getattr(cfg, f.name) for f in fields(TrackerConfig)})
         self.clock_cfg = ClockConfig(cfg.clock_step_s, cfg.clock_confirm)
         model.check_steps(cfg.steps, model.sampler.t_start)  # a bad config fails here, not per frame
         model.check_steps(cfg.warm_steps, cfg.warm_t_start)
@@ -331,7 +330,7 @@ class Node:
                 del self.streams[name]
         now_ns = time.time_ns()
         for st in self.streams.values():
-            st.tracks.expire(now_ns, self.tracker_cfg)
+            st.tracks.expire(now_ns, self.cfg)
 
     # -- estimation ----------------------------------------------------------------------
 
@@ -366,7 +365,7 @@ class Node:
         for f, p in batch:
             obs = Observation(p.id, p.rays, p.conf, p.root, p.camera.R, p.camera.t, f.t_recv, f.t_sender * 1e-9)
             items.append((self.streams[f.frame.stream].tracks, obs))
-        return estimate_persons(self.model, self.tracker_cfg, items)
+        return estimate_persons(self.model, self.cfg, items)
 
     # -- output --------------------------------------------------------------------------
 

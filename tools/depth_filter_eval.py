@@ -16,11 +16,11 @@ import numpy as np
 
 from pads_stream.api import load_model
 from pads_stream.camera import normalized_rays
-from pads_stream.config import from_dict, load_json, to_dict
+from pads_stream.config import load_json
 from pads_stream.data import DEFAULT_DATA
 from pads_stream.node import DEFAULT_CONFIG, NodeConfig
 from pads_stream.replay import holdout_sequences
-from pads_stream.tracker import TrackerConfig, track_sequences
+from pads_stream.tracker import track_sequences
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--data", default=DEFAULT_DATA)
@@ -32,8 +32,7 @@ seq = holdout_sequences(args.data, args.streams, args.frames)
 kp, K, root, gt = seq["kp2d"], seq["K"], seq["root"], seq["gt"]
 F, P = kp.shape[:2]
 rays, conf = normalized_rays(kp, K)[..., :2], np.ones(kp.shape[:-1])
-node = to_dict(load_json(NodeConfig, str(DEFAULT_CONFIG)))
-shipped = from_dict(TrackerConfig, {f.name: node[f.name] for f in dataclasses.fields(TrackerConfig)}, "node config")
+shipped = load_json(NodeConfig, str(DEFAULT_CONFIG))  # a NodeConfig is the tracker's config too
 model = load_model(backend="onnxruntime", threads=1)
 
 print(f"S8 held-out takes, {args.streams} cameras x 2 persons x {F} frames, 2D + K (root unknown), exact 2D, "
