@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import gc
 import math
 import os
 import time
@@ -208,6 +209,10 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, log_every: int = 50
     if rank == 0:
         print(f"trained {step} steps in {time.time() - t0:.0f} s, loss {running:.4f} -> {final}")
     if distributed:
+        # DDP's reducer holds the group: free it first, or gloo's threads outlive the group and
+        # the interpreter aborts on exit ("terminate called without an active exception").
+        del model
+        gc.collect()
         dist.barrier()  # no rank tears the group down while another still uses it
         dist.destroy_process_group()
     return final
