@@ -13,14 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
+from . import multiview
 from .backends import BACKENDS, Backend, OnnxRuntimeBackend, TensorRTBackend, TorchBackend
-from .camera import check_intrinsics, floor_scale, normalized_rays, sphere_start
+from .camera import camera_to_world, check_intrinsics, floor_scale, normalized_rays, sphere_start
 from .config import from_dict
 from .layout import get as get_layout
 from .rootfind import bone_scale, initial_root
 from .sampler import DEFAULT_STEPS, SamplerConfig, make_tables, sample, snap_to_rays, split_steps, tweedie_denoise
 from .schedule import DiffusionConfig, alphas_cumprod
-from .skeleton import NUM_JOINTS, fill_from_ancestors, noise_from_symmetry
+from .skeleton import NUM_JOINTS, PELVIS, fill_from_ancestors, noise_from_symmetry
 from .stepgraph import BackendUnavailable, file_hash, package_file, read_manifest
 
 DEFAULT_MODEL = "pads_h36m"
@@ -320,6 +321,141 @@ class PoseModel:
             raise ValueError(f"sample {unsized[0]}: no root given and no bone with both ends seen to size the person")
         self._finite(np.where(ok[:, None, None], x, np.nan))
         return (x, r) if return_root else x
+
+    def estimate_rig(
+        self,
+        kp2d: np.ndarray,
+        K: np.ndarray,
+        R: np.ndarray,
+        t: np.ndarray,
+        conf: np.ndarray | None = None,
+        steps: int = DEFAULT_STEPS,
+        layout: str = "h36m17",
+    ) -> np.ndarray:
+        """Lift 2D keypoints of the same persons seen by several calibrated cameras to one 3D
+        pose each, in the world frame (multi-view posterior sampling; see :meth:`lift_rig`).
+
+        Args:
+            kp2d: (V, N, J, 2) pixels: view v's keypoints of person n, undistorted, ``layout`` order.
+            K: (V, 3, 3) or (V, N, 3, 3) intrinsics, pixels.
+            R: (V, 3, 3) or (V, N, 3, 3), t: (V, 3) or (V, N, 3): extrinsics, X_cam = R · X_world + t,
+                metres (pads-stream's world: Z up, floor z = 0; any right-handed world works).
+            conf: (V, N, J) confidences in [0, 1]; 0 = not seen in that view. Default: all seen.
+            steps: sampler steps (network passes), once per person whatever the number of views.
+            layout: as in :meth:`estimate`.
+
+        Returns:
+            (N, 17, 3) float32 absolute joints in H36M-17 order, world frame, metres.
+
+        Raises:
+            ValueError: a bad argument (named). NonFiniteResult: a non-finite result.
+        """
+        kp = np.asarray(kp2d, dtype=np.float64) if not isinstance(kp2d, np.ndarray) else kp2d
+        if kp.ndim != 4:
+            raise ValueError(f"kp2d must have shape (V, N, J, 2), got {np.shape(kp2d)}")
+        v, n = kp.shape[:2]
+        if v < 1 or n < 1:
+            raise ValueError(f"kp2d must hold at least one view and one person, got {kp.shape}")
+        if conf is not None and np.shape(conf) != kp.shape[:3]:
+            raise ValueError(f"conf must have shape {kp.shape[:3]}, got {np.shape(conf)}")
+        flat_conf = None if conf is None else np.reshape(conf, (v * n, -1))
+        kp, c = self._check_keypoints(kp.reshape(v * n, *kp.shape[2:]), flat_conf, layout)
+        kp, c = kp.reshape(v, n, NUM_JOINTS, 2), c.reshape(v, n, NUM_JOINTS)
+        empty = np.flatnonzero(~(c > 0).any(axis=(0, 2)))
+        if empty.size:
+            raise ValueError(f"conf: person {empty[0]} has no joint with confidence > 0 in any view")
+        if np.all(np.abs(kp[c > 0]) <= 1.5):
+            raise ValueError("kp2d must be pixels; every coordinate is within [-1.5, 1.5] (normalised coordinates?)")
+        K = self._per_view(K, "K", (3, 3), v, n)
+        check_intrinsics(K.reshape(-1, 3, 3), "K")
+        self._check_camera(K.reshape(-1, 3, 3), v * n)
+        R, tt = self._per_view(R, "R", (3, 3), v, n), self._per_view(t, "t", (3,), v, n)
+        self._check_extrinsics((R.reshape(-1, 3, 3), tt.reshape(-1, 3)), v * n)
+        if not (np.isfinite(R).all() and np.isfinite(tt).all()):
+            raise ValueError("R and t must be finite (every view of a rig is calibrated)")
+        steps = self.check_steps(steps, min(self.sampler.rig_t_start))
+        world, ok = self.lift_rig(normalized_rays(kp, K)[..., :2], c, R, tt, steps=steps)
+        self._finite(np.where(ok[:, None, None], world, np.nan))
+        return world
+
+    @staticmethod
+    def _per_view(value: object, name: str, shape: tuple[int, ...], v: int, n: int) -> np.ndarray:
+        """A per-view array (V, *shape) or per view and person (V, N, *shape) as (V, N, *shape)."""
+        nd = np.ndim(value)
+        if nd == len(shape) + 1:
+            arr = _as_array(value, name, (v, *shape))
+            return np.broadcast_to(arr[:, None], (v, n, *shape))
+        if nd == len(shape) + 2:
+            return _as_array(value, name, (v, n, *shape))
+        dims = ", ".join(map(str, shape))
+        raise ValueError(f"{name} must have shape ({v}, {dims}) or ({v}, {n}, {dims}), got {np.shape(value)}")
+
+    def lift_rig(self, rays: np.ndarray, conf: np.ndarray, R: np.ndarray, t: np.ndarray, *,
+                 steps: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """The rig's estimation core on validated inputs (by :meth:`estimate_rig` or the node).
+
+        Each person is sampled in the frame of the camera that sees it best, about its triangulated
+        pelvis (:mod:`pads_stream.multiview`), from the triangulated joints (a joint seen once on
+        its ray at its parent's distance; one unseen at its parent), guided by every view's rays
+        with the root re-fitted at each step, then fused with the rays as much as the views agree,
+        and mapped to the world. The start level and guidance step follow the number of views
+        (``SamplerConfig.rig_t_start``, ``rig_rho``). A person whose pelvis (or both hips) no two
+        views see is lifted from its best view alone (:meth:`lift`, sized by that camera's floor).
+
+        Args:
+            rays: (V, N, 17, 2) K⁻¹[u, v, 1] per view (x/z, y/z, that camera's frame), H36M-17.
+            conf: (V, N, 17) in [0, 1]; 0 = not seen in that view.
+            R: (V, N, 3, 3), t: (V, N, 3): X_cam = R · X_world + t, metres.
+            steps: network passes.
+
+        Returns:
+            (world (N, 17, 3) float32 absolute joints, world frame, metres; ok (N,) bool, False
+            where the result is non-finite).
+        """
+        n = conf.shape[1]
+        views = (conf > 0).sum(axis=0)  # (N, 17) views that see each joint
+        fused = (views[:, PELVIS] >= 2) | (views[:, [1, 4]] >= 2).all(axis=1)
+        world = np.full((n, NUM_JOINTS, 3), np.nan, np.float32)
+        ok = np.zeros(n, bool)
+        if fused.any():
+            f = np.flatnonzero(fused)
+            world[f] = self._fuse(rays[:, f], conf[:, f], R[:, f], t[:, f], steps)
+            ok[f] = np.isfinite(world[f]).all(axis=(1, 2))
+        mono = np.flatnonzero(~fused)
+        if mono.size:  # seen by one view only: lift from that view, sized by its floor
+            b = np.argmax(conf[:, mono].sum(axis=2), axis=0)
+            rb, cb, Rb, tb = rays[b, mono], conf[b, mono], R[b, mono], t[b, mono]
+            x, root, good = self.lift(rb, cb, None, steps=steps, floor=(Rb, tb))
+            world[mono] = camera_to_world(x + root[:, None], Rb, tb)
+            ok[mono] = good & np.isfinite(world[mono]).all(axis=(1, 2))
+        return world, ok
+
+    def _fuse(self, rays: np.ndarray, conf: np.ndarray, R: np.ndarray, t: np.ndarray, steps: int) -> np.ndarray:
+        """:meth:`lift_rig` for persons whose pelvis or hips two views see -> (N, 17, 3) world metres."""
+        s = self.sampler
+        n = conf.shape[1]
+        seen = (conf > 0).sum(axis=0)
+        views = seen.sum(axis=1) / np.maximum((seen > 0).sum(axis=1), 1)  # (N,) mean views per seen joint
+        # the guidance's pull grows with √(views): weigh each person as if one view saw each joint
+        weight = conf**s.rig_conf_power / np.sqrt(np.maximum(views, 1.0))[None, :, None]
+        R_ref = R[np.argmax(conf.sum(axis=2), axis=0), np.arange(n)]  # the camera that sees the person best
+        rough = multiview.rays_in_frame(rays, R, t, weight, R_ref, np.zeros((n, 3)))
+        origin = np.einsum("nji,nj->ni", R_ref, multiview.triangulate(rough)[:, PELVIS])  # world
+        r = multiview.rays_in_frame(rays, R, t, weight, R_ref, origin)
+        forms = multiview.joint_forms(r)
+        start = multiview.triangulate(r)
+        # fewer views leave more to the prior: a higher start, a stronger pull (grouped by half views)
+        settings = [s.rig_settings(float(v), steps) for v in np.round(2 * views) / 2]
+        x = np.empty((n, NUM_JOINTS, 3), np.float32)
+        for t0, rho in sorted(set(settings)):
+            g = np.flatnonzero([st == (t0, rho) for st in settings])
+            x[g] = self._run("rig", multiview.graph_inputs(forms, g), start[g] - start[g, :1], t0, steps, rho)
+        p = x + multiview.fitted_root(x, forms)[:, None]
+        if s.rig_snap > 0:  # fuse the pose with the rays, trusting them as much as the views agree
+            noise = np.maximum(np.nan_to_num(multiview.ray_noise(r), nan=1.0), 1e-4)
+            gain = (s.rig_snap / noise)[None, :, None] ** 2 * conf**s.snap_power
+            p = multiview.pull_to_rays(p, multiview.Rays(r.foot, r.direction, gain))
+        return np.einsum("nji,nkj->nki", R_ref, p) + origin[:, None]
 
     def max_steps(self, t_start: int) -> int:
         """The most estimation steps a run from ``t_start`` holds: the first run's steps must fit

@@ -45,10 +45,23 @@ def example_inputs(task: str, batch: int, seed: int = 0) -> tuple[torch.Tensor, 
                              4 + 2 * torch.rand(batch, generator=g)], -1),
         "y": 0.3 * torch.randn(batch, 17, 3, generator=g),
         "weights": torch.rand(batch, 17, generator=g),
+        **_rig_example(batch, g),
         "t": torch.tensor([400.0]),
         "alpha": torch.tensor([0.62]),
     }  # fmt: skip
     return tuple(values[name] for name in TASKS[task].inputs)
+
+
+def _rig_example(batch: int, g: torch.Generator) -> dict[str, torch.Tensor]:
+    """Inputs of the ``rig`` graph for random joint forms (3 views' worth of positive semi-definite S_j)."""
+    a = 0.6 * torch.randn(batch, 17, 3, 3, generator=g)
+    sqrt_s = a @ a.transpose(-1, -2)
+    s = sqrt_s @ sqrt_s
+    centre = 0.3 * torch.randn(batch, 17, 3, generator=g)
+    solve = torch.linalg.inv(s.sum(dim=1))
+    offset = (solve @ (s @ centre[..., None]).sum(dim=1))[..., 0]
+    return {"sqrt_s": sqrt_s, "centre": centre, "slack": 0.01 * torch.rand(batch, 17, generator=g),
+            "root_solve": solve, "root_offset": offset}  # fmt: skip
 
 
 class _TracedStep(torch.nn.Module):

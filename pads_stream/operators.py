@@ -16,8 +16,9 @@ distance to the camera, known root ``T`` (B, 3)::
     model = pads_stream.load_model(backend="torch")
     x = model.solve(JointDepth(depth, root), n=len(depth), steps=20)
 
-Operators here: :class:`Projection` (estimation) and :class:`Identity` (denoising; completion
-weights it by the observed-joint mask); generation uses no operator. An operator that an
+Operators here: :class:`Projection` (estimation), :class:`Rig` (estimation from several
+calibrated views) and :class:`Identity` (denoising; completion weights it by the observed-joint
+mask); generation uses no operator. An operator that an
 exported graph runs also needs a record in :data:`pads_stream.stepgraph.TASKS` (its bound
 inputs are its constructor's keyword arguments).
 """
@@ -69,3 +70,33 @@ class Identity:
 
     def residual(self, x0: torch.Tensor) -> torch.Tensor:
         return self.weights[..., None] * (self.y - x0)
+
+
+class Rig:
+    """Several calibrated views: the weighted distances of every joint from its rays in every
+    view, the root re-fitted in closed form for each x̂₀ (:mod:`pads_stream.multiview`).
+
+    The summed squared distances Σ_v w_vj² ‖M_vj (p_j − q_vj)‖² of p_j = x̂₀_j + T are, per joint,
+    (p_j − m_j)ᵀ S_j (p_j − m_j) + k_j; the residual is [S_j^½ (p_j − m_j); √k_j], whose squared
+    norm is that sum, so the inputs' shapes do not depend on the number of views. The root
+    T = offset − solve · Σ_j S_j x̂₀_j minimises it for the current pose; its dependence on x̂₀ is
+    part of the gradient. All in the sampling frame (a camera's rotation about an origin near
+    the person), metres.
+
+    Args:
+        sqrt_s: (B, 17, 3, 3) S_j^½. centre: (B, 17, 3) m_j. slack: (B, 17) √k_j.
+        root_solve: (B, 3, 3) (Σ_j S_j)⁻¹. root_offset: (B, 3) (Σ_j S_j)⁻¹ Σ_j S_j m_j.
+    """
+
+    def __init__(self, sqrt_s: torch.Tensor, centre: torch.Tensor, slack: torch.Tensor, root_solve: torch.Tensor,
+                 root_offset: torch.Tensor):  # fmt: skip
+        self.sqrt_s, self.centre, self.slack = sqrt_s, centre, slack
+        self.s = sqrt_s @ sqrt_s
+        self.root_solve, self.root_offset = root_solve, root_offset
+
+    def residual(self, x0: torch.Tensor) -> torch.Tensor:
+        pull = (self.s @ x0[..., None]).sum(dim=1)  # (B, 3, 1) Σ_j S_j x_j
+        root = self.root_offset - (self.root_solve @ pull)[..., 0]  # (B, 3)
+        d = x0 + root[:, None, :] - self.centre  # (B, 17, 3)
+        r = (self.sqrt_s @ d[..., None])[..., 0]  # (B, 17, 3)
+        return torch.cat([r.flatten(1), self.slack], dim=1)

@@ -121,16 +121,71 @@ def detector_noise(
     """Detector-like 2D: Gaussian noise plus a few displaced joints, with confidences.
 
     Args:
-        kp2d: (N, J, 2) exact pixels.
+        kp2d: (..., J, 2) exact pixels.
 
     Returns:
-        ((N, J, 2) noisy pixels, (N, J) confidence, lower where a joint moved further).
+        ((..., J, 2) noisy pixels, (..., J) confidence, lower where a joint moved further).
     """
     noisy = kp2d + rng.normal(0.0, std_px, kp2d.shape)
-    out = rng.random(kp2d.shape[:2]) < outlier_rate
-    angle = rng.uniform(0, 2 * np.pi, kp2d.shape[:2])
-    dist = rng.uniform(*outlier_px, kp2d.shape[:2])
+    out = rng.random(kp2d.shape[:-1]) < outlier_rate
+    angle = rng.uniform(0, 2 * np.pi, kp2d.shape[:-1])
+    dist = rng.uniform(*outlier_px, kp2d.shape[:-1])
     noisy += out[..., None] * np.stack([np.cos(angle), np.sin(angle)], -1) * dist[..., None]
     moved = np.linalg.norm(noisy - kp2d, axis=-1)
     conf = np.clip(np.exp(-0.5 * (moved / (3 * std_px)) ** 2) + rng.normal(0, 0.05, moved.shape), 0.05, 1.0)
     return noisy, conf
+
+
+@dataclass(frozen=True)
+class CalibratedRig:
+    """Cameras calibrated in one world (pads-stream's: Z up, floor z = 0, metres).
+
+    Attributes:
+        K: (V, 3, 3) intrinsics, pixels. R: (V, 3, 3), t: (V, 3): X_cam = R · X_world + t.
+    """
+
+    K: np.ndarray
+    R: np.ndarray
+    t: np.ndarray
+
+    @property
+    def centres(self) -> np.ndarray:
+        """(V, 3) camera centres in the world, metres."""
+        return -np.einsum("vji,vj->vi", self.R, self.t)
+
+    def look_at_floor(self) -> np.ndarray:
+        """(3,) the floor point nearest to every optical axis (least squares), metres: where the
+        rig looks."""
+        c, axis = self.centres, self.R[:, 2]  # optical axes in the world: the third row of R
+        m = np.eye(3) - axis[:, :, None] * axis[:, None, :]
+        p = np.linalg.solve(m.sum(axis=0), np.einsum("vab,vb->a", m, c))
+        return np.array([p[0], p[1], 0.0])
+
+    def project(self, world: np.ndarray) -> np.ndarray:
+        """(N, 17, 3) world joints -> (V, N, 17, 2) pixels in every camera."""
+        cam = np.einsum("vij,nkj->vnki", self.R, world) + self.t[:, None, None]
+        return project(cam, self.K[:, None])
+
+
+def load_rig(path: str, subject: str) -> CalibratedRig:
+    """The rig of ``subject`` in a cameras file like V-H36M's ``cameras_s9_s11.json``
+    (``subjects[S][v]`` with ``K``, ``R``, ``t``; X_cam = R · X_world + t, Z-up world)."""
+    import json
+
+    cams = json.loads(open(path).read())["subjects"][subject]
+    return CalibratedRig(*(np.array([c[k] for c in cams], dtype=np.float64) for k in ("K", "R", "t")))
+
+
+def rig_samples(test: dict[str, np.ndarray], subject: str, views: int) -> np.ndarray:
+    """(V, M) indices of a V-H36M-like test set: column k holds the k-th sample of ``subject`` in
+    each camera 0 … V−1, all the same world pose."""
+    idx = [np.flatnonzero((test["subject"] == subject) & (test["camera"] == v)) for v in range(views)]
+    m = min(len(i) for i in idx)
+    return np.stack([i[:m] for i in idx])
+
+
+def place_in_rig(poses: np.ndarray, rig: CalibratedRig, rng: np.random.Generator, disc: float = 1.0) -> np.ndarray:
+    """Y-up pelvis-relative poses (N, 17, 3) placed like V-H36M's: random heading, lowest joint on
+    the floor, ground position within ``disc`` m of where the rig looks -> (N, 17, 3) world (Z up)."""
+    world = place_on_floor(poses.astype(np.float64), rng, disc) @ Y_UP_TO_Z_UP.T
+    return world + rig.look_at_floor()

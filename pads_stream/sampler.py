@@ -56,6 +56,13 @@ class SamplerConfig:
     complete_t_start: int = 400  # completion: noise level of the (not noised) observed-joint start
     complete_rho: float = 4.0  # completion guidance step
     complete_solver: str = "tweedie"  # completion's solver (see schedule.solver_tables)
+    # rigs, each a pair (two views, four or more) interpolated in the mean number of views per seen
+    # joint: the noise level of the (not noised) triangulated start, and the guidance step at
+    # REFERENCE_STEPS steps (scaled like rho). Fewer views leave more to the prior.
+    rig_t_start: tuple[int, int] = (500, 250)
+    rig_rho: tuple[float, float] = (4.0, 2.8)
+    rig_conf_power: float = 1.5  # rigs: a view's joint weighs conf ** rig_conf_power
+    rig_snap: float = 0.005  # rigs: the sampled pose's error (m) in the final fusion with the views' rays; 0 = off
 
     def rho_at(self, steps: int) -> float:
         """The estimation guidance step of a ``steps``-step budget: the total pull of the guidance
@@ -63,15 +70,27 @@ class SamplerConfig:
         views: ρ 6 at 10 steps, about 3 at 50 and 2 at 100)."""
         return self.rho * (REFERENCE_STEPS / steps) ** self.rho_power
 
+    def rig_settings(self, views: float, steps: int) -> tuple[int, float]:
+        """(t_start, ρ) of a rig person seen by ``views`` views per joint on average, for a
+        ``steps``-step budget (ρ scaled as :meth:`rho_at`)."""
+        share = float(np.clip((views - 2.0) / 2.0, 0.0, 1.0))
+        t0 = int(round(self.rig_t_start[0] + share * (self.rig_t_start[1] - self.rig_t_start[0])))
+        rho = self.rig_rho[0] + share * (self.rig_rho[1] - self.rig_rho[0])
+        return t0, rho * (REFERENCE_STEPS / steps) ** self.rho_power
+
     def __post_init__(self) -> None:
         for name in ("solver", "complete_solver"):
             if getattr(self, name) not in SOLVERS:
                 raise ValueError(f"{name} must be one of {SOLVERS}, got {getattr(self, name)!r}")
+        if len(self.rig_t_start) != 2 or len(self.rig_rho) != 2:
+            raise ValueError("rig_t_start and rig_rho must be pairs (two views, four or more)")
+        if not all(np.isfinite(r) and r >= 0 for r in self.rig_rho):
+            raise ValueError(f"rig_rho must be finite and >= 0, got {self.rig_rho!r}")
         if not 0 <= self.restart_fraction < 1:
             raise ValueError(f"restart_fraction must be in [0, 1), got {self.restart_fraction!r}")
         if not (np.isfinite(self.denoise_level) and self.denoise_level > 0):
             raise ValueError(f"denoise_level must be finite and > 0, got {self.denoise_level!r}")
-        for name in ("rho", "rho_power", "complete_rho", "snap_power"):
+        for name in ("rho", "rho_power", "complete_rho", "snap_power", "rig_conf_power", "rig_snap"):
             if not (np.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 raise ValueError(f"{name} must be finite and >= 0, got {getattr(self, name)!r}")
 

@@ -8,6 +8,8 @@ backend and the tests loop over (a new task is a forward operator and one record
 
 - ``projection`` (estimation): x_t, rays, root, weights, t, alpha -> x0, grad
 - ``identity`` (denoising, completion; generation with zero weights): x_t, y, weights, t, alpha -> x0, grad
+- ``rig`` (estimation from several calibrated views): x_t, sqrt_s, centre, slack, root_solve,
+  root_offset, t, alpha -> x0, grad (the same shapes for any number of views)
 
 The manifest carries everything a runtime needs besides the graph (normalisation scale,
 diffusion schedule, sampler settings), so the ONNX Runtime path loads without torch. This
@@ -52,6 +54,10 @@ class Task:
 TASKS: dict[str, Task] = {
     "projection": Task("Projection", (("rays", (17, 2)), ("root", (3,)), ("weights", (17,)))),
     "identity": Task("Identity", (("y", (17, 3)), ("weights", (17,)))),
+    "rig": Task(
+        "Rig",
+        (("sqrt_s", (17, 3, 3)), ("centre", (17, 3)), ("slack", (17,)), ("root_solve", (3, 3)), ("root_offset", (3,))),
+    ),
 }
 
 

@@ -46,3 +46,22 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     }
     torch.save(ckpt, path)
     return path
+
+
+CAMERAS = SHARED / "h36m" / "cameras_s9_s11.json"
+
+
+@pytest.fixture(scope="session")
+def rig_views(test_set) -> dict[str, np.ndarray]:
+    """32 S9 poses of the test set seen by the 4 cameras of its calibrated rig: kp2d, kp2d_det,
+    conf_det (4, N, 17[, 2]), K (4, N, 3, 3), R (4, 3, 3), t (4, 3), world (N, 17, 3) metres."""
+    from pads_stream.camera import camera_to_world
+    from pads_stream.rig import load_rig, rig_samples
+
+    rig = load_rig(str(CAMERAS), "S9")
+    idx = rig_samples(test_set, "S9", 4)[:, ::97][:, :32]
+    n = idx.shape[1]
+    R0, t0 = np.broadcast_to(rig.R[0], (n, 3, 3)), np.broadcast_to(rig.t[0], (n, 3))
+    world = camera_to_world(test_set["gt"][idx[0]] + test_set["root"][idx[0]][:, None], R0, t0)
+    out = {k: test_set[k][idx].astype(np.float64) for k in ("kp2d", "kp2d_det", "conf_det", "K")}
+    return {**out, "R": rig.R, "t": rig.t, "world": world}

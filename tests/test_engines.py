@@ -97,6 +97,17 @@ def test_onnxruntime_matches_torch_through_the_sampler(exported, tiny_checkpoint
     assert np.abs(ref.generate(batch, steps=5) - ort_model.generate(batch, steps=5)).max() <= 1e-4
 
 
+def test_rig_graph_matches_torch_through_the_sampler(exported, tiny_checkpoint, rig_views):
+    ref = load_model(tiny_checkpoint, backend="torch")
+    ort_model = load_model(tiny_checkpoint, backend="onnxruntime")
+    v = rig_views
+    for views in ([0, 1, 2, 3], [1, 3]):
+        args = (v["kp2d_det"][views], v["K"][views], v["R"][views], v["t"][views])
+        a = ref.estimate_rig(*args, conf=v["conf_det"][views], steps=10)
+        b = ort_model.estimate_rig(*args, conf=v["conf_det"][views], steps=10)
+        assert np.abs(a - b).max() <= 1e-4  # metres
+
+
 def test_onnxruntime_path_runs_without_torch(exported, tiny_checkpoint):
     """What `pip install pads-stream` (no extras) gives: the API must not import torch."""
     code = f"""
@@ -145,7 +156,7 @@ TRT_REASON = unavailable_reason()
 
 
 @pytest.mark.skipif(TRT_REASON is not None, reason=f"TensorRT engine tests need TensorRT and a GPU: {TRT_REASON}")
-def test_tensorrt_engine_matches_torch(exported, tiny_checkpoint, test_set):
+def test_tensorrt_engine_matches_torch(exported, tiny_checkpoint, test_set, rig_views):
     from pads_stream.tensorrt_engine import build_engines
 
     manifest = json.loads((exported / "manifest.json").read_text())
@@ -156,6 +167,9 @@ def test_tensorrt_engine_matches_torch(exported, tiny_checkpoint, test_set):
     trt = load_model(tiny_checkpoint, backend="tensorrt")
     kp, K, root = test_set["kp2d"][:16], test_set["K"][:16], test_set["root"][:16]
     assert np.abs(ref.estimate(kp, K, root, steps=10) - trt.estimate(kp, K, root, steps=10)).max() <= 1e-3
+    v = rig_views
+    args = (v["kp2d_det"], v["K"], v["R"], v["t"], v["conf_det"])
+    assert np.abs(ref.estimate_rig(*args) - trt.estimate_rig(*args)).max() <= 1e-3
 
 
 def test_tensorrt_backend_says_why_it_cannot_run(tiny_checkpoint):
