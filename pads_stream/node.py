@@ -37,6 +37,7 @@ from .api import PoseModel, load_model
 from .camera import camera_to_world, normalized_rays, project, undistort_points
 from .clock import ClockConfig, SenderClock
 from .config import from_dict, load_json, to_dict
+from .fusion import FusionConfig, RigFrames, RigTracks, ViewPerson, Waiting, fuse_frame
 from .layout import to_h36m
 from .rootfind import initial_root
 from .shutdown import exit_on_stop_signals
@@ -49,8 +50,10 @@ from .wire import (
     CameraUpdate,
     ErrorMessage,
     Kp2dFrame,
+    PersonView,
     Pose3d,
     PosePerson,
+    RigView,
     Status,
     WireError,
     decode_inbound,
@@ -63,9 +66,10 @@ DEFAULT_CONFIG = package_file("configs", "node.json")
 
 
 @dataclass(frozen=True)
-class NodeConfig(TrackerConfig):
+class NodeConfig(TrackerConfig, FusionConfig):
     """Node settings (the package's ``configs/node.json`` overrides these defaults): the tracker's
-    (:class:`pads_stream.tracker.TrackerConfig`: steps, warm start, filters) and these."""
+    (:class:`pads_stream.tracker.TrackerConfig`: steps, warm start, filters), the rigs'
+    (:class:`pads_stream.fusion.FusionConfig`: grouping and association) and these."""
 
     inp: str = "tcp://*:5555"  # where rigs publish 2D keypoints
     out: str = "tcp://*:5556"  # where consumers subscribe to 3D poses
@@ -173,6 +177,9 @@ class Node:
         self.poller.register(self.sub, zmq.POLLIN)
         self.streams: dict[str, StreamState] = {}
         self.pending: dict[str, Pending] = {}
+        self.rigs: dict[str, RigFrames[Pending]] = {}  # rig name -> its member frames waiting to be fused
+        self.rig_tracks: dict[str, RigTracks] = {}
+        self.rig_frames: dict[str, int] = {}  # rig name -> rig frames published (the rig pose3d's frame)
         self.stats = Stats()
         self.stopping = False
         self.next_status = self.next_log = time.monotonic()
@@ -208,6 +215,8 @@ class Node:
             self.drain()
         if self.pending:
             self.process()
+        if self.rigs:
+            self.process_rigs()
         now = time.monotonic()
         if now >= self.next_status:
             self.next_status = now + self.cfg.status_period_s
@@ -270,9 +279,20 @@ class Node:
         if t_recv - t_capture > self.cfg.latency_budget_ms * 1e6:
             self.drop(frame, "stale")
             return
+        pending = Pending(frame, t_recv, t_capture, t_sender, persons)
+        rig = state.camera.rig
+        if rig is not None:  # one view of a rig: fused with the rig's other views of the same moment
+            if rig not in self.rigs and len(self.rigs) >= self.cfg.max_streams:
+                raise WireError("too_many_streams", f"{self.cfg.max_streams} rigs have state", frame.stream,
+                                frame.frame)  # fmt: skip
+            waiting = Waiting(frame.stream, t_capture, t_recv, pending)
+            old, late = self.rigs.setdefault(rig, RigFrames()).add(waiting, time.monotonic(), self.cfg)
+            if old is not None:
+                self.drop(old.item.frame, "late" if late else "superseded")
+            return
         if frame.stream in self.pending:
             self.drop(self.pending[frame.stream].frame, "superseded")
-        self.pending[frame.stream] = Pending(frame, t_recv, t_capture, t_sender, persons)
+        self.pending[frame.stream] = pending
 
     def prepare(self, frame: Kp2dFrame, camera: Camera) -> list[Person]:
         """The frame's persons in H36M order, undistorted, with rays; rejects the unusable ones."""
@@ -328,6 +348,11 @@ class Node:
         for name in [s for s, st in self.streams.items() if now - st.last_seen > self.cfg.stream_ttl_s]:
             if name not in self.pending:
                 del self.streams[name]
+                for frames in self.rigs.values():
+                    frames.forget(name)
+        for rig in [r for r, frames in self.rigs.items() if not frames.last_seen and not frames.waiting]:
+            del self.rigs[rig]
+            self.rig_tracks.pop(rig, None)
         now_ns = time.time_ns()
         for st in self.streams.values():
             st.tracks.expire(now_ns, self.cfg)
@@ -366,6 +391,60 @@ class Node:
             obs = Observation(p.id, p.rays, p.conf, p.root, p.camera.R, p.camera.t, f.t_recv, f.t_sender * 1e-9)
             items.append((self.streams[f.frame.stream].tracks, obs))
         return estimate_persons(self.model, self.cfg, items)
+
+    def process_rigs(self) -> None:
+        """Fuse every rig frame that is ready (:class:`pads_stream.fusion.RigFrames`) and publish it."""
+        now_ns, now = time.time_ns(), time.monotonic()
+        for rig, frames in list(self.rigs.items()):
+            ready = frames.take(now_ns, now, self.cfg)
+            if ready is None:
+                continue
+            group, late = ready
+            for w in late:
+                self.drop(w.item.frame, "late")
+            fresh = []
+            for w in group:
+                if now_ns - w.t_capture > self.cfg.latency_budget_ms * 1e6:
+                    self.drop(w.item.frame, "stale")
+                else:
+                    fresh.append(w.item)
+            if fresh:
+                self.fuse(rig, fresh)
+
+    def fuse(self, rig: str, members: list[Pending]) -> None:
+        """One rig frame: its member frames' persons associated, lifted together, published as
+        ``pose3d/<rig>`` (world joints; camera-frame joints in the first member's camera)."""
+        views = [[ViewPerson(p.id, p.kp, p.conf, p.rays, p.K, p.camera.R, p.camera.t) for p in m.persons]
+                 for m in members]  # fmt: skip
+        by_id = all(p.camera.rig_ids for m in members for p in m.persons)
+        tracks = self.rig_tracks.setdefault(rig, RigTracks())
+        t_capture = max(m.t_capture for m in members)
+        fused, refused = fuse_frame(self.model, self.cfg.steps, views, self.cfg, tracks, t_capture, by_id)
+        for group in refused:
+            v, i = group[0]
+            self.reject(WireError("estimate_failed", "a rig person's fused pose is non-finite or implausible "
+                                  f"({len(group)} views)", members[v].frame.stream, members[v].frame.frame,
+                                  members[v].persons[i].id))  # fmt: skip
+        ref = next((m.persons[0].camera for m in members if m.persons), None)
+        persons, used = [], set()
+        for person in fused:
+            cam = person.world if ref is None else person.world @ ref.R.T + ref.t
+            views_of = tuple(PersonView(members[v].frame.stream, members[v].persons[i].id, e)
+                             for v, i, e in person.detections)  # fmt: skip
+            used |= {v for v, _, _ in person.detections}
+            conf = np.max([members[v].persons[i].conf for v, i, _ in person.detections], axis=0)
+            reproj = float(np.mean([e for _, _, e in person.detections]))
+            persons.append(PosePerson(person.id, cam, cam[0], cam - cam[0], reproj, conf, person.world, views_of))
+        number = self.rig_frames[rig] = self.rig_frames.get(rig, -1) + 1
+        t_recv, t_pub = min(m.t_recv for m in members), time.time_ns()
+        rig_views = tuple(RigView(m.frame.stream, m.frame.frame, v in used) for v, m in enumerate(members))
+        camera = next((m.frame.stream for m in members if m.persons), members[0].frame.stream)
+        self.pub.send_multipart(encode_pose3d(Pose3d(rig, number, members[0].frame.t_ns, t_recv, t_pub,
+                                                     tuple(persons), rig_views, camera)))  # fmt: skip
+        self.stats.frames_out += 1
+        self.stats.persons_out += len(persons)
+        self.stats.latency_ms.append((t_pub - t_recv) / 1e6)
+        self.stats.age_ms.append((t_pub - min(m.t_capture for m in members)) / 1e6)
 
     # -- output --------------------------------------------------------------------------
 
@@ -406,9 +485,13 @@ def status_line(s: Status) -> str:
 
 
 def warm_up(model: PoseModel, cfg: NodeConfig) -> None:
-    """One small estimate so the first real frame does not pay for session creation."""
+    """Small estimates (one camera, a rig of two) so the first real frames do not pay for session creation."""
     rays = np.tile(np.linspace(-0.1, 0.1, 17)[:, None], (1, 1, 2))
     model.lift(rays, np.ones((1, 17)), np.array([[0.0, 0.0, 5.0]]), steps=min(cfg.steps, 2))
+    side = np.array([[0.0, 0.0, -1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])  # a camera on the x axis, facing back
+    R = np.stack([np.eye(3), side])[:, None]
+    t = np.array([[0.0, 0.0, 5.0], [0.0, 0.0, 5.0]])[:, None]
+    model.lift_rig(np.stack([rays, rays]), np.ones((2, 1, 17)), R, t, steps=min(cfg.steps, 2))
 
 
 def main(argv: list[str] | None = None) -> None:

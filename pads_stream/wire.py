@@ -56,6 +56,7 @@ ERROR_KINDS = {
 DROP_KINDS = {
     "superseded": "a newer frame of the stream arrived before this one was estimated",
     "stale": "older than the latency budget (from capture time) on arrival or before estimation",
+    "late": "a rig's view that arrived after the rig frame of its capture time was fused without it",
 }
 
 
@@ -78,6 +79,8 @@ class Camera:
     dist: np.ndarray | None = None
     R: np.ndarray | None = None
     t: np.ndarray | None = None
+    rig: str | None = None  # the rig this stream's camera belongs to (its frames are fused with the rig's other views)
+    rig_ids: bool = False  # person ids are the rig's (one multi-camera tracker), not this camera's own
 
 
 @dataclass(frozen=True)
@@ -223,7 +226,18 @@ def _camera(value: Any) -> Camera:
             raise WireError("camera", f"camera.R and camera.t must be finite (|t| <= {MAX_ROOT_M:g} m)")
         if np.abs(R @ R.T - np.eye(3)).max() > ROTATION_TOL or np.linalg.det(R) < 0:
             raise WireError("camera", f"camera.R must be a rotation (|R Rᵀ − I| <= {ROTATION_TOL:g}, det +1)")
-    return Camera(K=K, dist=dist, R=R, t=t)
+    rig = value.get("rig")
+    if rig is not None:
+        if not isinstance(rig, str) or not 0 < len(rig) <= MAX_STREAM_NAME:
+            raise WireError("schema", f"camera.rig must be a string of 1-{MAX_STREAM_NAME} characters, or nil")
+        if R is None:
+            raise WireError("camera", "a rig's camera needs its extrinsics (R and t in the rig's world)")
+    rig_ids = value.get("rig_ids", False)
+    if rig_ids is None:
+        rig_ids = False
+    if not isinstance(rig_ids, bool):
+        raise WireError("schema", "camera.rig_ids must be true, false or nil")
+    return Camera(K=K, dist=dist, R=R, t=t, rig=rig, rig_ids=rig_ids)
 
 
 def _stream(payload: dict, topic: str, prefix: str) -> str:
@@ -310,15 +324,29 @@ def kp2d_message(
     return encode(f"kp2d/{stream}", payload)
 
 
-def camera_message(stream: str, K: np.ndarray, dist: np.ndarray | None = None, R: np.ndarray | None = None,
-                   t: np.ndarray | None = None) -> list[bytes]:  # fmt: skip
-    """Encode a ``camera`` message that latches intrinsics (and optionally extrinsics) for ``stream``."""
+def camera_map(K: np.ndarray, dist: np.ndarray | None = None, R: np.ndarray | None = None, t: np.ndarray | None = None,
+               rig: str | None = None, rig_ids: bool = False) -> dict[str, Any]:  # fmt: skip
+    """The ``camera`` map of a ``camera`` or ``kp2d`` message (see the protocol)."""
     camera: dict[str, Any] = {"K": np.asarray(K, float).tolist()}
     if dist is not None:
         camera["dist"] = np.asarray(dist, float).tolist()
     if R is not None and t is not None:
         camera["R"], camera["t"] = np.asarray(R, float).tolist(), np.asarray(t, float).reshape(3).tolist()
-    return encode(f"camera/{stream}", {"v": VERSION, "stream": stream, "camera": camera})
+    if rig is not None:
+        camera["rig"] = rig
+        if rig_ids:
+            camera["rig_ids"] = True
+    return camera
+
+
+def camera_message(stream: str, K: np.ndarray, dist: np.ndarray | None = None, R: np.ndarray | None = None,
+                   t: np.ndarray | None = None, rig: str | None = None,
+                   rig_ids: bool = False) -> list[bytes]:  # fmt: skip
+    """Encode a ``camera`` message that latches intrinsics (and optionally extrinsics, and the rig
+    the camera belongs to) for ``stream``."""
+    return encode(
+        f"camera/{stream}", {"v": VERSION, "stream": stream, "camera": camera_map(K, dist, R, t, rig, rig_ids)}
+    )
 
 
 # -- outbound: node -> consumers ----------------------------------------------------------
@@ -338,6 +366,27 @@ class PosePerson:
     reproj_px: float
     conf: np.ndarray
     joints_world: np.ndarray | None = None
+    views: tuple[PersonView, ...] = ()  # a rig's person: the detections fused into it, one per view
+
+
+@dataclass(frozen=True)
+class PersonView:
+    """One view's detection fused into a rig's person: the member ``stream``, the person ``id`` as
+    that stream sent it, and the fused pose's mean reprojection error there (undistorted px)."""
+
+    stream: str
+    id: int
+    reproj_px: float
+
+
+@dataclass(frozen=True)
+class RigView:
+    """One member frame of a rig's frame: its ``stream`` and ``frame``, and whether it was fused
+    (False: it carried no person, or none of its persons could be fused)."""
+
+    stream: str
+    frame: int | None
+    used: bool
 
 
 @dataclass(frozen=True)
@@ -351,6 +400,8 @@ class Pose3d:
     t_recv_ns: int
     t_pub_ns: int
     persons: tuple[PosePerson, ...]
+    views: tuple[RigView, ...] = ()  # a rig's frame: its member frames (empty for a single stream)
+    camera: str | None = None  # a rig's frame: the member stream whose camera frame joints, root and rel use
 
 
 @dataclass(frozen=True)
@@ -393,9 +444,15 @@ def encode_pose3d(msg: Pose3d) -> list[bytes]:
                   "reproj_px": float(p.reproj_px), "conf": as_list(p.conf)}  # fmt: skip
         if p.joints_world is not None:
             person["joints_world"] = as_list(p.joints_world)
+        if p.views:
+            person["views"] = [{"stream": v.stream, "id": v.id, "reproj_px": float(v.reproj_px)} for v in p.views]
         persons.append(person)
     payload = {"v": VERSION, "stream": msg.stream, "frame": msg.frame, "t_ns": msg.t_ns, "t_recv_ns": msg.t_recv_ns,
                "t_pub_ns": msg.t_pub_ns, "layout": "h36m17", "persons": persons}  # fmt: skip
+    if msg.views:
+        payload["rig"] = True
+        payload["camera"] = msg.camera
+        payload["views"] = [{"stream": v.stream, "frame": v.frame, "used": v.used} for v in msg.views]
     return encode(f"pose3d/{msg.stream}", payload)
 
 
@@ -411,10 +468,13 @@ def decode_pose3d(frames: list[bytes]) -> Pose3d:
                 rel=_floats(q["rel"], (17, 3), "rel"), reproj_px=float(q["reproj_px"]),
                 conf=_floats(q["conf"], (17,), "conf"),
                 joints_world=None if q.get("joints_world") is None else _floats(q["joints_world"], (17, 3), "world"),
+                views=tuple(PersonView(v["stream"], v["id"], float(v["reproj_px"])) for v in q.get("views", ())),
             )
             for q in p["persons"]
         )  # fmt: skip
-        return Pose3d(p["stream"], p["frame"], p["t_ns"], p["t_recv_ns"], p["t_pub_ns"], persons)
+        views = tuple(RigView(v["stream"], v["frame"], bool(v["used"])) for v in p.get("views", ()))
+        return Pose3d(p["stream"], p["frame"], p["t_ns"], p["t_recv_ns"], p["t_pub_ns"], persons, views,
+                      p.get("camera"))  # fmt: skip
     except (KeyError, TypeError) as err:
         raise WireError("schema", f"not a pose3d payload ({type(err).__name__}: {err})"[:200]) from None
 

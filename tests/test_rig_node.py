@@ -1,0 +1,142 @@
+"""Rigs in the node: member frames grouped by capture time, persons associated across views with
+per-camera ids, a late or missing camera; socket-free (pads_stream.fusion) and over real sockets."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from pads_stream.api import load_model
+from pads_stream.camera import normalized_rays
+from pads_stream.fusion import FusionConfig, RigFrames, RigTracks, ViewPerson, Waiting, fuse_frame
+from pads_stream.rig import load_rig
+from pads_stream.wire import camera_map, kp2d_message
+
+from .conftest import CAMERAS
+from .test_node import Harness, poses
+from .test_node_contract import errors, until
+
+MS = 1_000_000  # ns
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model()
+
+
+@pytest.fixture(scope="module")
+def scene(rig_views):
+    """Two persons 1.2 m apart in the S9 rig walking 5 cm a moment: world (F, 2, 17, 3) and their
+    exact 2D in the 4 cameras, kp (F, 4, 2, 17, 2) px."""
+    rig = load_rig(str(CAMERAS), "S9")
+    world = np.repeat(rig_views["world"][None, :2], 6, axis=0)
+    world[:, 1] += [1.2, 0.0, 0.0]
+    world += np.arange(6)[:, None, None, None] * np.array([0.0, 0.05, 0.0])
+    kp = np.stack([rig.project(w) for w in world])  # (F, 4, 2, 17, 2)
+    return {"rig": rig, "world": world, "kp": kp}
+
+
+def test_frames_of_one_moment_are_grouped_and_a_late_view_is_refused():
+    cfg = FusionConfig(rig_window_ms=10, rig_wait_ms=50)
+    frames: RigFrames[int] = RigFrames()
+    t0, now = 10_000 * MS, 100.0
+    for v in range(4):  # one moment, arrival spread 3 ms
+        assert frames.add(Waiting(f"c{v}", t0 + v * MS, t0 + v * MS, v), now, cfg) == (None, False)
+    group, late = frames.take(t0 + 4 * MS, now, cfg)
+    assert [w.item for w in group] == [0, 1, 2, 3] and late == []
+    for v in range(3):  # the next moment: camera 3 is late
+        frames.add(Waiting(f"c{v}", t0 + 40 * MS, t0 + 41 * MS, 10 + v), now, cfg)
+    assert frames.take(t0 + 45 * MS, now, cfg) is None  # waits for camera 3 (still a live member)
+    group, _ = frames.take(t0 + 92 * MS, now, cfg)  # but not beyond rig_wait_ms
+    assert [w.item for w in group] == [10, 11, 12]
+    refused, late = frames.add(Waiting("c3", t0 + 40 * MS, t0 + 140 * MS, 13), now, cfg)
+    assert refused.item == 13 and late  # its moment was fused without it
+    frames.add(Waiting("c0", t0 + 80 * MS, t0 + 81 * MS, 20), now + 5.0, cfg)
+    group, _ = frames.take(t0 + 82 * MS, now + 5.0, cfg)  # the others went silent: not waited for
+    assert [w.item for w in group] == [20]
+
+
+def view_persons(scene, f, ids):
+    rig = scene["rig"]
+    out = []
+    for v in range(4):
+        persons = []
+        for m in range(2):
+            kp = scene["kp"][f, v, m]
+            rays = normalized_rays(kp, rig.K[v])[..., :2]
+            persons.append(ViewPerson(ids[v][m], kp, np.ones(17), rays, rig.K[v], rig.R[v], rig.t[v]))
+        out.append(persons)
+    return out
+
+
+def test_persons_are_associated_across_views_whatever_each_camera_calls_them(model, scene):
+    ids = [[0, 1], [1, 0], [7, 3], [3, 7]]  # each camera's own tracker, swapped between cameras
+    tracks = RigTracks()
+    seen_ids = []
+    for f in range(3):
+        fused, refused = fuse_frame(model, 3, view_persons(scene, f, ids), FusionConfig(), tracks, f * 40 * MS)
+        assert refused == [] and len(fused) == 2
+        for person in fused:
+            truth = {i for _, i, _ in person.detections}  # index m within each view: the true person
+            assert len(person.detections) == 4 and len(truth) == 1
+            m = truth.pop()
+            err = np.linalg.norm(person.world - scene["world"][f, m], axis=-1).mean()
+            assert err < 0.01  # exact 2D in 4 views: the true pose, in the world
+            seen_ids.append((f, m, person.id))
+    by_person = {m: {pid for _, mm, pid in seen_ids if mm == m} for m in (0, 1)}
+    assert all(len(v) == 1 for v in by_person.values()) and by_person[0] != by_person[1]  # ids kept over time
+
+
+class RigHarness(Harness):
+    def member(self, v, f, scene, ids, t_ns, conf=None):
+        rig = scene["rig"]
+        persons = []
+        for m in range(2):
+            c = np.ones(17) if conf is None else conf[m]
+            persons.append({"id": ids[v][m], "kp": np.concatenate([scene["kp"][f, v, m], c[:, None]], -1).tolist()})
+        camera = camera_map(rig.K[v], R=rig.R[v], t=rig.t[v], rig="studio")
+        return kp2d_message(f"cam{v}", f, t_ns, persons, camera=camera)
+
+
+@pytest.fixture
+def node(model):
+    h = RigHarness(model, steps=3, warm_steps=3, status_period_s=0.05, latency_budget_ms=60_000, rig_wait_ms=80)
+    yield h
+    h.close()
+
+
+def rig_frames(out):
+    return poses(out, "studio")
+
+
+def test_a_rig_over_sockets_fuses_views_and_goes_on_without_a_camera(node, scene):
+    ids = [[0, 1], [1, 0], [5, 6], [6, 5]]
+    t0 = time.time_ns()
+    got = []
+    for f in range(2):
+        msgs = [node.member(v, f, scene, ids, t0 + f * 40 * MS) for v in range(4)]
+        got += rig_frames(until(node, lambda o: rig_frames(o), *msgs))
+    for msg in got:
+        assert msg["rig"] and len(msg["views"]) == 4 and all(v["used"] for v in msg["views"])
+        assert len(msg["persons"]) == 2
+        for p in msg["persons"]:
+            streams = sorted(v["stream"] for v in p["views"])
+            assert streams == ["cam0", "cam1", "cam2", "cam3"]
+            sent = {(v["stream"], v["id"]) for v in p["views"]}
+            truth = {m for m in (0, 1) if sent == {(f"cam{v}", ids[v][m]) for v in range(4)}}
+            assert len(truth) == 1  # the four detections of one true person
+            world = np.array(p["joints_world"])
+            f = got.index(msg)
+            assert np.linalg.norm(world - scene["world"][f, truth.pop()], axis=-1).mean() < 0.01
+    # camera 3 stops; the rig waits for it no longer than rig_wait_ms, then fuses the other three
+    msgs = [node.member(v, 2, scene, ids, t0 + 80 * MS) for v in range(3)]
+    (msg,) = rig_frames(until(node, lambda o: rig_frames(o), *msgs))
+    assert [v["stream"] for v in msg["views"]] == ["cam0", "cam1", "cam2"] and len(msg["persons"]) == 2
+    # camera 3's frame of that moment arrives 100 ms late: refused as late, nothing else lost
+    out = until(node, lambda o: errors(o, "late"), node.member(3, 2, scene, ids, t0 + 80 * MS))
+    assert errors(out, "late")[0]["stream"] == "cam3"
+    msgs = [node.member(v, 3, scene, ids, t0 + 120 * MS) for v in range(4)]
+    (msg,) = rig_frames(until(node, lambda o: rig_frames(o), *msgs))
+    assert len(msg["views"]) == 4 and len(msg["persons"]) == 2
