@@ -4,12 +4,12 @@ views, rig persons kept over time.
 A rig is the set of streams whose latched cameras name it (``camera.rig``); their cameras carry
 extrinsics in one world (Z up, floor z = 0, metres). :class:`RigFrames` collects each member's
 newest frame and says when a rig frame is ready: every live member has a frame within the capture
-window of the newest, or the first of them has waited ``wait_ms`` (a late or missing camera never
+window of the newest, or the first of them has waited ``rig_wait_ms`` (a late or missing camera never
 blocks the others). :func:`associate` groups the detections of one rig frame into persons: by id
 when the ids are the rig's own, else geometrically (the rays of a person's joints from two views
-cross; an optimal-enough greedy assignment that never puts two detections of one view in one
-person). :class:`RigTracks` gives the fused persons stable ids. The node drives these and the
-estimation core (:meth:`pads_stream.api.PoseModel.lift_rig`).
+cross, and a third view agrees; never two detections of one view in one person). :class:`RigTracks`
+gives the fused persons stable ids. The node drives these and the estimation core
+(:meth:`pads_stream.api.PoseModel.lift_rig`) through :func:`fuse_frame`.
 """
 
 from __future__ import annotations
@@ -84,7 +84,8 @@ class RigFrames(Generic[T]):
         late = [w for w in self.waiting.values() if w.t_capture < newest - window]
         group = [w for w in self.waiting.values() if w.t_capture >= newest - window]
         live = {s for s, seen in self.last_seen.items() if now - seen <= cfg.rig_member_s}
-        complete = live <= {w.stream for w in group}
+        # the first moment waits its full time: until each member has sent once, the members are unknown
+        complete = self.fused_until > 0 and live <= {w.stream for w in group}
         waited = now_ns - min(w.t_recv for w in group) > cfg.rig_wait_ms * 1e6
         if not (complete or waited):
             return None
@@ -117,6 +118,22 @@ def world_rays(rays: np.ndarray, R: np.ndarray, t: np.ndarray) -> tuple[np.ndarr
     return -R.T @ t, d / np.linalg.norm(d, axis=-1, keepdims=True)
 
 
+def _closest(a: Detection, b: Detection, both: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For the joints ``both`` sees: the distance between a's and b's rays (J',), the midpoints of
+    their closest approach (J', 3), and whether those lie in front of both cameras (J',)."""
+    da, db = a.directions[both], b.directions[both]
+    w = b.centre - a.centre
+    dd = np.sum(da * db, axis=-1)
+    denom = 1 - dd**2
+    near_parallel = denom < 1e-9
+    denom = np.where(near_parallel, 1.0, denom)
+    sa = np.where(near_parallel, da @ w, ((da @ w) - dd * (db @ w)) / denom)
+    sb = np.where(near_parallel, 0.0, (dd * (da @ w) - (db @ w)) / denom)
+    pa, pb = a.centre + sa[:, None] * da, b.centre + sb[:, None] * db
+    front = (sa > 0) & ((sb > 0) | near_parallel)
+    return np.linalg.norm(pa - pb, axis=-1), 0.5 * (pa + pb), front
+
+
 def pair_cost(a: Detection, b: Detection, min_conf: float = 0.3, min_joints: int = 3) -> float:
     """How far apart the two detections' rays pass, joint by joint (median over joints both see
     with ``min_conf``, metres); inf with fewer than ``min_joints`` such joints or rays that meet
@@ -124,31 +141,32 @@ def pair_cost(a: Detection, b: Detection, min_conf: float = 0.3, min_joints: int
     both = (a.conf >= min_conf) & (b.conf >= min_conf)
     if both.sum() < min_joints:
         return float("inf")
-    da, db = a.directions[both], b.directions[both]
-    w = b.centre - a.centre
-    cross = np.cross(da, db)
-    norm = np.linalg.norm(cross, axis=-1)
-    # closest approach of two lines; nearly parallel lines: the distance of b's centre from a's line
-    skew = np.abs(cross @ w) / np.maximum(norm, 1e-9)
-    parallel = np.linalg.norm(w - (da @ w)[:, None] * da, axis=-1)
-    dist = np.where(norm > 1e-6, skew, parallel)
-    # both rays' parameters at the closest points must be positive (in front of both cameras)
-    dd = np.sum(da * db, axis=-1)
-    denom = np.maximum(1 - dd**2, 1e-12)
-    sa = ((da @ w) - dd * (db @ w)) / denom
-    sb = (dd * (da @ w) - (db @ w)) / denom
-    if np.median(sa) <= 0 or np.median(sb) <= 0:
+    dist, _, front = _closest(a, b, both)
+    return float(np.median(dist)) if np.median(front) > 0.5 else float("inf")
+
+
+def ray_distance(points: np.ndarray, joints: np.ndarray, d: Detection, min_conf: float = 0.3) -> float:
+    """Median distance of world ``points`` (J', 3) of ``joints`` (J',) from ``d``'s rays of them (metres;
+    inf if ``d`` sees fewer than 3 of them, or sees them behind its camera)."""
+    seen = d.conf[joints] >= min_conf
+    if seen.sum() < 3:
         return float("inf")
-    return float(np.median(dist))
+    rel = points[seen] - d.centre
+    along = np.sum(rel * d.directions[joints][seen], axis=-1)
+    if np.median(along) <= 0:
+        return float("inf")
+    return float(np.median(np.linalg.norm(rel - along[:, None] * d.directions[joints][seen], axis=-1)))
 
 
 def associate(detections: list[Detection], cfg: FusionConfig, by_id: bool = False) -> list[list[int]]:
     """Group detections (indices into ``detections``) into persons, at most one per view.
 
     ``by_id``: the ids are the rig's own (one multi-camera tracker), so equal ids are one person.
-    Otherwise pairs of detections from different views are joined cheapest first while their rays
-    pass within ``rig_match_m`` and the two groups share no view (single linkage under the one-per-
-    view constraint); a detection that matches nothing is a person of its own.
+    Otherwise every pair of detections from two views whose rays pass within ``rig_match_m`` is a
+    hypothesis: the points where its rays cross, joined by the detection of each other view whose
+    rays pass within ``rig_match_m`` of them. Hypotheses seen by the most views, then the closest,
+    are taken first, each detection once: a third view settles what two views cannot (two persons
+    on one epipolar plane of a camera pair). A detection left over is a person of its own.
     """
     if by_id:
         groups: dict[int, list[int]] = {}
@@ -161,31 +179,41 @@ def associate(detections: list[Detection], cfg: FusionConfig, by_id: bool = Fals
             out.append(keep)
             out.extend([k] for k in members if k not in keep)
         return out
-    parent = list(range(len(detections)))
-    views = [{d.view} for d in detections]
-
-    def find(k: int) -> int:
-        while parent[k] != k:
-            parent[k] = parent[parent[k]]
-            k = parent[k]
-        return k
-
-    pairs = []
+    hypotheses = []
     for i, a in enumerate(detections):
         for j in range(i + 1, len(detections)):
-            if detections[j].view != a.view:
-                cost = pair_cost(a, detections[j])
+            b = detections[j]
+            if b.view == a.view:
+                continue
+            both = (a.conf >= 0.3) & (b.conf >= 0.3)
+            if both.sum() < 3:
+                continue
+            dist, points, front = _closest(a, b, both)
+            if np.median(front) <= 0.5 or np.median(dist) >= cfg.rig_match_m:
+                continue
+            joints = np.flatnonzero(both)
+            members, costs = [i, j], [float(np.median(dist)) / 2] * 2
+            for view in sorted({d.view for d in detections} - {a.view, b.view}):
+                near = [(ray_distance(points, joints, d), k) for k, d in enumerate(detections) if d.view == view]
+                cost, k = min(near)
                 if cost < cfg.rig_match_m:
-                    pairs.append((cost, i, j))
-    for _, i, j in sorted(pairs):
-        ri, rj = find(i), find(j)
-        if ri != rj and not (views[ri] & views[rj]):
-            parent[rj] = ri
-            views[ri] |= views[rj]
-    groups = {}
-    for k in range(len(detections)):
-        groups.setdefault(find(k), []).append(k)
-    return list(groups.values())
+                    members.append(k)
+                    costs.append(cost)
+            hypotheses.append((-len(members), float(np.mean(costs)), members))
+    taken: set[int] = set()
+    out = []
+    for _, _, members in sorted(hypotheses):
+        free = [k for k in members if k not in taken]
+        if len(free) == len(members):  # all of it still free (a partial one is a worse hypothesis, seen later)
+            out.append(members)
+            taken |= set(members)
+    for _, _, members in sorted(hypotheses):  # what is left: the free part of the best remaining hypotheses
+        free = [k for k in members if k not in taken]
+        if len(free) >= 2:
+            out.append(free)
+            taken |= set(free)
+    out.extend([k] for k in range(len(detections)) if k not in taken)
+    return out
 
 
 @dataclass

@@ -179,6 +179,7 @@ class Node:
         self.pending: dict[str, Pending] = {}
         self.rigs: dict[str, RigFrames[Pending]] = {}  # rig name -> its member frames waiting to be fused
         self.rig_tracks: dict[str, RigTracks] = {}
+        self.rig_clocks: dict[str, SenderClock] = {}
         self.rig_frames: dict[str, int] = {}  # rig name -> rig frames published (the rig pose3d's frame)
         self.stats = Stats()
         self.stopping = False
@@ -273,14 +274,15 @@ class Node:
             raise WireError("no_camera", "no camera latched: send camera/<stream> or include camera in kp2d",
                             frame.stream, frame.frame)  # fmt: skip
         persons = self.prepare(frame, state.camera)  # first, so a frame dropped below still gets its errors
-        t_capture, t_sender, unusable = state.clock.place(frame.t_ns, t_recv, self.clock_cfg)
+        rig = state.camera.rig  # a rig's members share one clock: their capture times are one timeline
+        clock = state.clock if rig is None else self.rig_clocks.setdefault(rig, SenderClock())
+        t_capture, t_sender, unusable = clock.place(frame.t_ns, t_recv, self.clock_cfg)
         if unusable:
             self.reject(WireError("clock", unusable, frame.stream, frame.frame))
         if t_recv - t_capture > self.cfg.latency_budget_ms * 1e6:
             self.drop(frame, "stale")
             return
         pending = Pending(frame, t_recv, t_capture, t_sender, persons)
-        rig = state.camera.rig
         if rig is not None:  # one view of a rig: fused with the rig's other views of the same moment
             if rig not in self.rigs and len(self.rigs) >= self.cfg.max_streams:
                 raise WireError("too_many_streams", f"{self.cfg.max_streams} rigs have state", frame.stream,
@@ -353,6 +355,7 @@ class Node:
         for rig in [r for r, frames in self.rigs.items() if not frames.last_seen and not frames.waiting]:
             del self.rigs[rig]
             self.rig_tracks.pop(rig, None)
+            self.rig_clocks.pop(rig, None)
         now_ns = time.time_ns()
         for st in self.streams.values():
             st.tracks.expire(now_ns, self.cfg)
@@ -480,7 +483,8 @@ def status_line(s: Status) -> str:
     errors = ", ".join(f"{k} {v}" for k, v in s.errors.items() if v) or "none"
     return (f"pads-stream node: {s.frames_in} frames in, {s.frames_out} out, {s.persons_out} persons; "
             f"latency p50 {s.latency_ms['p50']:.1f} ms p99 {s.latency_ms['p99']:.1f} ms; "
-            f"dropped superseded {s.dropped['superseded']} stale {s.dropped['stale']}; errors {errors}; "
+            f"dropped superseded {s.dropped['superseded']} stale {s.dropped['stale']} late {s.dropped['late']}; "
+            f"errors {errors}; "
             f"{s.streams} streams, {s.tracks} tracks")  # fmt: skip
 
 

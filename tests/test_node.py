@@ -331,7 +331,7 @@ def test_kp2d_payload_on_a_camera_topic_is_not_latched(harness, test_set):
 def test_status_lists_every_counter(harness):
     out = harness.exchange(spins=8)
     status = [p for t, p in out if t == "status"][-1]
-    assert set(status["errors"]) == set(ERROR_KINDS) and set(status["dropped"]) == {"superseded", "stale"}
+    assert set(status["errors"]) == set(ERROR_KINDS) and set(status["dropped"]) == {"superseded", "stale", "late"}
     assert {"age_ms", "latency_ms", "streams", "tracks", "errors_unsent"} <= set(status)
 
 

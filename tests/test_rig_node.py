@@ -44,7 +44,8 @@ def test_frames_of_one_moment_are_grouped_and_a_late_view_is_refused():
     t0, now = 10_000 * MS, 100.0
     for v in range(4):  # one moment, arrival spread 3 ms
         assert frames.add(Waiting(f"c{v}", t0 + v * MS, t0 + v * MS, v), now, cfg) == (None, False)
-    group, late = frames.take(t0 + 4 * MS, now, cfg)
+    assert frames.take(t0 + 4 * MS, now, cfg) is None  # the first moment waits: its members are not known yet
+    group, late = frames.take(t0 + 51 * MS, now, cfg)
     assert [w.item for w in group] == [0, 1, 2, 3] and late == []
     for v in range(3):  # the next moment: camera 3 is late
         frames.add(Waiting(f"c{v}", t0 + 40 * MS, t0 + 41 * MS, 10 + v), now, cfg)
