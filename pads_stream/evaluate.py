@@ -21,14 +21,7 @@ from .api import PoseModel, load_model
 from .camera import inverse_projection
 from .data import DEFAULT_DATA, HOLDOUT_TAKES, TRAIN_SUBJECTS, h36m_path, load_positions_3d, split_holdout, test_path
 from .progress import progress
-from .skeleton import H36M_JOINTS, H36M_LEFT, H36M_PARENTS, H36M_RIGHT, bone_lengths
-
-LIMBS = {
-    "left arm": (11, 12, 13),
-    "right arm": (14, 15, 16),
-    "left leg": (4, 5, 6),
-    "right leg": (1, 2, 3),
-}
+from .skeleton import H36M_JOINTS, H36M_LEFT, H36M_PARENTS, H36M_RIGHT, LIMBS, bone_lengths
 
 
 def limb_and_random_masks(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -28,6 +28,8 @@ class Listener:
         self.socket = subscriber(endpoint, (b"pose3d/", b"status", b"error"), curve, hwm=100000, context=context)
         self.poses: dict[tuple[str, int, int], tuple[np.ndarray, np.ndarray]] = {}
         self.world: dict[tuple[str, int, int], np.ndarray] = {}  # joints_world where the node sent it
+        # a rig's persons: the (stream, frame, id) of each view's detection fused into it, and its world joints
+        self.rig_persons: list[tuple[list[tuple[str, int | None, int]], np.ndarray]] = []
         self.frames: set[tuple[str, int]] = set()
         self.node_latency_ms: list[float] = []
         self.e2e_latency_ms: list[float] = []
@@ -53,6 +55,8 @@ class Listener:
             except WireError:
                 continue
             self.frames.add((msg.stream, msg.frame))
+            frame_of = {v.stream: v.frame for v in msg.views}
+            self.frames |= set(frame_of.items())  # a rig's views are answered by the rig's frame
             if msg.frame is not None and msg.frame >= 0:
                 self.node_latency_ms.append((msg.t_pub_ns - msg.t_recv_ns) / 1e6)
                 self.e2e_latency_ms.append((arrived - msg.t_ns) / 1e6)
@@ -60,12 +64,38 @@ class Listener:
                 self.poses[(msg.stream, msg.frame, p.id)] = (p.rel, p.root)
                 if p.joints_world is not None:
                     self.world[(msg.stream, msg.frame, p.id)] = p.joints_world
+                if p.views:
+                    self.rig_persons.append(
+                        ([(v.stream, frame_of.get(v.stream), v.id) for v in p.views], p.joints_world)
+                    )
         return handled
+
+    def score_rig(self, truth) -> dict[str, float]:
+        """A rig's fused persons against the replay's world truth: cross-view association (every
+        view's detection of one true person), world MPJPE (pelvis-relative) and root error, mm."""
+        row = {k: i for i, k in enumerate(zip(truth["stream"].tolist(), truth["frame"].tolist(),
+                                                  truth["id"].tolist(), strict=True))}  # fmt: skip
+        person = truth["person"] if "person" in truth.files else truth["id"]
+        correct, errs, roots = 0, [], []
+        for views, world in self.rig_persons:
+            rows = [row[v] for v in views if v in row]
+            if len(rows) != len(views) or len({(truth["frame"][r], person[r]) for r in rows}) != 1:
+                continue
+            correct += 1
+            gt = truth["world"][rows[0]]
+            errs.append(1000 * np.linalg.norm((world - world[0]) - (gt - gt[0]), axis=-1).mean())
+            roots.append(1000 * np.linalg.norm(world[0] - gt[0]))
+        out = {"rig_persons": len(self.rig_persons), "rig_association": correct / max(len(self.rig_persons), 1)}
+        if errs:
+            out["rig_world_mpjpe"], out["rig_root_error"] = float(np.mean(errs)), float(np.mean(roots))
+        return out
 
     def score(self, truth_path: Path) -> dict[str, float]:
         """Accuracy of what arrived against the replay's truth file (mm): means over all persons,
         and ``frame_mpjpe`` / ``frame_root_error`` per replayed frame (listed in ``frames``)."""
         truth = np.load(truth_path)
+        if self.rig_persons and "world" in truth.files:
+            return self.score_rig(truth)
         keys = list(zip(truth["stream"].tolist(), truth["frame"].tolist(), truth["id"].tolist(), strict=True))
         known = np.isfinite(truth["gt"]).all(axis=(1, 2))  # replayed detector files carry no truth
         have = np.array([k in self.poses for k in keys]) & known

@@ -24,6 +24,7 @@ import numpy as np
 import zmq
 
 from .bvh import JointMapping, load_bvh_h36m
+from .camera import camera_to_world
 from .data import (
     DEFAULT_DATA,
     HOLDOUT_TAKES,
@@ -37,6 +38,7 @@ from .data import (
 )
 from .listen import Listener
 from .rig import RigConfig, detector_noise, random_cameras, world_views, z_up_extrinsics
+from .skeleton import LIMBS
 from .sockets import add_curve_argument, publisher
 from .stepgraph import package_file
 from .wire import kp2d_message
@@ -71,8 +73,19 @@ class Recording:
         s, f, m = self.gt.shape[:3]
         idx = np.indices((s, f, m)).reshape(3, -1)
         person = self.ids if self.person is None else self.person
+        extra = {}
+        if self.R is not None and self.t is not None:  # world joints (Z up, floor z = 0), for rigs
+            R = np.repeat(self.R[:, :, None], m, axis=2).reshape(-1, 3, 3)
+            t = np.repeat(self.t[:, :, None], m, axis=2).reshape(-1, 3)
+            extra["world"] = camera_to_world(self.gt.reshape(-1, 17, 3) + self.root.reshape(-1, 1, 3), R, t)
         np.savez(path, stream=np.array(names)[idx[0]], frame=idx[1], id=self.ids.reshape(-1), person=person.reshape(-1),
-                 gt=self.gt.reshape(-1, 17, 3), root=self.root.reshape(-1, 3))  # fmt: skip
+                 gt=self.gt.reshape(-1, 17, 3), root=self.root.reshape(-1, 3), **extra)  # fmt: skip
+
+    def occluded(self, joints: tuple[int, ...], streams: list[int]) -> Recording:
+        """The recording with ``joints`` unseen (confidence 0) in ``streams``."""
+        conf = np.array(self.conf)
+        conf[np.ix_(streams, range(conf.shape[1]), range(conf.shape[2]), joints)] = 0.0
+        return dataclasses.replace(self, conf=conf)
 
 
 def from_test_set(path: str, streams: int, persons: int, frames: int, detected: bool,
@@ -100,11 +113,14 @@ def from_test_set(path: str, streams: int, persons: int, frames: int, detected: 
     conf = data["conf_det"][idx] if detected else np.ones(idx.shape + (17,), np.float32)
     # every test sample is a different person: its id is its sample index
     K, root, gt = data["K"][idx[:, :, 0]], data["root"][idx], data["gt"][idx]
-    R = t = None
+    R = t = person = None
     if ext:
         R = np.stack([np.broadcast_to(r, (frames, 3, 3)) for r, _ in ext])
         t = np.stack([np.broadcast_to(tt, (frames, 3)) for _, tt in ext])
-    return Recording(kp2d=kp, conf=conf, K=K, root=root, gt=gt, ids=idx, fps=25.0, R=R, t=t)
+        # the k-th samples of a subject's cameras are one world pose: person m of frame f is the same
+        # person in the subject's 4 streams (each camera still names it by its own sample index)
+        person = np.broadcast_to(np.arange(persons), idx.shape)
+    return Recording(kp2d=kp, conf=conf, K=K, root=root, gt=gt, ids=idx, fps=25.0, R=R, t=t, person=person)
 
 
 def from_file(fmt: str, path: str, K: str, sequence: str, fps: float) -> Recording:
@@ -220,9 +236,18 @@ class Replayer:
         context: zmq.Context | None = None,
         prefix: str = "cam",
         curve: tuple[str, str] | None = None,
+        rig: str | None = None,
+        drop: tuple[int, int] | None = None,
+        delay: tuple[int, float] | None = None,
     ):
         self.rec, self.rate, self.send_root, self.camera_inline = rec, rate, send_root, camera_inline
         self.send_extrinsics = send_extrinsics and rec.R is not None and rec.t is not None
+        if rig is not None and not self.send_extrinsics:
+            raise ValueError("a rig needs its cameras' extrinsics (--extrinsics)")
+        self.rig = rig
+        self.drop = drop  # (stream, first frame not sent)
+        self.delay = delay  # (stream, seconds its frames are held back)
+        self.held: list[tuple[float, list[bytes]]] = []  # delayed messages, (when due, message)
         self.names = [f"{prefix}{s}" for s in range(rec.kp2d.shape[0])]
         self.socket = publisher(endpoint, curve, hwm=100000, linger_ms=2000, context=context)
         self.frame = 0
@@ -245,17 +270,23 @@ class Replayer:
         while self.frame < self.frames and time.monotonic() >= self.start + self.frame / self.rate:
             self.send_frame(self.frame)
             self.frame += 1
-        return self.frame < self.frames
+        now = time.monotonic()
+        while self.held and self.held[0][0] <= now:
+            self.socket.send_multipart(self.held.pop(0)[1])
+        return self.frame < self.frames or bool(self.held)
 
     def next_due(self) -> float:
         """Seconds until the next frame is due (0 if overdue)."""
-        return max(0.0, self.start + self.frame / self.rate - time.monotonic())
+        due = [self.start + self.frame / self.rate] if self.frame < self.frames else []
+        return max(0.0, min(due + [h[0] for h in self.held]) - time.monotonic())
 
     def camera(self, s: int, f: int) -> dict:
         """The camera message fields of stream ``s`` at frame ``f``: K, and R, t when sent."""
         camera = {"K": self.rec.K[s, f].tolist()}
         if self.send_extrinsics:
             camera["R"], camera["t"] = self.rec.R[s, f].tolist(), self.rec.t[s, f].tolist()
+        if self.rig is not None:
+            camera["rig"] = self.rig
         return camera
 
     def send_frame(self, f: int) -> None:
@@ -277,7 +308,13 @@ class Replayer:
                 last is None or not np.array_equal(last[0], K) or now - last[1] > CAMERA_EVERY_S
             ):
                 camera, self.sent_K[s] = self.camera(s, f), (K, now)
-            self.socket.send_multipart(kp2d_message(name, f, time.time_ns(), persons, camera=camera, layout=rec.layout))
+            if self.drop is not None and s == self.drop[0] and f >= self.drop[1]:
+                continue  # the camera has stopped
+            message = kp2d_message(name, f, time.time_ns(), persons, camera=camera, layout=rec.layout)
+            if self.delay is not None and s == self.delay[0]:  # captured now, arrives later
+                self.held.append((time.monotonic() + self.delay[1], message))
+            else:
+                self.socket.send_multipart(message)
 
     def close(self) -> None:
         self.socket.close()
@@ -314,6 +351,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--id-switch-every", type=int, default=0,
                         help="h36m: swap the ids of persons 0 and 1 every N frames (0: never)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rig", help="the streams are one rig of this name (test --extrinsics --streams 4: the "
+                        "V-H36M rig, each camera with its own person ids); the node fuses them")  # fmt: skip
+    parser.add_argument("--drop-camera", type=int, nargs=2, metavar=("STREAM", "FRAME"),
+                        help="stream STREAM sends nothing from frame FRAME on (a camera that stops)")  # fmt: skip
+    parser.add_argument("--delay-camera", type=float, nargs=2, metavar=("STREAM", "MS"),
+                        help="stream STREAM's frames arrive MS milliseconds after their capture")  # fmt: skip
+    parser.add_argument("--occlude", choices=("left arm", "right arm", "left leg", "right leg"),
+                        help="that limb is unseen (confidence 0) in the streams of --occlude-streams")  # fmt: skip
+    parser.add_argument("--occlude-streams", default="1,2,3", help="streams that do not see --occlude's limb")
 
 
 def wait_until_answered(rep: Replayer, listener: Listener, timeout_s: float) -> bool:
@@ -348,8 +394,15 @@ def main(argv: list[str] | None = None) -> None:
         rec = load_recording(args)
     except FileNotFoundError as err:
         raise SystemExit(f"pads-stream replay: {err}") from None
-    rep = Replayer(rec, args.to, args.rate, send_root=not args.no_root, send_extrinsics=args.extrinsics,
-                   curve=args.curve)  # fmt: skip
+    if args.occlude:
+        rec = rec.occluded(LIMBS[args.occlude], [int(v) for v in args.occlude_streams.split(",")])
+    delay = None if args.delay_camera is None else (int(args.delay_camera[0]), args.delay_camera[1] / 1000)
+    try:
+        rep = Replayer(rec, args.to, args.rate, send_root=not args.no_root, send_extrinsics=args.extrinsics,
+                       curve=args.curve, rig=args.rig, drop=args.drop_camera and tuple(args.drop_camera),
+                       delay=delay)  # fmt: skip
+    except ValueError as err:
+        raise SystemExit(f"pads-stream replay: {err}") from None
     if args.node_out:
         with closing(Listener(args.node_out, curve=args.curve)) as listener:
             answered = wait_until_answered(rep, listener, args.wait)

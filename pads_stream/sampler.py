@@ -56,7 +56,7 @@ class SamplerConfig:
     complete_t_start: int = 400  # completion: noise level of the (not noised) observed-joint start
     complete_rho: float = 4.0  # completion guidance step
     complete_solver: str = "tweedie"  # completion's solver (see schedule.solver_tables)
-    # rigs, each a pair (two views, four or more) interpolated in the mean number of views per seen
+    # rigs, each a pair (two views, four or more) interpolated in the (harmonic) mean number of views per seen
     # joint: the noise level of the (not noised) triangulated start, and the guidance step at
     # REFERENCE_STEPS steps (scaled like rho). Fewer views leave more to the prior.
     rig_t_start: tuple[int, int] = (500, 250)

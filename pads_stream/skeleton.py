@@ -20,6 +20,13 @@ PELVIS = 0
 # The person's own left and right limb joints (plots and viewers colour them apart).
 H36M_LEFT = frozenset({4, 5, 6, 11, 12, 13})
 H36M_RIGHT = frozenset({1, 2, 3, 14, 15, 16})
+# The limbs (H36M indices, from the body outwards), as the evaluations hide them.
+LIMBS = {
+    "left arm": (11, 12, 13),
+    "right arm": (14, 15, 16),
+    "left leg": (4, 5, 6),
+    "right leg": (1, 2, 3),
+}
 # Pairs (left, right) swapped by a mirror image.
 H36M_LR_PAIRS = ((4, 1), (5, 2), (6, 3), (11, 14), (12, 15), (13, 16))
 
