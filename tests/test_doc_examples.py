@@ -20,15 +20,17 @@ def python_block(text: str, after: str) -> str:
     return re.search(r"```python\n(.*?)```", text.split(after, 1)[1], re.S).group(1)
 
 
-def test_the_readme_api_example_runs(test_set):
+def test_the_readme_api_example_runs(test_set, rig_views):
     n = 3
     gt = test_set["gt"][:n].astype(np.float64)
     mask = np.ones((n, 17), bool)
     mask[:, 13] = False
     scope = {"kp2d": test_set["kp2d"][:n], "K": test_set["K"][:n], "noisy": gt + 0.02, "partial": gt, "mask": mask,
-             "n": n}  # fmt: skip
+             "n": n, "kp2d_views": rig_views["kp2d"][:, :n], "K_views": rig_views["K"][:, :n], "R": rig_views["R"],
+             "t": rig_views["t"]}  # fmt: skip
     exec(python_block(README, "## Using it"), scope)
     assert scope["x"].shape == (n, 17, 3) and np.isfinite(scope["x"]).all()
+    assert np.abs(scope["w"] - rig_views["world"][:n]).max() < 0.01  # exact 2D from 4 views: the world pose
 
 
 def test_the_readme_custom_operator_example_runs(test_set):

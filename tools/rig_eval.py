@@ -17,7 +17,10 @@ person, for:
 the error on that limb against ``mono`` of the view that sees it. ``--validation`` runs on held-out
 S8 poses placed in the S9 rig instead (for tuning; never tune on the test set).
 
-Usage: python tools/rig_eval.py [--data DIR] [--samples N] [--limb] [--validation] [--out FILE]
+``--cost`` prints only the cost table instead: ms per person of one view's ``estimate`` and of
+``estimate_rig`` from 2 and 4 views, interleaved repeats in one run (the median).
+
+Usage: python tools/rig_eval.py [--data DIR] [--samples N] [--limb] [--validation] [--cost] [--out FILE]
 """
 
 from __future__ import annotations
@@ -187,6 +190,34 @@ def limb_table(model: PoseModel, sets: dict[str, RigSet]) -> list[str]:
     return lines
 
 
+def cost_table(model: PoseModel, sets: dict[str, RigSet], batches: tuple[int, ...] = (1, 16, 64),
+               repeats: int = 7) -> list[str]:  # fmt: skip
+    """ms per person of ``estimate`` (one view, root unknown, floor) and ``estimate_rig`` (2 and 4
+    views), detector-like 2D, interleaved repeats in one run (median), and the 4-view ratio to one."""
+    lines = ["| persons | one view (estimate) | 2 views (estimate_rig) | 4 views (estimate_rig) | 4 views / one |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    runs = {
+        "one": lambda s: model.estimate(s.kp2d[0], s.K[0], conf=s.conf[0], extrinsics=(s.R[0], s.t[0])),
+        "two": lambda s: model.estimate_rig(s.kp2d[[0, 2]], s.K[[0, 2]], s.R[[0, 2]], s.t[[0, 2]], s.conf[[0, 2]]),
+        "four": lambda s: model.estimate_rig(s.kp2d, s.K, s.R, s.t, conf=s.conf),
+    }
+    full = sets["det"]
+    for n in batches:
+        sub = RigSet(full.kp2d[:, :n], full.conf[:, :n], full.K[:, :n], full.R[:, :n], full.t[:, :n], full.world[:n])
+        times: dict[str, list[float]] = {k: [] for k in runs}
+        for _ in range(repeats):
+            for k, fn in runs.items():
+                start = time.perf_counter()
+                fn(sub)
+                times[k].append((time.perf_counter() - start) * 1000 / n)
+        med = {k: float(np.median(v)) for k, v in times.items()}
+        lines.append(
+            f"| {n} | {med['one']:.2f} | {med['two']:.2f} | {med['four']:.2f} | {med['four'] / med['one']:.2f} |"
+        )
+        print(lines[-1], flush=True)
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=DEFAULT_DATA, help="folder holding h36m/")
@@ -194,12 +225,19 @@ def main() -> None:
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--limb", action="store_true", help="add the table of a limb seen by one view only")
     parser.add_argument("--validation", action="store_true", help="held-out S8 poses in the S9 rig (tuning)")
+    parser.add_argument("--cost", action="store_true", help="only the table of ms per person (one view, 2, 4)")
     parser.add_argument("--out", help="write the tables (markdown) here")
     args = parser.parse_args()
     model = load_model(backend=args.backend)
     sets = (validation_sets if args.validation else test_sets)(args.data, args.samples)
     where = "held-out S8 in the S9 rig" if args.validation else "V-H36M test set, S9/S11 rig"
     lines = [f"{where}, {len(sets['exact'].world)} persons, 10 steps, backend {model.backend.name}", ""]
+    if args.cost:
+        lines += cost_table(model, sets)
+        if args.out:
+            with open(args.out, "w") as f:
+                f.write("\n".join(lines) + "\n")
+        return
     lines += accuracy_table(model, sets)
     if args.limb:
         lines += ["", *limb_table(model, sets)]
