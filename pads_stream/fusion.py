@@ -48,13 +48,16 @@ class Waiting(Generic[T]):
 
 @dataclass
 class RigFrames(Generic[T]):
-    """The member frames of one rig waiting to be fused (each member's newest)."""
+    """The member frames of one rig waiting to be fused: those of the moment being collected, and
+    those of the next moment that arrived before it was fused."""
 
     waiting: dict[str, Waiting[T]] = field(default_factory=dict)
+    queued: dict[str, Waiting[T]] = field(default_factory=dict)
     last_seen: dict[str, float] = field(default_factory=dict)  # member -> time.monotonic() of its last frame
     previous: dict[str, int] = field(default_factory=dict)  # member -> capture time of its previous frame
     intervals: list[float] = field(default_factory=list)  # recent capture intervals of the members, ms
     fused_until: int = 0  # capture time of the last fused rig frame, ns
+    moved_on: bool = False  # a member sent the next moment: the one being collected is complete as it is
 
     def window_ms(self, cfg: FusionConfig) -> float:
         """The capture window: configured, else half the members' median frame interval (20 ms before one is known)."""
@@ -63,39 +66,52 @@ class RigFrames(Generic[T]):
         return float(np.clip(0.5 * np.median(self.intervals), 2.0, 100.0)) if self.intervals else 20.0
 
     def add(self, w: Waiting[T], now: float, cfg: FusionConfig) -> tuple[Waiting[T] | None, bool]:
-        """Take a member's frame -> (the frame it replaces or refuses, True if that one is late
-        rather than superseded). A frame of a moment already fused is itself refused as late."""
+        """Take a member's frame -> (a frame it replaces or refuses, True if that one is late rather
+        than superseded). A frame of a moment already fused, or older than the one being collected,
+        is itself refused as late; a second frame of one member within one moment supersedes the first."""
         self.last_seen[w.stream] = now
         if w.stream in self.previous and w.t_capture > self.previous[w.stream]:
             self.intervals = [*self.intervals[-31:], (w.t_capture - self.previous[w.stream]) / 1e6]
         self.previous[w.stream] = w.t_capture
-        if w.t_capture <= self.fused_until + self.window_ms(cfg) * 1e6 / 2:
+        window = self.window_ms(cfg) * 1e6
+        if w.t_capture <= self.fused_until + window / 2:
             return w, True
+        if self.waiting:
+            newest = max(x.t_capture for x in self.waiting.values())
+            oldest = min(x.t_capture for x in self.waiting.values())
+            if w.t_capture > newest + window:  # the next moment
+                self.moved_on |= w.stream in self.waiting
+                old = self.queued.get(w.stream)
+                self.queued[w.stream] = w
+                return old, False
+            if w.t_capture < oldest - window:
+                return w, True
         old = self.waiting.get(w.stream)
         self.waiting[w.stream] = w
         return old, False
 
-    def take(self, now_ns: int, now: float, cfg: FusionConfig) -> tuple[list[Waiting[T]], list[Waiting[T]]] | None:
-        """(the frames of a ready rig frame, frames too old to join it: late), or None while it waits."""
+    def take(self, now_ns: int, now: float, cfg: FusionConfig) -> list[Waiting[T]] | None:
+        """The frames of the rig frame being collected once it is ready, or None while it waits:
+        ready when every live member has sent it (not for a rig's first moment, whose members are
+        not known yet), when a member has moved on to the next moment, or ``rig_wait_ms`` after its
+        first frame arrived."""
+        if not self.waiting and self.queued:
+            self.waiting, self.queued = self.queued, {}
         if not self.waiting:
             return None
-        window = self.window_ms(cfg) * 1e6
-        newest = max(w.t_capture for w in self.waiting.values())
-        late = [w for w in self.waiting.values() if w.t_capture < newest - window]
-        group = [w for w in self.waiting.values() if w.t_capture >= newest - window]
         live = {s for s, seen in self.last_seen.items() if now - seen <= cfg.rig_member_s}
-        # the first moment waits its full time: until each member has sent once, the members are unknown
-        complete = self.fused_until > 0 and live <= {w.stream for w in group}
-        waited = now_ns - min(w.t_recv for w in group) > cfg.rig_wait_ms * 1e6
-        if not (complete or waited):
+        complete = self.fused_until > 0 and live <= set(self.waiting)
+        waited = now_ns - min(w.t_recv for w in self.waiting.values()) > cfg.rig_wait_ms * 1e6
+        if not (complete or waited or self.moved_on):
             return None
-        self.waiting.clear()
-        self.fused_until = newest
-        return sorted(group, key=lambda w: w.stream), late
+        group = sorted(self.waiting.values(), key=lambda w: w.stream)
+        self.fused_until = max(w.t_capture for w in group)
+        self.waiting, self.queued, self.moved_on = self.queued, {}, False
+        return group
 
     def forget(self, stream: str) -> None:
         """A member whose stream expired."""
-        for table in (self.waiting, self.last_seen, self.previous):
+        for table in (self.waiting, self.queued, self.last_seen, self.previous):
             table.pop(stream, None)
 
 
@@ -118,44 +134,39 @@ def world_rays(rays: np.ndarray, R: np.ndarray, t: np.ndarray) -> tuple[np.ndarr
     return -R.T @ t, d / np.linalg.norm(d, axis=-1, keepdims=True)
 
 
-def _closest(a: Detection, b: Detection, both: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For the joints ``both`` sees: the distance between a's and b's rays (J',), the midpoints of
-    their closest approach (J', 3), and whether those lie in front of both cameras (J',)."""
-    da, db = a.directions[both], b.directions[both]
-    w = b.centre - a.centre
-    dd = np.sum(da * db, axis=-1)
+MIN_CONF = 0.3  # a joint counts for association where its confidence reaches this
+MIN_JOINTS = 3  # joints two detections must both see to be compared
+
+
+def _crossing(
+    ca: np.ndarray, da: np.ndarray, cb: np.ndarray, db: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Closest approach of the joint rays of every detection of one view (centre ``ca`` (3,),
+    directions ``da`` (A, 17, 3)) with every one of another (``cb``, ``db`` (B, 17, 3)): the
+    distances (A, B, 17) metres, the midpoints (A, B, 17, 3), and whether they lie in front of both
+    cameras (A, B, 17)."""
+    w = cb - ca
+    dd = np.einsum("ajk,bjk->abj", da, db)
+    aw = (da @ w)[:, None, :]  # (A, 1, 17)
+    bw = (db @ w)[None, :, :]  # (1, B, 17)
     denom = 1 - dd**2
-    near_parallel = denom < 1e-9
-    denom = np.where(near_parallel, 1.0, denom)
-    sa = np.where(near_parallel, da @ w, ((da @ w) - dd * (db @ w)) / denom)
-    sb = np.where(near_parallel, 0.0, (dd * (da @ w) - (db @ w)) / denom)
-    pa, pb = a.centre + sa[:, None] * da, b.centre + sb[:, None] * db
-    front = (sa > 0) & ((sb > 0) | near_parallel)
-    return np.linalg.norm(pa - pb, axis=-1), 0.5 * (pa + pb), front
+    parallel = denom < 1e-9
+    denom = np.where(parallel, 1.0, denom)
+    sa = np.where(parallel, aw, (aw - dd * bw) / denom)
+    sb = np.where(parallel, 0.0, (dd * aw - bw) / denom)
+    pa = ca + sa[..., None] * da[:, None]
+    pb = cb + sb[..., None] * db[None]
+    return np.linalg.norm(pa - pb, axis=-1), 0.5 * (pa + pb), (sa > 0) & ((sb > 0) | parallel)
 
 
-def pair_cost(a: Detection, b: Detection, min_conf: float = 0.3, min_joints: int = 3) -> float:
-    """How far apart the two detections' rays pass, joint by joint (median over joints both see
-    with ``min_conf``, metres); inf with fewer than ``min_joints`` such joints or rays that meet
-    behind a camera."""
-    both = (a.conf >= min_conf) & (b.conf >= min_conf)
-    if both.sum() < min_joints:
-        return float("inf")
-    dist, _, front = _closest(a, b, both)
-    return float(np.median(dist)) if np.median(front) > 0.5 else float("inf")
-
-
-def ray_distance(points: np.ndarray, joints: np.ndarray, d: Detection, min_conf: float = 0.3) -> float:
-    """Median distance of world ``points`` (J', 3) of ``joints`` (J',) from ``d``'s rays of them (metres;
-    inf if ``d`` sees fewer than 3 of them, or sees them behind its camera)."""
-    seen = d.conf[joints] >= min_conf
-    if seen.sum() < 3:
-        return float("inf")
-    rel = points[seen] - d.centre
-    along = np.sum(rel * d.directions[joints][seen], axis=-1)
-    if np.median(along) <= 0:
-        return float("inf")
-    return float(np.median(np.linalg.norm(rel - along[:, None] * d.directions[joints][seen], axis=-1)))
+def _masked_median(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Median over the last axis where ``mask`` (inf where fewer than MIN_JOINTS are masked in)."""
+    count = mask.sum(axis=-1)
+    ordered = np.sort(np.where(mask, values, np.inf), axis=-1)  # the masked-in values first
+    lo = np.take_along_axis(ordered, np.maximum(count - 1, 0)[..., None] // 2, axis=-1)[..., 0]
+    hi = np.take_along_axis(ordered, (count // 2)[..., None], axis=-1)[..., 0]
+    with np.errstate(invalid="ignore"):
+        return np.where(count >= MIN_JOINTS, 0.5 * (lo + hi), np.inf)
 
 
 def associate(detections: list[Detection], cfg: FusionConfig, by_id: bool = False) -> list[list[int]]:
@@ -179,27 +190,34 @@ def associate(detections: list[Detection], cfg: FusionConfig, by_id: bool = Fals
             out.append(keep)
             out.extend([k] for k in members if k not in keep)
         return out
+    views = sorted({d.view for d in detections})
+    index = {v: [k for k, d in enumerate(detections) if d.view == v] for v in views}
+    centre = {v: detections[index[v][0]].centre for v in views}
+    dirs = {v: np.stack([detections[k].directions for k in index[v]]) for v in views}
+    conf = {v: np.stack([detections[k].conf for k in index[v]]) >= MIN_CONF for v in views}
     hypotheses = []
-    for i, a in enumerate(detections):
-        for j in range(i + 1, len(detections)):
-            b = detections[j]
-            if b.view == a.view:
-                continue
-            both = (a.conf >= 0.3) & (b.conf >= 0.3)
-            if both.sum() < 3:
-                continue
-            dist, points, front = _closest(a, b, both)
-            if np.median(front) <= 0.5 or np.median(dist) >= cfg.rig_match_m:
-                continue
-            joints = np.flatnonzero(both)
-            members, costs = [i, j], [float(np.median(dist)) / 2] * 2
-            for view in sorted({d.view for d in detections} - {a.view, b.view}):
-                near = [(ray_distance(points, joints, d), k) for k, d in enumerate(detections) if d.view == view]
-                cost, k = min(near)
-                if cost < cfg.rig_match_m:
-                    members.append(k)
-                    costs.append(cost)
-            hypotheses.append((-len(members), float(np.mean(costs)), members))
+    for p, vp in enumerate(views):
+        for vq in views[p + 1 :]:
+            dist, points, front = _crossing(centre[vp], dirs[vp], centre[vq], dirs[vq])
+            both = conf[vp][:, None] & conf[vq][None]
+            cost = np.where(_masked_median(front.astype(float), both) > 0.5, _masked_median(dist, both), np.inf)
+            for a, b in zip(*np.nonzero(cost < cfg.rig_match_m), strict=True):
+                joints = both[a, b]
+                members, costs = [index[vp][a], index[vq][b]], [float(cost[a, b]) / 2] * 2
+                for vk in views:
+                    if vk in (vp, vq):
+                        continue
+                    rel = points[a, b][joints][None] - centre[vk]  # (1, J', 3)
+                    d = dirs[vk][:, joints]  # (N, J', 3)
+                    along = np.sum(rel * d, axis=-1)
+                    across = np.linalg.norm(rel - along[..., None] * d, axis=-1)
+                    seen = conf[vk][:, joints] & (along > 0)
+                    near = _masked_median(across, seen)
+                    k = int(np.argmin(near))
+                    if near[k] < cfg.rig_match_m:
+                        members.append(index[vk][k])
+                        costs.append(float(near[k]))
+                hypotheses.append((-len(members), float(np.mean(costs)), members))
     taken: set[int] = set()
     out = []
     for _, _, members in sorted(hypotheses):

@@ -40,7 +40,7 @@ from .config import from_dict, load_json, to_dict
 from .fusion import FusionConfig, RigFrames, RigTracks, ViewPerson, Waiting, fuse_frame
 from .layout import to_h36m
 from .rootfind import initial_root
-from .shutdown import exit_on_stop_signals
+from .shutdown import DeferredStop, exit_on_stop_signals
 from .stepgraph import package_file
 from .tracker import Observation, StreamTracks, TrackerConfig, estimate_persons
 from .wire import (
@@ -399,12 +399,9 @@ class Node:
         """Fuse every rig frame that is ready (:class:`pads_stream.fusion.RigFrames`) and publish it."""
         now_ns, now = time.time_ns(), time.monotonic()
         for rig, frames in list(self.rigs.items()):
-            ready = frames.take(now_ns, now, self.cfg)
-            if ready is None:
+            group = frames.take(now_ns, now, self.cfg)
+            if group is None:
                 continue
-            group, late = ready
-            for w in late:
-                self.drop(w.item.frame, "late")
             fresh = []
             for w in group:
                 if now_ns - w.t_capture > self.cfg.latency_budget_ms * 1e6:
@@ -499,7 +496,7 @@ def warm_up(model: PoseModel, cfg: NodeConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    exit_on_stop_signals()  # until the node runs: stop = exit 0 (the CLI sets it even earlier)
+    exit_on_stop_signals()  # while it imports: stop = exit 0 (the CLI sets it even earlier); then DeferredStop
     parser = argparse.ArgumentParser(prog="pads-stream node", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="node config JSON (default: %(default)s)")
@@ -521,11 +518,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.out_connect:
         values.update(out=args.out_connect, bind_out=False)
     cfg = from_dict(NodeConfig, values, "node config")
+    stop = DeferredStop()  # a stop while the model loads ends the node after the load, never inside it
     model = load_model(cfg.model, backend=cfg.backend, threads=cfg.threads)
     warm_up(model, cfg)
+    if stop.requested:
+        return
     node = Node(model, cfg)
     signal.signal(signal.SIGINT, node.stop)
     signal.signal(signal.SIGTERM, node.stop)
+    if stop.requested:  # between the check above and the handlers
+        node.stop()
     inp, out = node.endpoints
     say(f"pads-stream node: in {inp}, out {out}, backend {model.backend.name}, model {model.model_hash}")
     try:

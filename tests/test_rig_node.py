@@ -45,18 +45,24 @@ def test_frames_of_one_moment_are_grouped_and_a_late_view_is_refused():
     for v in range(4):  # one moment, arrival spread 3 ms
         assert frames.add(Waiting(f"c{v}", t0 + v * MS, t0 + v * MS, v), now, cfg) == (None, False)
     assert frames.take(t0 + 4 * MS, now, cfg) is None  # the first moment waits: its members are not known yet
-    group, late = frames.take(t0 + 51 * MS, now, cfg)
-    assert [w.item for w in group] == [0, 1, 2, 3] and late == []
+    assert [w.item for w in frames.take(t0 + 51 * MS, now, cfg)] == [0, 1, 2, 3]
     for v in range(3):  # the next moment: camera 3 is late
         frames.add(Waiting(f"c{v}", t0 + 40 * MS, t0 + 41 * MS, 10 + v), now, cfg)
     assert frames.take(t0 + 45 * MS, now, cfg) is None  # waits for camera 3 (still a live member)
-    group, _ = frames.take(t0 + 92 * MS, now, cfg)  # but not beyond rig_wait_ms
-    assert [w.item for w in group] == [10, 11, 12]
+    assert [w.item for w in frames.take(t0 + 92 * MS, now, cfg)] == [10, 11, 12]  # but not beyond rig_wait_ms
     refused, late = frames.add(Waiting("c3", t0 + 40 * MS, t0 + 140 * MS, 13), now, cfg)
     assert refused.item == 13 and late  # its moment was fused without it
-    frames.add(Waiting("c0", t0 + 80 * MS, t0 + 81 * MS, 20), now + 5.0, cfg)
-    group, _ = frames.take(t0 + 82 * MS, now + 5.0, cfg)  # the others went silent: not waited for
-    assert [w.item for w in group] == [20]
+    # cameras sending faster than rig_wait_ms while one is missing: each moment ends when the next begins
+    for v in range(3):
+        frames.add(Waiting(f"c{v}", t0 + 160 * MS, t0 + 161 * MS, 20 + v), now, cfg)
+    assert frames.take(t0 + 170 * MS, now, cfg) is None
+    for v in range(3):
+        assert frames.add(Waiting(f"c{v}", t0 + 193 * MS, t0 + 194 * MS, 30 + v), now, cfg) == (None, False)
+    assert [w.item for w in frames.take(t0 + 195 * MS, now, cfg)] == [20, 21, 22]  # camera 0 moved on
+    assert frames.take(t0 + 196 * MS, now, cfg) is None  # the next moment waits its turn
+    frames.add(Waiting("c0", t0 + 300 * MS, t0 + 301 * MS, 40), now + 5.0, cfg)
+    assert [w.item for w in frames.take(t0 + 302 * MS, now + 5.0, cfg)] == [30, 31, 32]  # c0 moved on again
+    assert [w.item for w in frames.take(t0 + 303 * MS, now + 5.0, cfg)] == [40]  # the others went silent
 
 
 def view_persons(scene, f, ids):
