@@ -275,6 +275,9 @@ class Node:
                             frame.stream, frame.frame)  # fmt: skip
         persons = self.prepare(frame, state.camera)  # first, so a frame dropped below still gets its errors
         rig = state.camera.rig  # a rig's members share one clock: their capture times are one timeline
+        if rig is not None and rig in self.streams:
+            raise WireError("camera", "camera.rig names a stream: rigs publish on pose3d/<rig>, name them apart",
+                            frame.stream, frame.frame)  # fmt: skip
         clock = state.clock if rig is None else self.rig_clocks.setdefault(rig, SenderClock())
         t_capture, t_sender, unusable = clock.place(frame.t_ns, t_recv, self.clock_cfg)
         if unusable:
@@ -419,7 +422,10 @@ class Node:
         by_id = all(p.camera.rig_ids for m in members for p in m.persons)
         tracks = self.rig_tracks.setdefault(rig, RigTracks())
         t_capture = max(m.t_capture for m in members)
-        fused, refused = fuse_frame(self.model, self.cfg.steps, views, self.cfg, tracks, t_capture, by_id)
+        try:
+            fused, refused = fuse_frame(self.model, self.cfg.steps, views, self.cfg, tracks, t_capture, by_id)
+        except (ValueError, np.linalg.LinAlgError):  # degenerate geometry: refused, never the node's end
+            fused, refused = [], [[(v, i)] for v, m in enumerate(members) for i in range(len(m.persons))]
         for group in refused:
             v, i = group[0]
             self.reject(WireError("estimate_failed", "a rig person's fused pose is non-finite or implausible "

@@ -183,3 +183,11 @@ def test_replay_sends_the_test_rig_and_listen_scores_it(model, tmp_path):
         h.close()
     assert scores["rig_persons"] == 6 and scores["rig_association"] == 1.0
     assert scores["rig_world_mpjpe"] < 5 and scores["rig_root_error"] < 5  # mm: exact 2D from 4 views
+
+
+def test_a_rig_named_like_a_stream_is_refused(node, scene):
+    until(node, lambda o: poses(o, "solo"), node.frame("solo", 0, [], camera=True))
+    rig = scene["rig"]
+    bad = kp2d_message("cam0", 0, time.time_ns(), [], camera=camera_map(rig.K[0], R=rig.R[0], t=rig.t[0], rig="solo"))
+    (err,) = errors(until(node, lambda o: errors(o, "camera"), bad), "camera")
+    assert err["stream"] == "cam0" and "rig" in err["reason"]
