@@ -165,6 +165,7 @@ class PoseModel:
         # schedule's final ᾱ fall to ~1e-9, where x̂₀ = (x_t − √(1−ᾱ) ε) / √ᾱ is undefined.
         self.t_noise = int(np.flatnonzero(abar >= 1e-3)[-1])
         self._max_steps: dict[tuple[int, SamplerConfig], int] = {}
+        self._tables: dict[tuple, object] = {}  # (sampler, t_start, steps, solver) -> its SolverTables
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -174,7 +175,10 @@ class PoseModel:
         standard normal when given) with ``solver`` (default the sampler's); returns (B, 17, 3)
         float32 pelvis-relative metres (rows may be non-finite: callers check)."""
         t_start = _as_int(t_start, "t_start", 1, len(self.abar) - 1)
-        tables = make_tables(self.abar, self.sampler, t_start, _as_int(steps, "steps", 1, t_start), solver)
+        key = (self.sampler, t_start, _as_int(steps, "steps", 1, t_start), solver)
+        if key not in self._tables:  # the same few runs every frame: computed once
+            self._tables[key] = make_tables(self.abar, self.sampler, t_start, key[2], solver)
+        tables = self._tables[key]
         out = np.empty((len(start), NUM_JOINTS, 3), dtype=np.float32)
         alpha = tables.alpha[0]
         for lo in range(0, len(start), MAX_CHUNK):

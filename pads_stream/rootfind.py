@@ -80,7 +80,9 @@ def bone_scale(rel: np.ndarray, conf: np.ndarray, min_conf: float = 0.5) -> np.n
     fitted = np.linalg.norm(rel[:, 1:] - rel[:, parents], axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(seen & (fitted > 1e-6), MEAN_BONES_M / fitted, np.nan)
-    out = np.ones(len(rel))
-    any_seen = np.isfinite(ratio).any(axis=1)
-    out[any_seen] = np.nanmedian(ratio[any_seen], axis=1)
-    return np.clip(out, 0.5, 2.0)
+    count = np.isfinite(ratio).sum(axis=1)
+    ordered = np.sort(np.where(np.isfinite(ratio), ratio, np.inf), axis=1)  # the finite ones first
+    lo = np.take_along_axis(ordered, (np.maximum(count - 1, 0) // 2)[:, None], axis=1)[:, 0]
+    hi = np.take_along_axis(ordered, (count // 2)[:, None], axis=1)[:, 0]
+    with np.errstate(invalid="ignore"):  # a median of the finite ratios (np.nanmedian is 10x slower here)
+        return np.clip(np.where(count > 0, 0.5 * (lo + hi), 1.0), 0.5, 2.0)
