@@ -57,6 +57,7 @@ class RigFrames(Generic[T]):
     previous: dict[str, int] = field(default_factory=dict)  # member -> capture time of its previous frame
     intervals: list[float] = field(default_factory=list)  # recent capture intervals of the members, ms
     fused_until: int = 0  # capture time of the last fused rig frame, ns
+    fused: dict[str, int] = field(default_factory=dict)  # member -> its capture time in the last fused rig frame
     moved_on: bool = False  # a member sent the next moment: the one being collected is complete as it is
 
     def window_ms(self, cfg: FusionConfig) -> float:
@@ -67,14 +68,18 @@ class RigFrames(Generic[T]):
 
     def add(self, w: Waiting[T], now: float, cfg: FusionConfig) -> tuple[Waiting[T] | None, bool]:
         """Take a member's frame -> (a frame it replaces or refuses, True if that one is late rather
-        than superseded). A frame of a moment already fused, or older than the one being collected,
-        is itself refused as late; a second frame of one member within one moment supersedes the first."""
+        than superseded). A frame of a moment already fused (not newer than the member's frame in
+        the last rig frame; for a member missing from it, within half a window of it), or older than
+        the one being collected, is itself refused as late; a second frame of one member within one
+        moment supersedes the first."""
         self.last_seen[w.stream] = now
         if w.stream in self.previous and w.t_capture > self.previous[w.stream]:
             self.intervals = [*self.intervals[-31:], (w.t_capture - self.previous[w.stream]) / 1e6]
         self.previous[w.stream] = w.t_capture
         window = self.window_ms(cfg) * 1e6
-        if w.t_capture <= self.fused_until + window / 2:
+        if w.t_capture <= self.fused.get(w.stream, -1):  # not newer than what this member gave the last rig frame
+            return w, True
+        if w.stream not in self.fused and w.t_capture <= self.fused_until + window / 2:  # its moment went without it
             return w, True
         if self.waiting:
             newest = max(x.t_capture for x in self.waiting.values())
@@ -106,12 +111,13 @@ class RigFrames(Generic[T]):
             return None
         group = sorted(self.waiting.values(), key=lambda w: w.stream)
         self.fused_until = max(w.t_capture for w in group)
+        self.fused = {w.stream: w.t_capture for w in group}
         self.waiting, self.queued, self.moved_on = self.queued, {}, False
         return group
 
     def forget(self, stream: str) -> None:
         """A member whose stream expired."""
-        for table in (self.waiting, self.queued, self.last_seen, self.previous):
+        for table in (self.waiting, self.queued, self.last_seen, self.previous, self.fused):
             table.pop(stream, None)
 
 
