@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
 
+from .smoothing import OneEuroConfig, OneEuroState, one_euro
+
 if TYPE_CHECKING:
     from .api import PoseModel
 
@@ -246,13 +248,20 @@ class RigTracks:
 
     pelvis: dict[int, np.ndarray] = field(default_factory=dict)
     seen: dict[int, int] = field(default_factory=dict)
+    smooth: dict[int, OneEuroState] = field(default_factory=dict)  # One Euro state of a person's world joints
     next_id: int = 0
+
+    def smoothed(self, pid: int, world: np.ndarray, t_s: float, cfg: OneEuroConfig) -> np.ndarray:
+        """Person ``pid``'s world joints (17, 3) at ``t_s`` seconds through its One Euro filter."""
+        out, self.smooth[pid] = one_euro(self.smooth.get(pid), world, t_s, cfg)
+        return out
 
     def assign(self, pelvis: np.ndarray, t_capture: int, cfg: FusionConfig, max_age_s: float = 1.0) -> list[int]:
         """Ids for fused persons with world pelvises (N, 3): a person takes the id of the nearest
         remembered one within ``rig_track_m`` (closest pairs first), else a new id."""
         for pid in [p for p, t in self.seen.items() if t_capture - t > max_age_s * 1e9]:
             del self.pelvis[pid], self.seen[pid]
+            self.smooth.pop(pid, None)
         ids: list[int | None] = [None] * len(pelvis)
         known = list(self.pelvis)
         if known:

@@ -41,6 +41,7 @@ from .fusion import FusionConfig, RigFrames, RigTracks, ViewPerson, Waiting, fus
 from .layout import to_h36m
 from .rootfind import initial_root
 from .shutdown import DeferredStop, exit_on_stop_signals
+from .smoothing import OneEuroConfig
 from .stepgraph import package_file
 from .tracker import Observation, StreamTracks, TrackerConfig, estimate_persons
 from .wire import (
@@ -432,15 +433,18 @@ class Node:
                                   f"({len(group)} views)", members[v].frame.stream, members[v].frame.frame,
                                   members[v].persons[i].id))  # fmt: skip
         ref = next((m.persons[0].camera for m in members if m.persons), None)
+        smooth = OneEuroConfig(self.cfg.one_euro_min_cutoff, self.cfg.one_euro_beta)
+        t_sender_s = max(m.t_sender for m in members) * 1e-9  # the rig's clock: the filter's time
         persons, used = [], set()
         for person in fused:
-            cam = person.world if ref is None else person.world @ ref.R.T + ref.t
+            world = tracks.smoothed(person.id, person.world, t_sender_s, smooth) if self.cfg.one_euro else person.world
+            cam = world if ref is None else world @ ref.R.T + ref.t
             views_of = tuple(PersonView(members[v].frame.stream, members[v].persons[i].id, e)
                              for v, i, e in person.detections)  # fmt: skip
             used |= {v for v, _, _ in person.detections}
             conf = np.max([members[v].persons[i].conf for v, i, _ in person.detections], axis=0)
             reproj = float(np.mean([e for _, _, e in person.detections]))
-            persons.append(PosePerson(person.id, cam, cam[0], cam - cam[0], reproj, conf, person.world, views_of))
+            persons.append(PosePerson(person.id, cam, cam[0], cam - cam[0], reproj, conf, world, views_of))
         number = self.rig_frames[rig] = self.rig_frames.get(rig, -1) + 1
         t_recv, t_pub = min(m.t_recv for m in members), time.time_ns()
         rig_views = tuple(RigView(m.frame.stream, m.frame.frame, v in used) for v, m in enumerate(members))

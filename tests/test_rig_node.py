@@ -191,3 +191,21 @@ def test_a_rig_named_like_a_stream_is_refused(node, scene):
     bad = kp2d_message("cam0", 0, time.time_ns(), [], camera=camera_map(rig.K[0], R=rig.R[0], t=rig.t[0], rig="solo"))
     (err,) = errors(until(node, lambda o: errors(o, "camera"), bad), "camera")
     assert err["stream"] == "cam0" and "rig" in err["reason"]
+
+
+def test_a_rig_persons_filter_follows_its_id_and_forgets_it_with_the_person():
+    from pads_stream.smoothing import OneEuroConfig
+
+    rng = np.random.default_rng(0)
+    tracks, cfg = RigTracks(), FusionConfig()
+    truth = rng.normal(0, 0.3, (17, 3)) + [0.0, 0.0, 1.0]
+    raw, out = [], []
+    for f in range(50):  # a person standing still, 1 cm of jitter per frame at 25 Hz
+        noisy = truth + rng.normal(0, 0.01, truth.shape)
+        (pid,) = tracks.assign(noisy[None, 0], f * 40 * MS, cfg)
+        raw.append(noisy)
+        out.append(tracks.smoothed(pid, noisy, f * 0.04, OneEuroConfig(1.0, 0.5)))
+    jitter = lambda x: np.linalg.norm(np.diff(np.array(x[10:]), axis=0), axis=-1).mean()  # noqa: E731
+    assert jitter(out) < 0.5 * jitter(raw)
+    tracks.assign(np.array([[5.0, 5.0, 1.0]]), 10_000 * MS, cfg)  # much later: the first person is forgotten
+    assert pid not in tracks.smooth and pid not in tracks.pelvis
