@@ -17,6 +17,7 @@ import zmq
 
 from . import metrics
 from .rig import Y_UP_TO_Z_UP
+from .shutdown import DeferredStop
 from .sockets import add_curve_argument, subscriber
 from .wire import ErrorMessage, Status, WireError, decode_error, decode_pose3d, decode_status
 
@@ -148,13 +149,15 @@ CAMERA_TO_Y_UP = np.array([[1.0, 0, 0], [0, -1, 0], [0, 0, -1]])
 def record(listener: Listener, path: Path, fps: float) -> list[Path]:
     """Write what arrived: ``.bvh`` gives one file per (stream, id) track, ``<stem>_<stream>_<id>.bvh``
     (world joints when the node sent them, else camera-frame joints; Y up, centimetres; frames
-    in order, gaps skipped); any other suffix an npz of stream, frame, id, rel, root."""
+    in order, gaps skipped); any other suffix an npz of stream, frame (−1 where sent as nil), id,
+    rel, root (plain arrays: it loads without ``allow_pickle``)."""
     keys = sorted(listener.poses, key=lambda k: (k[0], k[2], k[1] if k[1] is not None else -1))
     if path.suffix.lower() != ".bvh":
         rel = np.array([listener.poses[k][0] for k in keys])
         root = np.array([listener.poses[k][1] for k in keys])
-        streams, frames, ids = (np.array([k[i] for k in keys], dtype=object if i == 1 else None) for i in range(3))
-        np.savez(path, stream=streams, frame=frames, id=ids, rel=rel, root=root)
+        streams, ids = np.array([k[0] for k in keys]), np.array([k[2] for k in keys])
+        frames = np.array([-1 if k[1] is None else k[1] for k in keys], dtype=np.int64)  # -1: sent as nil
+        np.savez(path, stream=streams, frame=frames, id=ids, rel=rel, root=root)  # loads without allow_pickle
         return [path]
     from .bvh import write_bvh
 
@@ -204,10 +207,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=0.0, help="stop after this long (0 = until Ctrl-C)")
     parser.add_argument("--quiet", action="store_true", help="do not print each frame")
     args = parser.parse_args(argv)
+    stop = DeferredStop()  # SIGINT or SIGTERM (a service manager's stop) ends the loop: what arrived is written
     listener = Listener(args.endpoint, curve=args.curve)
     start = time.monotonic()
     try:
-        while not args.seconds or time.monotonic() - start < args.seconds:
+        while not stop.requested and (not args.seconds or time.monotonic() - start < args.seconds):
             before = len(listener.frames)
             listener.poll(100)
             if not args.quiet and len(listener.frames) > before and len(listener.frames) % 25 == 0:
@@ -221,6 +225,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.record and listener.poses:
         for path in record(listener, Path(args.record), args.fps):
             print(f"wrote {path}")
+        print(f"recorded {len(listener.poses)} poses of {len({(k[0], k[2]) for k in listener.poses})} tracks")
     if args.truth:
         scores = listener.score(Path(args.truth))
         print(

@@ -291,6 +291,7 @@ class Replayer:
 
     def send_frame(self, f: int) -> None:
         rec = self.rec
+        t_ns = time.time_ns()  # one capture instant for every stream's frame f (a synchronised rig)
         for s, name in enumerate(self.names):
             persons = []
             for m in range(rec.kp2d.shape[2]):
@@ -310,7 +311,7 @@ class Replayer:
                 camera, self.sent_K[s] = self.camera(s, f), (K, now)
             if self.drop is not None and s == self.drop[0] and f >= self.drop[1]:
                 continue  # the camera has stopped
-            message = kp2d_message(name, f, time.time_ns(), persons, camera=camera, layout=rec.layout)
+            message = kp2d_message(name, f, t_ns, persons, camera=camera, layout=rec.layout)
             if self.delay is not None and s == self.delay[0]:  # captured now, arrives later
                 self.held.append((time.monotonic() + self.delay[1], message))
             else:
