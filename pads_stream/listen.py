@@ -32,6 +32,7 @@ class Listener:
         # a rig's persons: the (stream, frame, id) of each view's detection fused into it, and its world joints
         self.rig_persons: list[tuple[list[tuple[str, int | None, int]], np.ndarray]] = []
         self.frames: set[tuple[str, int]] = set()
+        self.t_ns: dict[tuple[str, int | None], int] = {}  # (stream, frame) -> its capture time, sender's ns
         self.node_latency_ms: list[float] = []
         self.e2e_latency_ms: list[float] = []
         self.status: Status | None = None
@@ -56,6 +57,7 @@ class Listener:
             except WireError:
                 continue
             self.frames.add((msg.stream, msg.frame))
+            self.t_ns[(msg.stream, msg.frame)] = msg.t_ns
             frame_of = {v.stream: v.frame for v in msg.views}
             self.frames |= set(frame_of.items())  # a rig's views are answered by the rig's frame
             if msg.frame is not None and msg.frame >= 0:
@@ -146,18 +148,35 @@ Z_UP_TO_Y_UP = Y_UP_TO_Z_UP.T
 CAMERA_TO_Y_UP = np.array([[1.0, 0, 0], [0, -1, 0], [0, 0, -1]])
 
 
+def resample(times_s: np.ndarray, joints: np.ndarray, fallback_fps: float) -> tuple[np.ndarray, float, int]:
+    """A track's poses on a regular clock at its own rate: (F, 17, 3) joints at the median interval
+    of ``times_s`` (sorted seconds; ``fallback_fps`` for a single pose), from the first pose to the
+    last, gaps filled by linear interpolation -> (joints, frame time s, frames filled)."""
+    if len(times_s) < 2:
+        return joints, 1.0 / fallback_fps, 0
+    dt = float(np.median(np.diff(times_s)))
+    grid = times_s[0] + dt * np.arange(int(round((times_s[-1] - times_s[0]) / dt)) + 1)
+    flat = joints.reshape(len(joints), -1)
+    out = np.stack([np.interp(grid, times_s, flat[:, k]) for k in range(flat.shape[1])], axis=1)
+    filled = int(np.sum(np.min(np.abs(grid[:, None] - times_s[None]), axis=1) > dt / 2))
+    return out.reshape(len(grid), *joints.shape[1:]), dt, filled
+
+
 def record(listener: Listener, path: Path, fps: float) -> list[Path]:
     """Write what arrived: ``.bvh`` gives one file per (stream, id) track, ``<stem>_<stream>_<id>.bvh``
-    (world joints when the node sent them, else camera-frame joints; Y up, centimetres; frames
-    in order, gaps skipped); any other suffix an npz of stream, frame (−1 where sent as nil), id,
-    rel, root (plain arrays: it loads without ``allow_pickle``)."""
-    keys = sorted(listener.poses, key=lambda k: (k[0], k[2], k[1] if k[1] is not None else -1))
+    (world joints when the node sent them, else camera-frame joints; Y up, centimetres), timed by
+    the poses' capture times (``t_ns``) at the track's own rate, gaps (frames the node dropped or
+    the person was not seen) filled by interpolation and counted; ``fps`` only for a track of one
+    pose. Any other suffix: an npz of stream, frame (−1 where sent as nil), t_ns, id, rel, root
+    (plain arrays: it loads without ``allow_pickle``)."""
+    keys = sorted(listener.poses, key=lambda k: (k[0], k[2], listener.t_ns.get((k[0], k[1]), 0)))
     if path.suffix.lower() != ".bvh":
         rel = np.array([listener.poses[k][0] for k in keys])
         root = np.array([listener.poses[k][1] for k in keys])
         streams, ids = np.array([k[0] for k in keys]), np.array([k[2] for k in keys])
         frames = np.array([-1 if k[1] is None else k[1] for k in keys], dtype=np.int64)  # -1: sent as nil
-        np.savez(path, stream=streams, frame=frames, id=ids, rel=rel, root=root)  # loads without allow_pickle
+        t_ns = np.array([listener.t_ns.get((k[0], k[1]), 0) for k in keys], dtype=np.int64)
+        np.savez(path, stream=streams, frame=frames, t_ns=t_ns, id=ids, rel=rel, root=root)
         return [path]
     from .bvh import write_bvh
 
@@ -170,8 +189,12 @@ def record(listener: Listener, path: Path, fps: float) -> list[Path]:
             joints = (
                 np.array([np.asarray(listener.poses[k][0]) + listener.poses[k][1] for k in track]) @ CAMERA_TO_Y_UP.T
             )
+        times = np.array([listener.t_ns.get((k[0], k[1]), 0) for k in track], dtype=np.float64) * 1e-9
+        joints, frame_time, filled = resample(times - times[0], joints, fps)
         out = path.with_name(f"{path.stem}_{stream}_{pid}.bvh")
-        write_bvh(out, joints, 1.0 / fps)
+        write_bvh(out, joints, frame_time)
+        print(f"{out}: {len(joints)} frames at {1 / frame_time:.1f} Hz, {len(joints) * frame_time:.1f} s "
+              f"({filled} filled by interpolation)")  # fmt: skip
         written.append(out)
     return written
 
@@ -202,7 +225,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--from", dest="endpoint", default="tcp://127.0.0.1:5556", help="the node's output")
     parser.add_argument("--truth", help="truth npz written by pads-stream replay, to score against")
     parser.add_argument("--record", help="write received poses: FILE.bvh (one BVH per track) or FILE.npz")
-    parser.add_argument("--fps", type=float, default=25.0, help="frame rate written into BVH files")
+    parser.add_argument("--fps", type=float, default=25.0,
+                        help="BVH frame rate of a one-pose track (others run at their own t_ns rate)")  # fmt: skip
     add_curve_argument(parser)
     parser.add_argument("--seconds", type=float, default=0.0, help="stop after this long (0 = until Ctrl-C)")
     parser.add_argument("--quiet", action="store_true", help="do not print each frame")

@@ -43,3 +43,22 @@ def test_listen_writes_its_recording_when_a_service_manager_stops_it(tmp_path):
     assert proc.returncode == 0
     data = np.load(out)  # no allow_pickle
     assert len(data["frame"]) > 0 and set(data["id"].tolist()) == {7} and "recorded" in stdout
+
+
+def test_a_recorded_bvh_lasts_as_long_as_the_stream_at_its_own_rate(tmp_path):
+    """Issue 19: 16 s at 12.5 Hz with dropped frames was written as a 5.7 s clip at a fixed 25 fps;
+    the BVH now runs on the poses' t_ns, gaps filled (and counted)."""
+    from pads_stream.bvh import parse_bvh
+    from pads_stream.listen import Listener, record
+
+    listener = Listener.__new__(Listener)  # its stores only: no socket needed to record
+    listener.poses, listener.world, listener.t_ns = {}, {}, {}
+    rng = np.random.default_rng(0)
+    kept = [f for f in range(200) if f % 7 != 3 or f in (0, 199)]  # 12.5 Hz for 16 s, every 7th frame dropped
+    for f in kept:
+        rel = rng.normal(0, 0.05, (17, 3))
+        listener.poses[("cam0", f, 1)] = (rel - rel[0], np.array([0.0, 0.0, 4.0]))
+        listener.t_ns[("cam0", f)] = 1_000_000_000 + f * 80_000_000
+    (path,) = record(listener, tmp_path / "take.bvh", fps=25.0)
+    bvh = parse_bvh(path.read_text())
+    assert abs(bvh.frame_time - 0.08) < 1e-6 and len(bvh.motion) == 200  # 16 s, the missing frames filled
