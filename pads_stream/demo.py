@@ -2,7 +2,7 @@
 
 The node runs as its own process (``pads-stream node``) on loopback sockets; replay and listen
 share this process and its one thread, interleaved. Prints FPS, latency p50/p99 and accuracy
-against the replayed truth. The same function runs the load test (``tools/loadtest.py``).
+against the replayed truth.
 """
 
 from __future__ import annotations

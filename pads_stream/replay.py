@@ -43,6 +43,11 @@ from .sockets import add_curve_argument, publisher
 from .stepgraph import package_file
 from .wire import kp2d_message
 
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The module docstring as written, and every option's default."""
+
+
 CAMERA_EVERY_S = 1.0  # the camera rides along inline at least this often (late subscribers latch it)
 
 
@@ -378,8 +383,7 @@ def wait_until_answered(rep: Replayer, listener: Listener, timeout_s: float) -> 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="pads-stream replay", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(prog="pads-stream replay", description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--to", default="tcp://127.0.0.1:5555", help="the node's input endpoint")
     parser.add_argument(
         "--node-out",

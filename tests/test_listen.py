@@ -62,3 +62,17 @@ def test_a_recorded_bvh_lasts_as_long_as_the_stream_at_its_own_rate(tmp_path):
     (path,) = record(listener, tmp_path / "take.bvh", fps=25.0)
     bvh = parse_bvh(path.read_text())
     assert abs(bvh.frame_time - 0.08) < 1e-6 and len(bvh.motion) == 200  # 16 s, the missing frames filled
+
+
+def test_every_command_is_in_the_readme_and_replay_help_shows_its_defaults():
+    import subprocess
+    import sys
+
+    from pads_stream.cli import COMMANDS
+
+    from .conftest import ROOT
+
+    table = (ROOT / "README.md").read_text().split("## Commands")[1].split("##")[0]
+    assert all(f"`{name}`" in table for name in COMMANDS)
+    out = subprocess.run([sys.executable, "-m", "pads_stream.cli", "replay", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "(default: runs/truth.npz)" in " ".join(out.stdout.split())
