@@ -18,7 +18,7 @@ from pathlib import Path
 
 import zmq
 
-from .listen import Listener
+from .listen import Listener, accuracy_line
 from .replay import Replayer, add_arguments, load_recording, wait_until_answered
 
 
@@ -82,21 +82,21 @@ def run(args: argparse.Namespace, node_args: list[str]) -> dict:
     }  # fmt: skip
 
 
+def nonzero(counts: dict | None) -> str:
+    """``kind n`` for each non-zero count, or "none"."""
+    return ", ".join(f"{k} {v}" for k, v in (counts or {}).items() if v) or "none"
+
+
 def report(r: dict) -> str:
     lines = [
         f"streams x persons @ rate: {r['streams']} x {r['persons']} @ {r['rate']:.0f} FPS (backend {r['backend']})",
         f"frames: sent {r['frames_sent']}, received {r['frames_received']} ({r['fps_out']:.1f} frames/s out of "
-        f"{r['fps_in']:.1f} in); dropped {r['dropped'] or 0}; errors {r['errors'] or 0}",
+        f"{r['fps_in']:.1f} in); dropped {nonzero(r['dropped'])}; errors {nonzero(r['errors'])}",
         f"latency: node p50 {r['node_p50_ms']:.1f} ms, p99 {r['node_p99_ms']:.1f} ms; "
         f"end-to-end p50 {r['e2e_p50_ms']:.1f} ms, p99 {r['e2e_p99_ms']:.1f} ms",
     ]
-    if "mpjpe" in r:
-        acc = (
-            f"accuracy: MPJPE {r['mpjpe']:.1f} mm, PA-MPJPE {r['pa_mpjpe']:.1f} mm, root error {r['root_error']:.1f} mm"
-        )
-        if "accel_error" in r:
-            acc += f", acceleration error {r['accel_error']:.1f} mm/frame²"
-        lines.append(acc + f" ({r['persons_received']} of {r['persons_expected']} persons)")
+    if "persons_expected" in r:
+        lines.append(accuracy_line(r))
     lines.append(f"node exit code {r['node_exit_code']}")
     return "\n".join(lines)
 

@@ -19,7 +19,7 @@ from . import metrics
 from .rig import Y_UP_TO_Z_UP
 from .shutdown import DeferredStop
 from .sockets import add_curve_argument, subscriber
-from .wire import ErrorMessage, Status, WireError, decode_error, decode_pose3d, decode_status
+from .wire import DROP_KINDS, ErrorMessage, Status, WireError, decode_error, decode_pose3d, decode_status
 
 
 class Listener:
@@ -229,18 +229,19 @@ def main(argv: list[str] | None = None) -> None:
                         help="BVH frame rate of a one-pose track (others run at their own t_ns rate)")  # fmt: skip
     add_curve_argument(parser)
     parser.add_argument("--seconds", type=float, default=0.0, help="stop after this long (0 = until Ctrl-C)")
-    parser.add_argument("--quiet", action="store_true", help="do not print each frame")
+    parser.add_argument("--every", type=float, default=5.0, help="seconds between progress lines")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines, only the summary")
     args = parser.parse_args(argv)
     stop = DeferredStop()  # SIGINT or SIGTERM (a service manager's stop) ends the loop: what arrived is written
     listener = Listener(args.endpoint, curve=args.curve)
     start = time.monotonic()
+    progress, next_line = Progress(listener), start + args.every
     try:
         while not stop.requested and (not args.seconds or time.monotonic() - start < args.seconds):
-            before = len(listener.frames)
             listener.poll(100)
-            if not args.quiet and len(listener.frames) > before and len(listener.frames) % 25 == 0:
-                lat = listener.latency()["node_p50_ms"]
-                print(f"{len(listener.frames)} frames, {len(listener.errors)} errors, node latency p50 {lat:.1f} ms")
+            if not args.quiet and time.monotonic() >= next_line:
+                next_line += args.every
+                print(progress.line(), flush=True)
     except KeyboardInterrupt:
         pass
     finally:
@@ -251,7 +252,50 @@ def main(argv: list[str] | None = None) -> None:
             print(f"wrote {path}")
         print(f"recorded {len(listener.poses)} poses of {len({(k[0], k[2]) for k in listener.poses})} tracks")
     if args.truth:
-        scores = listener.score(Path(args.truth))
-        print(
-            "accuracy: " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in scores.items())
-        )
+        print(accuracy_line(listener.score(Path(args.truth))))
+
+
+def accuracy_line(scores: dict) -> str:
+    """One readable line of :meth:`Listener.score`'s result (the per-frame lists stay in the dict)."""
+    if "rig_persons" in scores:
+        association = 100 * scores["rig_association"]
+        line = f"accuracy (rig): {scores['rig_persons']} fused persons, association {association:.1f} %"
+        if "rig_world_mpjpe" in scores:
+            line += f", world MPJPE {scores['rig_world_mpjpe']:.1f} mm, root error {scores['rig_root_error']:.1f} mm"
+        return line
+    line = f"accuracy: {scores['persons_received']} of {scores['persons_expected']} persons"
+    if "mpjpe" not in scores:
+        return line + " (none to score)"
+    line += f"; MPJPE {scores['mpjpe']:.1f} mm, PA-MPJPE {scores['pa_mpjpe']:.1f} mm, "
+    line += "root given" if scores["root_error"] < 1e-3 else f"root error {scores['root_error']:.1f} mm"
+    if "accel_error" in scores:
+        line += f", acceleration error {scores['accel_error']:.1f} mm/frame²"
+    return line
+
+
+class Progress:
+    """One line per interval of what arrived since the last: streams, persons per frame, frames per
+    second, the node's latency, drops by reason and errors by kind."""
+
+    def __init__(self, listener: Listener) -> None:
+        self.listener, self.t = listener, time.monotonic()
+        self.frames, self.poses, self.errors, self.latency = 0, 0, 0, 0
+
+    def line(self) -> str:
+        ls, now = self.listener, time.monotonic()
+        frames, poses = len(ls.frames) - self.frames, len(ls.poses) - self.poses
+        errors = ls.errors[self.errors :]
+        lat = np.array(ls.node_latency_ms[self.latency :]) if len(ls.node_latency_ms) > self.latency else None
+        kinds: dict[str, int] = {}
+        for e in errors:
+            kinds[e.kind] = kinds.get(e.kind, 0) + 1
+        drops = {k: kinds.pop(k, 0) for k in DROP_KINDS}
+        streams = len({s for s, _ in ls.frames})
+        line = (f"{streams} streams, {poses / max(frames, 1):.1f} persons/frame, {frames / (now - self.t):.1f} frames/s"
+                + (f", node latency p50 {np.percentile(lat, 50):.0f} ms p99 {np.percentile(lat, 99):.0f} ms"
+                   if lat is not None else "")
+                + ", dropped " + " ".join(f"{k} {v}" for k, v in drops.items())
+                + ", errors " + (", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) or "none"))  # fmt: skip
+        self.t, self.frames, self.poses = now, len(ls.frames), len(ls.poses)
+        self.errors, self.latency = len(ls.errors), len(ls.node_latency_ms)
+        return line

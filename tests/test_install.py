@@ -51,4 +51,4 @@ def test_wheel_in_a_fresh_venv_without_torch(tmp_path):
     if not (SHARED / "h36m" / "test_vh36m.npz").exists():
         pytest.skip(f"the demo needs the data folder ({SHARED} is absent)")
     out = run([str(cli), "demo", "--data", str(SHARED), "--frames", "20", "--rate", "10"], elsewhere, 300)
-    assert "node exit code 0" in out and "accuracy: MPJPE" in out
+    assert "node exit code 0" in out and "accuracy: " in out and "MPJPE" in out

@@ -76,3 +76,15 @@ def test_every_command_is_in_the_readme_and_replay_help_shows_its_defaults():
     assert all(f"`{name}`" in table for name in COMMANDS)
     out = subprocess.run([sys.executable, "-m", "pads_stream.cli", "replay", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "(default: runs/truth.npz)" in " ".join(out.stdout.split())
+
+
+def test_the_accuracy_line_is_one_readable_sentence():
+    from pads_stream.listen import accuracy_line
+
+    given = {"persons_expected": 4, "persons_received": 4, "mpjpe": 50.0, "pa_mpjpe": 35.0, "root_error": 0.0,
+             "frames": [0, 1], "frame_mpjpe": [49.0, 51.0]}  # fmt: skip
+    line = accuracy_line(given)
+    assert "root given" in line and "[" not in line and "4 of 4" in line
+    assert "root error 120.0 mm" in accuracy_line({**given, "root_error": 120.0})
+    rig = accuracy_line({"rig_persons": 6, "rig_association": 1.0, "rig_world_mpjpe": 22.0, "rig_root_error": 15.0})
+    assert "association 100.0 %" in rig and "world MPJPE 22.0 mm" in rig
