@@ -140,17 +140,22 @@ class Stats:
         self.latency_ms: collections.deque[float] = collections.deque(maxlen=2000)
         self.age_ms: collections.deque[float] = collections.deque(maxlen=2000)
         self.started = time.monotonic()
+        self.busy_s = 0.0  # time spent estimating, s
+        self.window = (self.started, 0.0)  # (when, busy_s) at the last status
 
     def status(self, backend: str, model_hash: str, streams: int, tracks: int) -> Status:
         lat = np.asarray(self.latency_ms) if self.latency_ms else np.zeros(1)
         age = np.asarray(self.age_ms) if self.age_ms else np.zeros(1)
+        now = time.monotonic()
+        busy = min(1.0, (self.busy_s - self.window[1]) / max(now - self.window[0], 1e-6))
+        self.window = (now, self.busy_s)
         return Status(
             frames_in=self.frames_in, frames_out=self.frames_out, persons_out=self.persons_out,
             dropped=dict(self.dropped), errors=dict(self.errors), errors_unsent=self.errors_unsent,
             latency_ms={"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99))},
             age_ms={"p50": float(np.percentile(age, 50)), "p99": float(np.percentile(age, 99))},
             streams=streams, tracks=tracks, backend=backend, model_hash=model_hash,
-            uptime_s=time.monotonic() - self.started,
+            uptime_s=now - self.started, busy=busy,
         )  # fmt: skip
 
 
@@ -185,6 +190,7 @@ class Node:
         self.stats = Stats()
         self.stopping = False
         self.next_status = self.next_log = time.monotonic()
+        self.logged_drops = 0  # drops counted at the last log line
         self.error_tokens, self.error_refill = cfg.max_errors_per_s, time.monotonic()
         self.clock_cfg = ClockConfig(cfg.clock_step_s, cfg.clock_confirm)
         model.check_steps(cfg.steps, model.sampler.t_start)  # a bad config fails here, not per frame
@@ -215,11 +221,13 @@ class Node:
         """One iteration: wait up to ``poll_ms`` for input, drain it, process, maybe report."""
         if self.poller.poll(self.cfg.poll_ms):
             self.drain()
+        started = time.monotonic()
         if self.pending:
             self.process()
         if self.rigs:
             self.process_rigs()
         now = time.monotonic()
+        self.stats.busy_s += now - started
         if now >= self.next_status:
             self.next_status = now + self.cfg.status_period_s
             self.expire(now)
@@ -228,7 +236,9 @@ class Node:
             self.pub.send_multipart(encode_status(status))
             if self.cfg.log_period_s and now >= self.next_log:
                 self.next_log = now + self.cfg.log_period_s
-                say(status_line(status))
+                dropped = sum(status.dropped.values())
+                say(status_line(status, dropped - self.logged_drops, self.cfg))
+                self.logged_drops = dropped
 
     # -- input ---------------------------------------------------------------------------
 
@@ -485,14 +495,20 @@ def say(line: str) -> None:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115
 
 
-def status_line(s: Status) -> str:
-    """A one-line human summary of a status."""
+def status_line(s: Status, new_drops: int = 0, cfg: NodeConfig | None = None) -> str:
+    """A one-line human summary of a status; with ``new_drops`` frames dropped since the last line,
+    what to change so that the node keeps up."""
     errors = ", ".join(f"{k} {v}" for k, v in s.errors.items() if v) or "none"
-    return (f"pads-stream node: {s.frames_in} frames in, {s.frames_out} out, {s.persons_out} persons; "
-            f"latency p50 {s.latency_ms['p50']:.1f} ms p99 {s.latency_ms['p99']:.1f} ms; "
+    line = (f"pads-stream node: {s.frames_in} frames in, {s.frames_out} out, {s.persons_out} persons; "
+            f"latency p50 {s.latency_ms['p50']:.1f} ms p99 {s.latency_ms['p99']:.1f} ms; busy {100 * s.busy:.0f} %; "
             f"dropped superseded {s.dropped['superseded']} stale {s.dropped['stale']} late {s.dropped['late']}; "
             f"errors {errors}; "
             f"{s.streams} streams, {s.tracks} tracks")  # fmt: skip
+    if new_drops and cfg is not None:
+        line += (f"; NOT KEEPING UP: {new_drops} frames dropped since the last line — lower steps ({cfg.steps}), "
+                 f"raise threads ({cfg.threads}) or latency_budget_ms ({cfg.latency_budget_ms:g}), or send fewer "
+                 "frames")  # fmt: skip
+    return line
 
 
 def warm_up(model: PoseModel, cfg: NodeConfig) -> None:

@@ -433,6 +433,7 @@ class Status:
     backend: str
     model_hash: str
     uptime_s: float
+    busy: float = 0.0  # share of the last status period the node spent estimating (1: it cannot take more)
 
 
 def encode_pose3d(msg: Pose3d) -> list[bytes]:

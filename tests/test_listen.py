@@ -88,3 +88,16 @@ def test_the_accuracy_line_is_one_readable_sentence():
     assert "root error 120.0 mm" in accuracy_line({**given, "root_error": 120.0})
     rig = accuracy_line({"rig_persons": 6, "rig_association": 1.0, "rig_world_mpjpe": 22.0, "rig_root_error": 15.0})
     assert "association 100.0 %" in rig and "world MPJPE 22.0 mm" in rig
+
+
+def test_a_node_that_cannot_keep_up_says_what_to_change():
+    from pads_stream.node import NodeConfig, Stats, status_line
+
+    stats = Stats()
+    stats.busy_s = 1e9  # it estimated the whole period
+    status = stats.status("onnxruntime", "hash", 1, 0)
+    assert status.busy == 1.0
+    quiet = status_line(status, 0, NodeConfig())
+    assert "busy 100 %" in quiet and "NOT KEEPING UP" not in quiet
+    hint = status_line(status, 12, NodeConfig(steps=10, threads=1))
+    assert "12 frames dropped" in hint and "steps (10)" in hint and "threads (1)" in hint
