@@ -1,0 +1,62 @@
+"""A camera's floor from the feet of tracked people (pads_stream.floor)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pads_stream.floor import Floor, FloorConfig, estimate_floor, fit_floor
+
+
+def camera_floor(pitch_deg: float, height: float) -> Floor:
+    """The floor of a camera ``height`` m up, pitched down by ``pitch_deg``, no roll."""
+    a = np.radians(pitch_deg)
+    up = np.array([0.0, -np.cos(a), -np.sin(a)])  # looking down: the world's up leans towards the camera's −z
+    return Floor(up=up, height=height, contacts=0, rms=0.0, confidence=1.0)
+
+
+def floor_points(floor: Floor, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Points on ``floor`` 3-7 m in front of the camera, 2 m either side (camera frame)."""
+    R, t = floor.extrinsics()
+    centre = -R.T @ t
+    world = np.stack([rng.uniform(-2, 2, n), rng.uniform(3, 7, n), np.zeros(n)], -1) + centre * [1, 1, 0]
+    return world @ R.T + t
+
+
+def test_the_implied_world_has_the_floor_at_zero_and_the_camera_above_it():
+    floor = camera_floor(12.0, 1.6)
+    assert abs(floor.pitch_deg - 12.0) < 1e-9 and abs(floor.roll_deg) < 1e-9
+    R, t = floor.extrinsics()
+    np.testing.assert_allclose(R.T @ R, np.eye(3), atol=1e-12)
+    assert np.linalg.det(R) > 0 and abs((-R.T @ t)[2] - 1.6) < 1e-12
+    points = floor_points(floor, 50, np.random.default_rng(0))
+    np.testing.assert_allclose(((points - t) @ R)[:, 2], 0.0, atol=1e-9)  # on the world's floor z = 0
+
+
+def test_a_plane_through_feet_ignores_lifted_ones():
+    rng = np.random.default_rng(1)
+    truth = camera_floor(8.0, 1.4)
+    points = floor_points(truth, 300, rng) + rng.normal(0, 0.01, (300, 3))
+    lifted = rng.random(300) < 0.25  # a quarter of the "contacts" 10-40 cm up (a foot in swing)
+    points[lifted] += truth.up * rng.uniform(0.1, 0.4, (lifted.sum(), 1))
+    est = fit_floor(points, FloorConfig())
+    assert est is not None and abs(est.height - 1.4) < 0.02 and abs(est.pitch_deg - 8.0) < 0.5
+    assert fit_floor(points[:10], FloorConfig()) is None  # too few contacts: no estimate
+
+
+def test_the_floor_of_people_standing_and_walking_about():
+    """Tracks whose lowest joint rests on the floor at times (and moves at others)."""
+    rng = np.random.default_rng(2)
+    truth = camera_floor(15.0, 2.0)
+    R, t = truth.extrinsics()
+    tracks, times = [], []
+    for _ in range(4):
+        base = floor_points(truth, 1, rng)[0]
+        body = rng.normal(0, 0.2, (17, 3)) @ R.T + truth.up * 0.9  # a body above its lowest joint
+        body[3] = 0.0  # the lowest joint at the foot
+        f = np.arange(100)
+        sway = np.sin(f / 7.0)[:, None] * R[:, 0] * 0.3  # steps sideways now and then
+        joints = base + sway[:, None] + body[None] + rng.normal(0, 0.01, (100, 17, 3))
+        tracks.append(joints)
+        times.append(f / 25.0)
+    est = estimate_floor(tracks, times, FloorConfig())
+    assert est is not None and abs(est.height - 2.0) < 0.05 and abs(est.pitch_deg - 15.0) < 2.0

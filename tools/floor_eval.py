@@ -1,0 +1,114 @@
+"""A camera's floor from the tracked people's feet, against the real V-H36M rig.
+
+For each of the 8 real cameras of S9 and S11 (``h36m/cameras_s9_s11.json``): 4 persons play 4 of
+that subject's takes (25 Hz) at random places within 2 m of where the rig looks, each with its
+own random heading, seen by that one camera with detector-like 2D; the node's tracker
+(``tracker.track_sequences``, root estimated from body size, no extrinsics) lifts them; after
+``--seconds`` the floor is fitted to their foot contacts (``pads_stream.floor``). Printed as a
+markdown table per camera: the errors of the camera's height (cm), pitch and roll (degrees), and
+how far the feet are from the true floor (the lowest joint of each pose in the true world, mean
+|z|, cm) with the body-size depth alone and with each pose then put on the estimated floor.
+
+Usage: python tools/floor_eval.py [--data DIR] [--seconds S] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from pads_stream.api import load_model
+from pads_stream.camera import camera_to_world, floor_scale, normalized_rays, rotation_y
+from pads_stream.config import load_json
+from pads_stream.data import DEFAULT_DATA, TEST_SUBJECTS, data_file, load_positions_3d
+from pads_stream.floor import Floor, FloorConfig, contacts, estimate_floor
+from pads_stream.node import DEFAULT_CONFIG, NodeConfig
+from pads_stream.rig import Y_UP_TO_Z_UP, detector_noise, load_rig
+from pads_stream.tracker import track_sequences
+
+FPS = 25.0
+PERSONS = 4
+
+
+def true_floor(R: np.ndarray, t: np.ndarray) -> Floor:
+    """The floor z = 0 of the world X_cam = R X + t, in the camera's frame."""
+    return Floor(up=R[:, 2], height=float((-R.T @ t)[2]), contacts=0, rms=0.0, confidence=1.0)
+
+
+def feet_cm(joints: np.ndarray, R: np.ndarray, t: np.ndarray) -> float:
+    """Mean |z| of the lowest joint of each pose (F, 17, 3 camera frame) in the true world, cm."""
+    ok = np.isfinite(joints).all(axis=(1, 2))
+    world = camera_to_world(joints[ok], np.broadcast_to(R, (ok.sum(), 3, 3)), np.broadcast_to(t, (ok.sum(), 3)))
+    return float(100 * np.abs(world[..., 2].min(axis=1)).mean())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=DEFAULT_DATA, help="folder holding h36m/")
+    parser.add_argument("--seconds", type=float, default=5.0, help="seconds of walking before the floor is fitted")
+    parser.add_argument("--exact", action="store_true", help="exact 2D instead of detector-like")
+    parser.add_argument("--out", help="write the table (markdown) here")
+    args = parser.parse_args()
+    model = load_model()
+    cfg = load_json(NodeConfig, DEFAULT_CONFIG)
+    poses = load_positions_3d(data_file(args.data, "h36m", "positions_3d_25hz.npz"))
+    frames = int(args.seconds * FPS)
+    rng = np.random.default_rng(0)
+    lines = [
+        f"{PERSONS} persons per camera, {args.seconds:g} s at {FPS:g} Hz, {'exact' if args.exact else 'detector-like'}"
+        " 2D, root from body size",
+        "",
+        "| subject | camera | contacts | height error cm | pitch error ° | roll error ° | feet off the floor cm, "
+        "body size | feet, on the estimated floor | confidence |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    errs = []
+    for subject in TEST_SUBJECTS:
+        rig = load_rig(str(data_file(args.data, "h36m", "cameras_s9_s11.json")), subject)
+        takes = [x for name, x in sorted(poses[subject].items()) if name.startswith(("walking", "directions"))]
+        for v in range(len(rig.K)):
+            pick = rng.choice(len(takes), PERSONS, replace=False)
+            world = np.empty((frames, PERSONS, 17, 3))
+            for m, k in enumerate(pick):
+                seq = takes[k][:frames].astype(np.float64)
+                x = np.einsum("ij,fkj->fki", rotation_y(np.array([rng.uniform(0, 2 * np.pi)]))[0], seq) @ Y_UP_TO_Z_UP.T
+                x[..., 2] -= x[..., 2].min(axis=1, keepdims=True)
+                radius, angle = 2.0 * np.sqrt(rng.random()), rng.uniform(0, 2 * np.pi)
+                world[:, m] = x + rig.look_at_floor() + [radius * np.cos(angle), radius * np.sin(angle), 0.0]
+            R, t = rig.R[v], rig.t[v]
+            cam = world @ R.T + t
+            kp = cam[..., :2] / cam[..., 2:3] @ rig.K[v][:2, :2].T + rig.K[v][:2, 2]
+            kp, conf = (kp, np.ones(kp.shape[:-1])) if args.exact else detector_noise(kp, rng)
+            rays = normalized_rays(kp, rig.K[v])[..., :2]
+            joints = track_sequences(model, cfg, rays, conf, None, np.arange(PERSONS), FPS)  # (F, P, 17, 3)
+            times = np.arange(frames) / FPS
+            est = estimate_floor([joints[:, m] for m in range(PERSONS)], [times] * PERSONS, FloorConfig())
+            points = np.concatenate([contacts(joints[:, m], times, FloorConfig()) for m in range(PERSONS)])
+            truth = true_floor(R, t)
+            flat = joints.reshape(-1, 17, 3)
+            if est is None:
+                lines.append(f"| {subject} | {v} | {len(points)} | no estimate | | | {feet_cm(flat, R, t):.1f} | | |")
+                print(lines[-1], flush=True)
+                continue
+            Re, te = est.extrinsics()
+            ok = np.isfinite(flat).all(axis=(1, 2))
+            f, known = floor_scale(flat[ok], np.broadcast_to(Re, (ok.sum(), 3, 3)), np.broadcast_to(te, (ok.sum(), 3)))
+            on_floor = flat[ok] * np.where(known, f, 1.0)[:, None, None]
+            row = (100 * (est.height - truth.height), est.pitch_deg - truth.pitch_deg, est.roll_deg - truth.roll_deg)
+            errs.append(row)
+            feet = f"{feet_cm(flat, R, t):.1f} | {feet_cm(on_floor, R, t):.1f}"
+            lines.append(f"| {subject} | {v} | {est.contacts} | {row[0]:+.1f} | {row[1]:+.2f} | {row[2]:+.2f} | "
+                         f"{feet} | {est.confidence:.2f} |")  # fmt: skip
+            print(lines[-1], flush=True)
+    if errs:
+        e = np.abs(np.array(errs))
+        lines.append(f"| mean abs | | | {e[:, 0].mean():.1f} | {e[:, 1].mean():.2f} | {e[:, 2].mean():.2f} | | | |")
+        print(lines[-1])
+    if args.out:
+        with open(args.out, "w") as fh:
+            fh.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
