@@ -9,7 +9,8 @@ One person (``--stream``, ``--id``; default the first person seen) is sent per f
   local rotation quaternion relative to the T-pose), then ``/VMC/Ext/OK`` and ``/VMC/Ext/T``;
   the usual VMC receiver port is 39539.
 
-Frames: world joints (Z up, floor z = 0) when the stream's camera has extrinsics, else the
+Frames: world joints (Z up, floor z = 0) when the node sends them (the stream's camera has
+extrinsics, or the node has estimated its floor from the people's feet), else the
 camera-frame joints placed by a default camera pose: 1.6 m above the floor, level, looking
 along the world +Y axis. Joint rotations come from the skeleton (:func:`pads_stream.bvh.node_rotations`):
 swing from the bone directions, twist from the hips and shoulders frames, relative to a T-pose

@@ -16,9 +16,12 @@ horizon (degrees, positive looking down); roll: the image's rotation about the o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 
 import numpy as np
+
+ANKLES = (3, 6)  # H36M-17: the joints a standing person's lowest point is
 
 
 @dataclass(frozen=True)
@@ -147,3 +150,35 @@ def estimate_floor(
             return floor
         floor, up = fit, fit.up
     return floor
+
+
+@dataclass
+class FloorTracker:
+    """A stream's floor, refined while its people move: the ankles of the poses it published over
+    the last ``keep`` poses, refitted at most every ``refit_s`` seconds (of the stream's clock)."""
+
+    cfg: FloorConfig = field(default_factory=FloorConfig)
+    keep: int = 3000
+    refit_s: float = 1.0
+    samples: deque = field(default_factory=deque)  # (track id, t seconds, ankles (2, 3) camera frame)
+    floor: Floor | None = None
+    fitted_at: float = -np.inf
+
+    def add(self, pid: int, t_s: float, joints: np.ndarray) -> None:
+        """One published pose (17, 3), camera frame, metres, of track ``pid`` at ``t_s``."""
+        self.samples.append((pid, t_s, joints[list(ANKLES)].copy()))
+        while len(self.samples) > self.keep:
+            self.samples.popleft()
+
+    def update(self, t_s: float) -> Floor | None:
+        """The current floor (refitted if ``refit_s`` has passed), or None while there is none."""
+        if t_s - self.fitted_at >= self.refit_s:
+            self.fitted_at = t_s
+            by_id: dict[int, list] = {}
+            for pid, t, ankles in self.samples:
+                by_id.setdefault(pid, []).append((t, ankles))
+            tracks = [np.stack([a for _, a in v]) for v in by_id.values() if len(v) > 1]
+            times = [np.array([t for t, _ in v]) for v in by_id.values() if len(v) > 1]
+            fit = estimate_floor(tracks, times, self.cfg) if tracks else None
+            self.floor = fit if fit is not None else self.floor
+        return self.floor

@@ -37,6 +37,7 @@ from .api import PoseModel, load_model
 from .camera import camera_to_world, normalized_rays, project, undistort_points
 from .clock import ClockConfig, SenderClock
 from .config import from_dict, load_json, to_dict
+from .floor import FloorTracker
 from .fusion import FusionConfig, RigFrames, RigTracks, ViewPerson, Waiting, fuse_frame
 from .layout import to_h36m
 from .rootfind import initial_root
@@ -93,6 +94,8 @@ class NodeConfig(TrackerConfig, FusionConfig):
     receive_hwm: int = 1000  # ZeroMQ queue bound, messages
     curve_secret_key: str = ""  # CurveZMQ: the node's .key_secret file ("" = no encryption)
     curve_clients: str = ""  # CurveZMQ: folder of authorised client public keys ("" = any client with the node's key)
+    floor_estimate: bool = True  # without extrinsics, estimate the floor from the people's feet (pads_stream.floor)
+    floor_min_confidence: float = 0.3  # ... and publish the world it implies from this confidence on
 
 
 @dataclass
@@ -103,6 +106,7 @@ class StreamState:
     last_seen: float = 0.0  # time.monotonic() of the last message
     clock: SenderClock = field(default_factory=SenderClock)
     tracks: StreamTracks = field(default_factory=StreamTracks)
+    floor: FloorTracker = field(default_factory=FloorTracker)  # without extrinsics: the floor its people show
 
 
 @dataclass
@@ -469,18 +473,29 @@ class Node:
     # -- output --------------------------------------------------------------------------
 
     def publish(self, f: Pending, items: list[tuple[Person, np.ndarray, np.ndarray]]) -> None:
+        floor = None
+        state = self.streams.get(f.frame.stream)
+        if self.cfg.floor_estimate and state is not None and items and items[0][0].camera.R is None:
+            for person, rel, root in items:  # no extrinsics: the floor its people stand on
+                state.floor.add(person.id, f.t_sender * 1e-9, rel + root)
+            found = state.floor.update(f.t_sender * 1e-9)
+            floor = found if found is not None and found.confidence >= self.cfg.floor_min_confidence else None
+        estimated = None if floor is None else floor.extrinsics()
         persons = []
         for person, rel, root in items:
             joints = rel + root
             err = np.linalg.norm(project(joints[None], person.K[None])[0] - person.kp, axis=-1)
             cam = person.camera
-            world = None if cam.R is None else camera_to_world(joints[None], cam.R[None], cam.t[None])[0]
+            R, t = (cam.R, cam.t) if cam.R is not None else (estimated if estimated is not None else (None, None))
+            world = None if R is None else camera_to_world(joints[None], R[None], t[None])[0]
             persons.append(PosePerson(person.id, joints, root, rel, float(err[person.conf > 0].mean()), person.conf,
                                       world))  # fmt: skip
         t_pub = time.time_ns()
         frame = f.frame
+        info = None if floor is None else {"height_m": floor.height, "pitch_deg": floor.pitch_deg,
+                                           "roll_deg": floor.roll_deg, "confidence": floor.confidence}  # fmt: skip
         self.pub.send_multipart(encode_pose3d(Pose3d(frame.stream, frame.frame, frame.t_ns, f.t_recv, t_pub,
-                                                     tuple(persons))))  # fmt: skip
+                                                     tuple(persons), floor=info)))  # fmt: skip
         self.stats.frames_out += 1
         self.stats.persons_out += len(persons)
         self.stats.latency_ms.append((t_pub - f.t_recv) / 1e6)

@@ -402,6 +402,7 @@ class Pose3d:
     persons: tuple[PosePerson, ...]
     views: tuple[RigView, ...] = ()  # a rig's frame: its member frames (empty for a single stream)
     camera: str | None = None  # a rig's frame: the member stream whose camera frame joints, root and rel use
+    floor: dict[str, float] | None = None  # a floor the node estimated (height_m, pitch_deg, roll_deg, confidence)
 
 
 @dataclass(frozen=True)
@@ -450,6 +451,8 @@ def encode_pose3d(msg: Pose3d) -> list[bytes]:
         persons.append(person)
     payload = {"v": VERSION, "stream": msg.stream, "frame": msg.frame, "t_ns": msg.t_ns, "t_recv_ns": msg.t_recv_ns,
                "t_pub_ns": msg.t_pub_ns, "layout": "h36m17", "persons": persons}  # fmt: skip
+    if msg.floor is not None:
+        payload["floor"] = {k: float(v) for k, v in msg.floor.items()}
     if msg.views:
         payload["rig"] = True
         payload["camera"] = msg.camera
@@ -475,7 +478,7 @@ def decode_pose3d(frames: list[bytes]) -> Pose3d:
         )  # fmt: skip
         views = tuple(RigView(v["stream"], v["frame"], bool(v["used"])) for v in p.get("views", ()))
         return Pose3d(p["stream"], p["frame"], p["t_ns"], p["t_recv_ns"], p["t_pub_ns"], persons, views,
-                      p.get("camera"))  # fmt: skip
+                      p.get("camera"), p.get("floor"))  # fmt: skip
     except (KeyError, TypeError) as err:
         raise WireError("schema", f"not a pose3d payload ({type(err).__name__}: {err})"[:200]) from None
 

@@ -60,3 +60,47 @@ def test_the_floor_of_people_standing_and_walking_about():
         times.append(f / 25.0)
     est = estimate_floor(tracks, times, FloorConfig())
     assert est is not None and abs(est.height - 2.0) < 0.05 and abs(est.pitch_deg - 15.0) < 2.0
+
+
+def test_a_node_publishes_the_floor_of_a_stream_without_extrinsics(test_set):
+    """People standing about in front of a camera without extrinsics: after a second the node's
+    pose3d carries the floor and world joints with the feet on it."""
+    import time
+
+    from pads_stream.api import load_model
+    from pads_stream.rig import load_rig
+
+    from .conftest import CAMERAS
+    from .test_node import Harness, poses
+
+    rig = load_rig(str(CAMERAS), "S9")
+    R, t, K = rig.R[0], rig.t[0], rig.K[0]
+    rng = np.random.default_rng(3)
+    world = []
+    for m in range(4):  # four people standing 0.5-2 m from where the rig looks
+        x = test_set["gt"][m * 500] @ np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]]).T  # camera axes, roughly upright
+        x = x - x[:, 2].min() * np.array([0, 0, 1.0])
+        angle = rng.uniform(0, 2 * np.pi)
+        world.append(x + rig.look_at_floor() + (0.5 + 1.5 * m / 3) * np.array([np.cos(angle), np.sin(angle), 0.0]))
+    world = np.stack(world)
+    cam = world @ R.T + t
+    kp = cam[..., :2] / cam[..., 2:3] @ K[:2, :2].T + K[:2, 2]
+    h = Harness(load_model(), steps=3, warm_steps=3, status_period_s=0.05, latency_budget_ms=60_000)
+    try:
+        last = None
+        for f in range(60):
+            persons = [{"id": m, "kp": np.c_[kp[m] + rng.normal(0, 1.0, (17, 2)), np.ones(17)].tolist()}
+                       for m in range(4)]  # fmt: skip
+            out = poses(h.exchange(h.frame("solo", f, persons, camera=True) if f == 0 else
+                                   h.frame("solo", f, persons), spins=2), "solo")  # fmt: skip
+            last = out[-1] if out else last
+            if last is not None and "floor" in last:
+                break
+            time.sleep(0.03)
+    finally:
+        h.close()
+    assert last is not None and "floor" in last, "no floor after 60 frames"
+    truth_height = (-R.T @ t)[2]
+    assert abs(last["floor"]["height_m"] - truth_height) < 0.3 and last["floor"]["confidence"] >= 0.3
+    feet = np.array([np.array(p["joints_world"])[:, 2].min() for p in last["persons"]])
+    assert np.abs(feet).max() < 0.15  # m: each person's lowest joint on the estimated floor
