@@ -1,11 +1,14 @@
 """``pads-stream view``: a live 3D view of a node's output in a web page (viser).
 
 Subscribes to ``pose3d/`` on the node's output and draws every person as a skeleton (the
-person's left limbs red, right limbs blue, trunk grey) with a ``stream #id`` label. Persons with
-``joints_world`` (the stream's camera has extrinsics) stand on a floor grid in the world frame
-(Z up); the others are drawn in their camera's frame turned Z-up (x right, z forward → y, up →
-z) with a frustum for the camera at the origin. A person not seen for a second disappears.
-Open the printed address in a browser. Needs ``pip install 'pads-stream[view]'``.
+person's left limbs red, right limbs blue, trunk grey) with a ``stream #id`` label above its
+head. Persons with ``joints_world`` (the stream's camera has extrinsics, the node estimated its
+floor, or a rig fused it) stand on a floor grid in the world frame (Z up), and each stream's
+camera is drawn where it is (recovered from the person's camera-frame and world joints); the
+others are drawn in their camera's frame turned Z-up (x right, z forward → y, up → z), each
+stream beside the last, with its camera at its own origin. The view frames the people when they
+first appear and on the "Frame the people" button. A person or camera not seen for a second
+disappears. Open the printed address in a browser. Needs ``pip install 'pads-stream[view]'``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from .skeleton import H36M_LEFT, H36M_PARENTS, H36M_RIGHT
 from .sockets import Curve, add_curve_argument, subscriber
 from .wire import Pose3d, WireError, decode_pose3d
 
-COLOURS = {"left": (230, 40, 40), "right": (40, 90, 230), "trunk": (110, 110, 110)}
+COLOURS = {"left": (220, 20, 20), "right": (20, 60, 230), "trunk": (90, 90, 90)}
+STREAM_SPACING_M = 3.0  # streams without a world are drawn this far apart
 BONES = [(j, p) for j, p in enumerate(H36M_PARENTS) if p >= 0]
 # camera frame (x right, y down, z forward) -> a Z-up display frame (x right, y forward, z up)
 CAMERA_TO_DISPLAY = np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]])
@@ -31,6 +35,23 @@ def bone_segments(joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     side = ["left" if j in H36M_LEFT else "right" if j in H36M_RIGHT else "trunk" for j, _ in BONES]
     colours = np.array([[COLOURS[s], COLOURS[s]] for s in side], dtype=np.uint8)
     return points, colours
+
+
+def camera_pose(camera: np.ndarray, world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The camera's (centre (3,), world-from-camera rotation (3, 3)) from one person's joints in
+    its frame (17, 3) and in the world (17, 3): the rigid fit X_world = Q X_cam + C (Kabsch)."""
+    a, b = camera - camera.mean(axis=0), world - world.mean(axis=0)
+    u, _, vt = np.linalg.svd(b.T @ a)
+    d = np.sign(np.linalg.det(u @ vt))
+    q = u @ np.diag([1.0, 1.0, d]) @ vt
+    return world.mean(axis=0) - q @ camera.mean(axis=0), q
+
+
+def rotation_wxyz(q: np.ndarray) -> tuple[float, float, float, float]:
+    """A rotation matrix as a unit quaternion (w, x, y, z)."""
+    w = np.sqrt(max(1e-12, 1.0 + np.trace(q))) / 2
+    return (float(w), float((q[2, 1] - q[1, 2]) / (4 * w)), float((q[0, 2] - q[2, 0]) / (4 * w)),
+            float((q[1, 0] - q[0, 1]) / (4 * w)))  # fmt: skip
 
 
 class Viewer:
@@ -45,33 +66,65 @@ class Viewer:
         self.server = viser.ViserServer(host=host, port=port, verbose=False)
         self.server.scene.set_up_direction("+z")
         self.floor = self.server.scene.add_grid("/floor", width=10.0, height=10.0, plane="xy", visible=False)
-        self.camera = self.server.scene.add_camera_frustum("/camera", fov=1.0, aspect=4 / 3, scale=0.25, visible=False,
-                                                           wxyz=(0.7071068, 0.7071068, 0.0, 0.0))  # fmt: skip
+        self.server.gui.add_button("Frame the people").on_click(lambda _: self.frame())
         self.socket = subscriber(endpoint, (b"pose3d/",), curve)
         self.forget_s = forget_s
-        self.shown: dict[str, tuple[float, list]] = {}  # scene name -> (last seen, handles)
+        self.shown: dict[str, tuple[float, list, np.ndarray]] = {}  # scene name -> (last seen, handles, joints)
+        self.lanes: dict[str, int] = {}  # stream without a world -> its place in the row of streams
+        self.framed = False
         self.url = f"http://{host}:{port}"
         self.stopping = False
 
+    def frame(self) -> None:
+        """Point the view (every open page, and the next ones) at the people shown."""
+        people = [j for name, (_, _, j) in self.shown.items() if name.startswith("/persons/")]
+        if not people:
+            return
+        joints = np.concatenate(people)
+        lo, hi = joints.min(axis=0), joints.max(axis=0)
+        centre = (lo + hi) / 2
+        distance = 1.1 * max(1.8, float(np.linalg.norm(hi - lo)))  # the people fill most of the view
+        position = centre + distance * np.array([0.0, -0.9, 0.45])
+        self.server.initial_camera.position, self.server.initial_camera.look_at = position, centre
+        for client in self.server.get_clients().values():
+            client.camera.position, client.camera.look_at = position, centre
+        self.framed = True
+
     def draw(self, msg: Pose3d) -> None:
-        """Draw the persons of one ``pose3d`` message."""
+        """Draw the persons of one ``pose3d`` message, and the camera that saw them."""
         scene, now = self.server.scene, time.monotonic()
+        stream_camera = None
         for person in msg.persons:
             world = person.joints_world
-            joints = world if world is not None else person.joints @ CAMERA_TO_DISPLAY.T
+            if world is not None:
+                joints = world
+                self.floor.visible = True
+                stream_camera = stream_camera or camera_pose(person.joints, world)
+            else:  # in its camera's frame, turned Z-up, each stream beside the last
+                lane = self.lanes.setdefault(msg.stream, len(self.lanes))
+                joints = person.joints @ CAMERA_TO_DISPLAY.T + [STREAM_SPACING_M * lane, 0.0, 0.0]
+                stream_camera = stream_camera or (np.array([STREAM_SPACING_M * lane, 0.0, 0.0]), CAMERA_TO_DISPLAY)
             name = f"/persons/{msg.stream}/{person.id}"
             points, colours = bone_segments(joints)
-            label = f"{msg.stream} #{person.id}"
             handles = [
-                scene.add_line_segments(name + "/bones", points, colours, thickness=6.0, thickness_units="screen"),
-                scene.add_label(name + "/label", label, position=joints[10] + [0, 0, 0.15]),
+                scene.add_line_segments(name + "/bones", points, colours, thickness=8.0, thickness_units="screen"),
+                scene.add_label(name + "/label", f"{msg.stream} #{person.id}", position=joints[10] + [0, 0, 0.2]),
             ]
-            if world is not None:
-                self.floor.visible = True
-            else:
-                self.camera.visible = True
-            self.shown[name] = (now, handles)
-        for name in [n for n, (seen, _) in self.shown.items() if now - seen > self.forget_s]:
+            self.shown[name] = (now, handles, joints)
+        if stream_camera is not None:
+            centre, rotation = stream_camera
+            name = f"/cameras/{msg.camera or msg.stream}"
+            frustum = scene.add_camera_frustum(name, fov=1.0, aspect=4 / 3, scale=0.3, position=centre,
+                                               wxyz=rotation_wxyz(rotation), color=(60, 60, 60))  # fmt: skip
+            label = scene.add_label(name + "/label", msg.camera or msg.stream, position=(0.0, 0.0, 0.0))
+            self.shown[name] = (now, [frustum, label], centre[None])
+        if not self.framed and msg.persons:
+            self.frame()
+        self.forget(now)
+
+    def forget(self, now: float) -> None:
+        """Remove the persons and cameras not seen for ``forget_s``."""
+        for name in [n for n, (seen, _, _) in self.shown.items() if now - seen > self.forget_s]:
             for handle in self.shown.pop(name)[1]:
                 handle.remove()
 
@@ -84,6 +137,8 @@ class Viewer:
                     self.draw(decode_pose3d(self.socket.recv_multipart()))
                 except (WireError, KeyError, ValueError):
                     continue  # not a pose3d message this viewer can draw
+            else:
+                self.forget(time.monotonic())  # a stream that stopped: its persons go too
 
     def stop(self) -> None:
         """Ask :meth:`run` to return within one poll (safe from another thread or a signal handler)."""

@@ -1,5 +1,5 @@
 """pads-stream view: the page loaded in headless Chromium shows the skeletons it was sent, in
-the left (red) and right (blue) colours."""
+the left (red) and right (blue) colours, framed: inside the picture and large enough to see."""
 
 from __future__ import annotations
 
@@ -37,8 +37,29 @@ def hue_pixels(png: str) -> tuple[int, int]:
     return int(((r > g + 50) & (r > b + 50)).sum()), int(((b > r + 40) & (b > g + 20)).sum())
 
 
-def test_browser_shows_the_skeletons(tmp_path, test_set):
+def skeleton_box(png: str) -> tuple[float, float, float, float]:
+    """(left, top, right, bottom) of the red and blue pixels in the scene area, as fractions of the
+    picture (the control panel, the notice and the axes gizmo left out)."""
+    import matplotlib.image
+    import numpy as np
+
+    img = (matplotlib.image.imread(png)[..., :3] * 255).astype(int)
+    r, g, b = img[..., 0], img[..., 1], img[..., 2]
+    coloured = ((r > g + 50) & (r > b + 50)) | ((b > r + 40) & (b > g + 20))
+    coloured[:160, :] = coloured[:, 640:] = coloured[600:, :100] = False
+    ys, xs = np.nonzero(coloured)
+    h, w = coloured.shape
+    return xs.min() / w, ys.min() / h, xs.max() / w, ys.max() / h
+
+
+@pytest.mark.parametrize("world", [False, True], ids=["camera frame", "world"])
+def test_browser_shows_the_skeletons(tmp_path, test_set, world):
+    import numpy as np
+
     from pads_stream.view import Viewer
+
+    rotation = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])  # a level camera 1.5 m up, looking along the world's +y
+    offset = -rotation @ np.array([0.0, 0.0, 1.5])
 
     pub = zmq.Context.instance().socket(zmq.PUB)
     port = pub.bind_to_random_port("tcp://127.0.0.1")
@@ -48,9 +69,14 @@ def test_browser_shows_the_skeletons(tmp_path, test_set):
     def feed() -> None:
         k = 0
         while not stop.is_set():
-            persons = [{"id": m, "joints": (test_set["gt"][50 * m] + [0.8 * m - 0.4, 0.0, 3.0]).tolist(),
-                        "root": [0.0, 0.0, 3.0], "rel": test_set["gt"][50 * m].tolist(), "reproj_px": 1.0,
-                        "conf": [1.0] * 17} for m in range(2)]  # fmt: skip
+            persons = []
+            for m in range(2):
+                joints = test_set["gt"][50 * m] + [0.8 * m - 0.4, 0.0, 3.0]
+                person = {"id": m, "joints": joints.tolist(), "root": [0.0, 0.0, 3.0],
+                          "rel": test_set["gt"][50 * m].tolist(), "reproj_px": 1.0, "conf": [1.0] * 17}  # fmt: skip
+                if world:
+                    person["joints_world"] = ((joints - offset) @ rotation).tolist()
+                persons.append(person)
             payload = {"v": 1, "stream": "cam0", "frame": k, "t_ns": 0, "t_recv_ns": 0, "t_pub_ns": 0,
                        "layout": "h36m17", "persons": persons}  # fmt: skip
             pub.send_multipart([b"pose3d/cam0", msgpack.packb(payload)])
@@ -73,6 +99,8 @@ def test_browser_shows_the_skeletons(tmp_path, test_set):
             if red > 300 and blue > 300:
                 break
         assert red > 300 and blue > 300, (red, blue)  # left limbs red, right limbs blue
+        left, top, right, bottom = skeleton_box(str(shot))
+        assert bottom - top > 0.3 and 0.05 < left and right < 0.95 and 0.05 < top and bottom < 0.95  # framed
     finally:
         stop.set()
         viewer.stop()  # the viewer's thread returns before its socket closes (sockets stay in one thread)
