@@ -108,6 +108,31 @@ def test_rig_graph_matches_torch_through_the_sampler(exported, tiny_checkpoint, 
         assert np.abs(a - b).max() <= 1e-4  # metres
 
 
+def test_the_cpu_graphs_keep_layer_norm_whole_and_match_the_portable_ones(exported, tiny_checkpoint, test_set):
+    """Issue 18: ONNX Runtime on a CPU runs graphs with native LayerNormalization (faster there, not
+    parsable by TensorRT) with the outputs of the TensorRT-parsable ones."""
+    import copy
+
+    from pads_stream.backends import OnnxRuntimeBackend
+
+    manifest = json.loads((exported / "manifest.json").read_text())
+    assert set(manifest["cpu_graphs"]) == set(TASKS)
+    for task, name in manifest["cpu_graphs"].items():
+        ops = {n.op_type for n in onnx.load(str(exported / name)).graph.node}
+        assert "LayerNormalization" in ops, task
+        assert "LayerNormalization" not in {
+            n.op_type for n in onnx.load(str(exported / manifest["graphs"][task])).graph.node
+        }
+    cpu = load_model(tiny_checkpoint, backend="onnxruntime")
+    portable = load_model(tiny_checkpoint, backend="onnxruntime")
+    without = copy.deepcopy(portable.backend.manifest)
+    without.pop("cpu_graphs")
+    portable.backend = OnnxRuntimeBackend(portable.backend.folder, without)
+    kp, K, root, conf = (test_set[k][:16] for k in ("kp2d_det", "K", "root", "conf_det"))
+    assert np.abs(cpu.estimate(kp, K, root, conf) - portable.estimate(kp, K, root, conf)).max() <= 1e-4
+    assert cpu.backend.session("projection")._model_path.endswith(".cpu.onnx")
+
+
 def test_onnxruntime_path_runs_without_torch(exported, tiny_checkpoint):
     """What `pip install pads-stream` (no extras) gives: the API must not import torch."""
     code = f"""

@@ -1,0 +1,50 @@
+"""The CPU graphs (native LayerNormalization) against the portable ones, on ONNX Runtime, one thread:
+the largest difference of 300 detected-2D estimates and the time of one whole ``estimate()`` per
+batch, interleaved in one run (median of the calls; ratio = CPU graph / portable graph).
+
+Usage: python tools/cpu_graph_ratio.py [--data DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+
+import numpy as np
+
+import pads_stream
+from pads_stream.backends import OnnxRuntimeBackend
+from pads_stream.data import DEFAULT_DATA, test_path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=DEFAULT_DATA, help="folder holding h36m/")
+    args = parser.parse_args()
+    d = np.load(test_path(args.data))
+    cpu = pads_stream.load_model(backend="onnxruntime", threads=1)
+    portable = pads_stream.load_model(backend="onnxruntime", threads=1)
+    manifest = copy.deepcopy(portable.backend.manifest)
+    manifest.pop("cpu_graphs")
+    portable.backend = OnnxRuntimeBackend(portable.backend.folder, manifest, 1, False)
+    idx = np.random.default_rng(0).choice(len(d["gt"]), 300, replace=False)
+    args_ = (d["kp2d_det"][idx], d["K"][idx], d["root"][idx], d["conf_det"][idx])
+    diff = 1000 * np.abs(cpu.estimate(*args_) - portable.estimate(*args_)).max()
+    print(f"largest difference over 300 detected-2D estimates: {diff:.3f} mm\n")
+    print("| persons | portable graph ms | CPU graph ms | ratio |\n|---|---|---|---|")
+    for n in (1, 4, 16, 64):
+        kp, K, root = d["kp2d"][:n], d["K"][:n], d["root"][:n]
+        times: dict[str, list[float]] = {"portable": [], "cpu": []}
+        for r in range(30 if n < 64 else 10):
+            for name in ("portable", "cpu") if r % 2 else ("cpu", "portable"):
+                model = cpu if name == "cpu" else portable
+                start = time.perf_counter()
+                model.estimate(kp, K, root)
+                times[name].append(time.perf_counter() - start)
+        p, c = (1000 * float(np.median(times[k])) for k in ("portable", "cpu"))
+        print(f"| {n} | {p:.2f} | {c:.2f} | {c / p:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
