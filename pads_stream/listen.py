@@ -263,9 +263,11 @@ def accuracy_line(scores: dict) -> str:
         if "rig_world_mpjpe" in scores:
             line += f", world MPJPE {scores['rig_world_mpjpe']:.1f} mm, root error {scores['rig_root_error']:.1f} mm"
         return line
+    if not scores["persons_expected"]:
+        return "accuracy: no truth to score against (a detector's file carries none)"
     line = f"accuracy: {scores['persons_received']} of {scores['persons_expected']} persons"
     if "mpjpe" not in scores:
-        return line + " (none to score)"
+        return line + " (none received)"
     line += f"; MPJPE {scores['mpjpe']:.1f} mm, PA-MPJPE {scores['pa_mpjpe']:.1f} mm, "
     line += "root given" if scores["root_error"] < 1e-3 else f"root error {scores['root_error']:.1f} mm"
     if "accel_error" in scores:
