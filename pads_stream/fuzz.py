@@ -86,6 +86,14 @@ def bad_messages(rng: np.random.Generator) -> list[tuple[str, Callable[[], list[
         ("value", lambda: kp2d("f", 1, p(root=[0.0, 0.0, -4.0]))),
         ("camera", lambda: kp2d("f", 1, p(), camera={"K": [[1e300, 0, 1], [0, 1e300, 1], [0, 0, 1]]})),
         ("camera", lambda: kp2d("f", 1, p(), camera={"K": np.zeros((3, 3)).tolist()})),
+        ("camera", lambda: kp2d("f", 1, p(), camera={"K": K, "rig": "studio"})),  # a rig's camera without R, t
+        ("schema", lambda: kp2d("f", 1, p(), camera={"K": K, "R": np.eye(3).tolist(), "t": [0, 0, 0], "rig": 5})),
+        (
+            "schema",
+            lambda: kp2d(
+                "f", 1, p(), camera={"K": K, "R": np.eye(3).tolist(), "t": [0, 0, 0], "rig": "r", "rig_ids": 1}
+            ),
+        ),  # fmt: skip
         ("too_large", lambda: [b"kp2d/f", b"\x00" * (1 << 20) + b"\x00"]),
         ("too_large", lambda: kp2d("f", 1, [{"id": k, "kp": b""} for k in range(10_000)])),
         ("no_camera", lambda: kp2d(f"nocam{int(rng.integers(1 << 30))}", 1, p(), with_camera=False)),
