@@ -394,8 +394,9 @@ class PoseModel:
         dims = ", ".join(map(str, shape))
         raise ValueError(f"{name} must have shape ({v}, {dims}) or ({v}, {n}, {dims}), got {np.shape(value)}")
 
-    def lift_rig(self, rays: np.ndarray, conf: np.ndarray, R: np.ndarray, t: np.ndarray, *,
-                 steps: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    def lift_rig(self, rays: np.ndarray, conf: np.ndarray, R: np.ndarray, t: np.ndarray, *, steps: int,
+                 init: np.ndarray | None = None,
+                 t_start: int | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         """The rig's estimation core on validated inputs (by :meth:`estimate_rig` or the node).
 
         Each person is sampled in the frame of the camera that sees it best, about its triangulated
@@ -423,7 +424,8 @@ class PoseModel:
         ok = np.zeros(n, bool)
         if fused.any():
             f = np.flatnonzero(fused)
-            world[f] = self._fuse(rays[:, f], conf[:, f], R[:, f], t[:, f], steps)
+            world[f] = self._fuse(rays[:, f], conf[:, f], R[:, f], t[:, f], steps,
+                                  None if init is None else init[f], t_start)  # fmt: skip
             ok[f] = np.isfinite(world[f]).all(axis=(1, 2))
         mono = np.flatnonzero(~fused)
         if mono.size:  # seen by one view only: lift from that view, sized by its floor
@@ -434,7 +436,8 @@ class PoseModel:
             ok[mono] = good & np.isfinite(world[mono]).all(axis=(1, 2))
         return world, ok
 
-    def _fuse(self, rays: np.ndarray, conf: np.ndarray, R: np.ndarray, t: np.ndarray, steps: int) -> np.ndarray:
+    def _fuse(self, rays: np.ndarray, conf: np.ndarray, R: np.ndarray, t: np.ndarray, steps: int,
+              init: np.ndarray | None = None, t_start: int | None = None) -> np.ndarray:  # fmt: skip
         """:meth:`lift_rig` for persons whose pelvis or hips two views see -> (N, 17, 3) world metres."""
         s = self.sampler
         n = conf.shape[1]
@@ -454,6 +457,11 @@ class PoseModel:
         start = multiview.triangulate(r)
         # fewer views leave more to the prior: a higher start, a stronger pull (grouped by half views)
         settings = [s.rig_settings(float(v), steps) for v in np.round(2 * views) / 2]
+        if init is not None:  # a warm start: the previous world pose, in this frame's sampling frame
+            warm = np.isfinite(init).all(axis=(1, 2))
+            prev = np.einsum("nij,nkj->nki", R_ref, init - origin[:, None])
+            start = np.where(warm[:, None, None], prev, start)
+            settings = [(t_start, rho) if w else (t0, rho) for (t0, rho), w in zip(settings, warm, strict=True)]
         x = np.empty((n, NUM_JOINTS, 3), np.float32)
         for t0, rho in sorted(set(settings)):
             g = np.flatnonzero([st == (t0, rho) for st in settings])

@@ -36,6 +36,11 @@ class FusionConfig:
     rig_member_s: float = 1.0  # a member that sent nothing for this long is not waited for
     rig_match_m: float = 0.2  # two views' detections are one person when their joints' rays pass this close
     rig_track_m: float = 0.5  # a fused person keeps the id of a previous one whose pelvis was this close
+    # a person whose detections continue a rig person starts from its last pose at this noise level
+    # (0: every frame from the triangulation); chosen on held-out S8 takes through the node
+    # (tools/rig_node_eval.py --validation: 19.9 mm cold, 20.7 / 18.4 / 17.5 / 17.3 / 17.5 at 50-250)
+    rig_warm_t_start: int = 200
+    rig_warm_gap_ms: float = 250.0  # ... if that pose is at most this old
 
 
 @dataclass
@@ -248,6 +253,8 @@ class RigTracks:
 
     pelvis: dict[int, np.ndarray] = field(default_factory=dict)
     seen: dict[int, int] = field(default_factory=dict)
+    pose: dict[int, np.ndarray] = field(default_factory=dict)  # last world joints (17, 3)
+    detections: dict[tuple[int, int], int] = field(default_factory=dict)  # (view stream, id as sent) -> rig id
     smooth: dict[int, OneEuroState] = field(default_factory=dict)  # One Euro state of a person's world joints
     next_id: int = 0
 
@@ -262,6 +269,7 @@ class RigTracks:
         for pid in [p for p, t in self.seen.items() if t_capture - t > max_age_s * 1e9]:
             del self.pelvis[pid], self.seen[pid]
             self.smooth.pop(pid, None)
+            self.pose.pop(pid, None)
         ids: list[int | None] = [None] * len(pelvis)
         known = list(self.pelvis)
         if known:
@@ -313,7 +321,8 @@ class Fused:
 
 
 def fuse_frame(model: PoseModel, steps: int, views: list[list[ViewPerson]], cfg: FusionConfig, tracks: RigTracks,
-               t_capture: int, by_id: bool = False) -> tuple[list[Fused], list[list[tuple[int, int]]]]:  # fmt: skip
+               t_capture: int, by_id: bool = False,
+               streams: list[str] | None = None) -> tuple[list[Fused], list[list[tuple[int, int]]]]:  # fmt: skip
     """One rig frame: associate the views' persons, lift each group with every view that sees it
     (:meth:`pads_stream.api.PoseModel.lift_rig`), refuse the implausible, give stable ids.
 
@@ -344,7 +353,15 @@ def fuse_frame(model: PoseModel, steps: int, views: list[list[ViewPerson]], cfg:
     for v, persons in enumerate(views):  # a view that does not see a person still has its camera
         if persons:
             R[v, conf[v].sum(axis=1) == 0], t[v, conf[v].sum(axis=1) == 0] = persons[0].R, persons[0].t
-    world, ok = model.lift_rig(rays, conf, R, t, steps=steps)
+    init = None
+    if cfg.rig_warm_t_start > 0 and streams is not None:  # continue the rig person its detections continue
+        init = np.full((n, 17, 3), np.nan)
+        for g, members in enumerate(groups):
+            votes = [tracks.detections.get((streams[where[k][0]], views[where[k][0]][where[k][1]].id)) for k in members]
+            votes = [p for p in votes if p in tracks.pose and t_capture - tracks.seen[p] <= cfg.rig_warm_gap_ms * 1e6]
+            if votes:
+                init[g] = tracks.pose[max(set(votes), key=votes.count)]
+    world, ok = model.lift_rig(rays, conf, R, t, steps=steps, init=init, t_start=cfg.rig_warm_t_start or None)
     rel = world - world[:, :1]
     with np.errstate(invalid="ignore"):
         ok &= np.isfinite(world).all(axis=(1, 2)) & (np.abs(rel).max(axis=(1, 2)) < 1.5) & bones_plausible(rel)
@@ -373,4 +390,8 @@ def fuse_frame(model: PoseModel, steps: int, views: list[list[ViewPerson]], cfg:
         Fused(pid, world[g], tuple((*where[k], e) for k, e in zip(groups[g], errs, strict=True)))
         for pid, g, errs in zip(ids, good, reproj, strict=True)
     ]
+    if streams is not None:  # what the next frame's detections continue
+        tracks.detections = {(streams[v], views[v][i].id): p.id for p in fused for v, i, _ in p.detections}
+        for p in fused:
+            tracks.pose[p.id] = p.world
     return fused, refused

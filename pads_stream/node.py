@@ -199,6 +199,8 @@ class Node:
         self.clock_cfg = ClockConfig(cfg.clock_step_s, cfg.clock_confirm)
         model.check_steps(cfg.steps, model.sampler.t_start)  # a bad config fails here, not per frame
         model.check_steps(cfg.warm_steps, cfg.warm_t_start)
+        if cfg.rig_warm_t_start > 0:
+            model.check_steps(cfg.steps, cfg.rig_warm_t_start)
 
     @property
     def endpoints(self) -> tuple[str, str]:
@@ -438,7 +440,8 @@ class Node:
         tracks = self.rig_tracks.setdefault(rig, RigTracks())
         t_capture = max(m.t_capture for m in members)
         try:
-            fused, refused = fuse_frame(self.model, self.cfg.steps, views, self.cfg, tracks, t_capture, by_id)
+            streams = [m.frame.stream for m in members]
+            fused, refused = fuse_frame(self.model, self.cfg.steps, views, self.cfg, tracks, t_capture, by_id, streams)
         except (ValueError, np.linalg.LinAlgError):  # degenerate geometry: refused, never the node's end
             fused, refused = [], [[(v, i)] for v, m in enumerate(members) for i in range(len(m.persons))]
         for group in refused:

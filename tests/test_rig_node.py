@@ -82,8 +82,11 @@ def test_persons_are_associated_across_views_whatever_each_camera_calls_them(mod
     ids = [[0, 1], [1, 0], [7, 3], [3, 7]]  # each camera's own tracker, swapped between cameras
     tracks = RigTracks()
     seen_ids = []
-    for f in range(3):
-        fused, refused = fuse_frame(model, 3, view_persons(scene, f, ids), FusionConfig(), tracks, f * 40 * MS)
+    streams = [f"cam{v}" for v in range(4)]
+    for f in range(3):  # from the second frame on, each person starts from its last pose (a warm start)
+        fused, refused = fuse_frame(model, 3, view_persons(scene, f, ids), FusionConfig(), tracks, f * 40 * MS,
+                                    streams=streams)  # fmt: skip
+        assert len(tracks.detections) == 8 and set(tracks.pose) == {p.id for p in fused}
         assert refused == [] and len(fused) == 2
         for person in fused:
             truth = {i for _, i, _ in person.detections}  # index m within each view: the true person

@@ -31,7 +31,7 @@ import zmq
 
 from pads_stream.api import PoseModel, load_model
 from pads_stream.camera import rotation_y
-from pads_stream.data import DEFAULT_DATA, TEST_SUBJECTS, data_file, load_positions_3d
+from pads_stream.data import DEFAULT_DATA, HOLDOUT_TAKES, TEST_SUBJECTS, data_file, load_positions_3d, split_holdout
 from pads_stream.node import Node, NodeConfig
 from pads_stream.rig import Y_UP_TO_Z_UP, CalibratedRig, detector_noise, load_rig
 from pads_stream.wire import camera_map, decode_error, decode_pose3d, kp2d_message
@@ -41,10 +41,14 @@ FPS = 25.0 / STRIDE
 SPACING = 1.6  # metres between the two persons
 
 
-def scene(data: str, frames: int, seed: int = 0) -> list[dict]:
+def scene(data: str, frames: int, seed: int = 0, validation: bool = False) -> list[dict]:
     """Per subject: two takes played side by side: world (F, 2, 17, 3), det kp (F, 4, 2, 17, 2),
-    conf (F, 4, 2, 17), the rig."""
+    conf (F, 4, 2, 17), the rig. ``validation``: the prior's held-out S8 takes in the S9 rig and the
+    S11 rig instead of the test subjects (for choosing settings)."""
     poses = load_positions_3d(data_file(data, "h36m", "positions_3d_25hz.npz"))
+    if validation:
+        _, held = split_holdout(poses, HOLDOUT_TAKES)
+        poses = {rig_subject: held["S8"] for rig_subject in TEST_SUBJECTS}
     rng = np.random.default_rng(seed)
     out = []
     for subject in TEST_SUBJECTS:
@@ -74,9 +78,10 @@ def camera_ids(views: int) -> np.ndarray:
 class Sender:
     """A node on loopback in its own thread, a PUB for the member frames and a SUB for the answers."""
 
-    def __init__(self, model: PoseModel):
+    def __init__(self, model: PoseModel, **settings):
         self.ctx = zmq.Context()
-        cfg = NodeConfig(inp="tcp://127.0.0.1:*", out="tcp://127.0.0.1:*", latency_budget_ms=600_000, log_period_s=0)
+        cfg = NodeConfig(inp="tcp://127.0.0.1:*", out="tcp://127.0.0.1:*", latency_budget_ms=600_000, log_period_s=0,
+                         **settings)  # fmt: skip
         self.node = Node(model, cfg, self.ctx)
         inp, out = self.node.endpoints
         self.thread = threading.Thread(target=self.node.run)
@@ -124,9 +129,9 @@ def member(rig: CalibratedRig, name: str, v: int, f: int, t_ns: int, kp: np.ndar
                                                                               rig=name))  # fmt: skip
 
 
-def run_case(model: PoseModel, scenes: list[dict], case: str) -> dict:
+def run_case(model: PoseModel, scenes: list[dict], case: str, **settings) -> dict:
     ids = camera_ids(4)
-    sender = Sender(model)
+    sender = Sender(model, **settings)
     stats = {"sent": 0, "published": 0, "persons": 0, "correct": 0, "views": [], "node": [], "api": [], "root": [],
              "api_root": [], "late": 0}  # fmt: skip
     try:
@@ -182,10 +187,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=DEFAULT_DATA, help="folder holding h36m/")
     parser.add_argument("--frames", type=int, default=150, help="rig frames per subject")
+    parser.add_argument("--warm", type=int, help="node config rig_warm_t_start (0: cold; default: the node config)")
+    parser.add_argument("--validation", action="store_true", help="held-out S8 takes instead of S9/S11 (tuning)")
     parser.add_argument("--out", help="write the table (markdown) here")
     args = parser.parse_args()
     model = load_model()
-    scenes = scene(args.data, args.frames)
+    scenes = scene(args.data, args.frames, validation=args.validation)
     played = ", ".join(sc["subject"] + ": " + " + ".join(sc["takes"]) for sc in scenes)
     lines = [
         f"S9/S11 takes {played}; "
@@ -196,7 +203,7 @@ def main() -> None:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for case in ("all", "drop", "late"):
-        s = run_case(model, scenes, case)
+        s = run_case(model, scenes, case, **({} if args.warm is None else {"rig_warm_t_start": args.warm}))
         lines.append(
             f"| {case} | {s['published']} / {s['sent']} | {100 * s['correct'] / s['persons']:.2f} % | "
             f"{np.mean(s['node']):.1f} | {np.mean(s['api']):.1f} | {np.mean(s['root']):.1f} | "
