@@ -371,7 +371,6 @@ class PoseModel:
         if np.all(np.abs(kp[c > 0]) <= 1.5):
             raise ValueError("kp2d must be pixels; every coordinate is within [-1.5, 1.5] (normalised coordinates?)")
         K = self._per_view(K, "K", (3, 3), v, n)
-        check_intrinsics(K.reshape(-1, 3, 3), "K")
         self._check_camera(K.reshape(-1, 3, 3), v * n)
         R, tt = self._per_view(R, "R", (3, 3), v, n), self._per_view(t, "t", (3,), v, n)
         self._check_extrinsics((R.reshape(-1, 3, 3), tt.reshape(-1, 3)), v * n)
@@ -451,10 +450,11 @@ class PoseModel:
         weight = conf**s.rig_conf_power / np.sqrt(np.maximum(views, 1.0))[None, :, None]
         R_ref = R[np.argmax(conf.sum(axis=2), axis=0), np.arange(n)]  # the camera that sees the person best
         rough = multiview.rays_in_frame(rays, R, t, weight, R_ref, np.zeros((n, 3)))
-        origin = np.einsum("nji,nj->ni", R_ref, multiview.triangulate(rough)[:, PELVIS])  # world
-        r = multiview.rays_in_frame(rays, R, t, weight, R_ref, origin)
+        start = multiview.triangulate(rough)  # about the world origin; moved to the pelvis below
+        origin = np.einsum("nji,nj->ni", R_ref, start[:, PELVIS])  # world
+        start = start - start[:, PELVIS, None]
+        r = multiview.rays_in_frame(rays, R, t, weight, R_ref, origin)  # about the pelvis: body-size terms
         forms = multiview.joint_forms(r)
-        start = multiview.triangulate(r)
         # fewer views leave more to the prior: a higher start, a stronger pull (grouped by half views)
         settings = [s.rig_settings(float(v), steps) for v in np.round(2 * views) / 2]
         if init is not None:  # a warm start: the previous world pose, in this frame's sampling frame
@@ -462,10 +462,11 @@ class PoseModel:
             prev = np.einsum("nij,nkj->nki", R_ref, init - origin[:, None])
             start = np.where(warm[:, None, None], prev, start)
             settings = [(t_start, rho) if w else (t0, rho) for (t0, rho), w in zip(settings, warm, strict=True)]
+        inputs = multiview.graph_inputs(forms)
         x = np.empty((n, NUM_JOINTS, 3), np.float32)
         for t0, rho in sorted(set(settings)):
             g = np.flatnonzero([st == (t0, rho) for st in settings])
-            x[g] = self._run("rig", multiview.graph_inputs(forms, g), start[g] - start[g, :1], t0, steps, rho)
+            x[g] = self._run("rig", {k: v[g] for k, v in inputs.items()}, start[g] - start[g, :1], t0, steps, rho)
         p = x + multiview.fitted_root(x, forms)[:, None]
         if s.rig_snap > 0:  # fuse the pose with the rays, trusting them as much as the views agree
             noise = np.maximum(np.nan_to_num(multiview.ray_noise(r), nan=1.0), 1e-4)

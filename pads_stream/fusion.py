@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
 
+from .robust import masked_median
 from .smoothing import OneEuroConfig, OneEuroState, one_euro
 
 if TYPE_CHECKING:
@@ -173,13 +174,9 @@ def _crossing(
 
 
 def _masked_median(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Median over the last axis where ``mask`` (inf where fewer than MIN_JOINTS are masked in)."""
-    count = mask.sum(axis=-1)
-    ordered = np.sort(np.where(mask, values, np.inf), axis=-1)  # the masked-in values first
-    lo = np.take_along_axis(ordered, np.maximum(count - 1, 0)[..., None] // 2, axis=-1)[..., 0]
-    hi = np.take_along_axis(ordered, (count // 2)[..., None], axis=-1)[..., 0]
-    with np.errstate(invalid="ignore"):
-        return np.where(count >= MIN_JOINTS, 0.5 * (lo + hi), np.inf)
+    """Median over the last axis where ``mask``; inf where fewer than MIN_JOINTS are masked in."""
+    median, count = masked_median(values, mask)
+    return np.where(count >= MIN_JOINTS, median, np.inf)
 
 
 def associate(detections: list[Detection], cfg: FusionConfig, by_id: bool = False) -> list[list[int]]:
@@ -249,31 +246,35 @@ def associate(detections: list[Detection], cfg: FusionConfig, by_id: bool = Fals
 
 @dataclass
 class RigTracks:
-    """The persons of one rig over time: id, world pelvis (metres) and capture time (ns)."""
+    """The persons of one rig over time: id, last world joints (metres) and capture time (ns)."""
 
-    pelvis: dict[int, np.ndarray] = field(default_factory=dict)
-    seen: dict[int, int] = field(default_factory=dict)
     pose: dict[int, np.ndarray] = field(default_factory=dict)  # last world joints (17, 3)
-    detections: dict[tuple[int, int], int] = field(default_factory=dict)  # (view stream, id as sent) -> rig id
+    seen: dict[int, int] = field(default_factory=dict)
+    detections: dict[tuple[str, int], int] = field(default_factory=dict)  # (view stream, id as sent) -> rig id
     smooth: dict[int, OneEuroState] = field(default_factory=dict)  # One Euro state of a person's world joints
     next_id: int = 0
+
+    @property
+    def pelvis(self) -> dict[int, np.ndarray]:
+        """Each remembered person's last world pelvis (3,)."""
+        return {pid: pose[0] for pid, pose in self.pose.items()}
 
     def smoothed(self, pid: int, world: np.ndarray, t_s: float, cfg: OneEuroConfig) -> np.ndarray:
         """Person ``pid``'s world joints (17, 3) at ``t_s`` seconds through its One Euro filter."""
         out, self.smooth[pid] = one_euro(self.smooth.get(pid), world, t_s, cfg)
         return out
 
-    def assign(self, pelvis: np.ndarray, t_capture: int, cfg: FusionConfig, max_age_s: float = 1.0) -> list[int]:
-        """Ids for fused persons with world pelvises (N, 3): a person takes the id of the nearest
-        remembered one within ``rig_track_m`` (closest pairs first), else a new id."""
+    def assign(self, world: np.ndarray, t_capture: int, cfg: FusionConfig, max_age_s: float = 1.0) -> list[int]:
+        """Ids for fused persons with world joints (N, 17, 3), remembered as their last pose: a person
+        takes the id of the remembered one whose pelvis is nearest within ``rig_track_m`` (closest
+        pairs first), else a new id."""
         for pid in [p for p, t in self.seen.items() if t_capture - t > max_age_s * 1e9]:
-            del self.pelvis[pid], self.seen[pid]
+            del self.pose[pid], self.seen[pid]
             self.smooth.pop(pid, None)
-            self.pose.pop(pid, None)
-        ids: list[int | None] = [None] * len(pelvis)
-        known = list(self.pelvis)
+        ids: list[int | None] = [None] * len(world)
+        known = list(self.pose)
         if known:
-            dist = np.linalg.norm(pelvis[:, None] - np.stack([self.pelvis[p] for p in known])[None], axis=-1)
+            dist = np.linalg.norm(world[:, None, 0] - np.stack([self.pose[p][0] for p in known])[None], axis=-1)
             taken: set[int] = set()
             for flat in np.argsort(dist, axis=None):
                 n, k = divmod(int(flat), len(known))
@@ -287,7 +288,7 @@ class RigTracks:
             if pid is None:
                 pid = self.next_id
                 self.next_id += 1
-            self.pelvis[pid], self.seen[pid] = pelvis[n].copy(), t_capture
+            self.pose[pid], self.seen[pid] = world[n].copy(), t_capture
             out.append(pid)
         return out
 
@@ -385,13 +386,11 @@ def fuse_frame(model: PoseModel, steps: int, views: list[list[ViewPerson]], cfg:
             reproj.append(errs)
         else:
             refused.append([where[k] for k in members])
-    ids = tracks.assign(world[good, 0], t_capture, cfg) if good else []
+    ids = tracks.assign(world[good], t_capture, cfg) if good else []
     fused = [
         Fused(pid, world[g], tuple((*where[k], e) for k, e in zip(groups[g], errs, strict=True)))
         for pid, g, errs in zip(ids, good, reproj, strict=True)
     ]
     if streams is not None:  # what the next frame's detections continue
         tracks.detections = {(streams[v], views[v][i].id): p.id for p in fused for v, i, _ in p.detections}
-        for p in fused:
-            tracks.pose[p.id] = p.world
     return fused, refused

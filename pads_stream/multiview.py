@@ -114,11 +114,11 @@ def root_solve(forms: JointForms) -> tuple[np.ndarray, np.ndarray]:
     return solve, np.einsum("nab,njbc,njc->na", solve, forms.s, forms.centre)
 
 
-def graph_inputs(forms: JointForms, rows: np.ndarray | slice = slice(None)) -> dict[str, np.ndarray]:
-    """The ``rig`` step graph's bound inputs (:data:`pads_stream.stepgraph.TASKS`) of persons ``rows``."""
+def graph_inputs(forms: JointForms) -> dict[str, np.ndarray]:
+    """The ``rig`` step graph's bound inputs (:data:`pads_stream.stepgraph.TASKS`), per person."""
     solve, offset = root_solve(forms)
-    return {"sqrt_s": forms.sqrt_s[rows], "centre": forms.centre[rows], "slack": forms.slack[rows],
-            "root_solve": solve[rows], "root_offset": offset[rows]}  # fmt: skip
+    return {"sqrt_s": forms.sqrt_s, "centre": forms.centre, "slack": forms.slack, "root_solve": solve,
+            "root_offset": offset}  # fmt: skip
 
 
 def fitted_root(x: np.ndarray, forms: JointForms) -> np.ndarray:
@@ -143,7 +143,7 @@ def triangulate(r: Rays, prior: float = TRIANGULATION_PRIOR, trust: float = TRIA
     kept = Rays(r.foot, r.direction, np.where(r.weight >= trust * best, r.weight, 0.0))
     forms = joint_forms(kept)
     n = forms.s.shape[0]
-    b = np.einsum("njab,njb->nja", forms.s, forms.centre)  # S_j m_j = Σ_v w² q
+    b = np.einsum("vnj,vnja->nja", kept.weight**2, kept.foot)  # Σ_v w² q (S m loses what S's null space holds)
     _, offset = root_solve(forms)
     x = np.zeros((n, NUM_JOINTS, 3))
     for j in range(NUM_JOINTS):

@@ -449,7 +449,8 @@ class Node:
             self.reject(WireError("estimate_failed", "a rig person's fused pose is non-finite or implausible "
                                   f"({len(group)} views)", members[v].frame.stream, members[v].frame.frame,
                                   members[v].persons[i].id))  # fmt: skip
-        ref = next((m.persons[0].camera for m in members if m.persons), None)
+        first = next((m for m in members if m.persons), members[0])  # its camera frame is the output's
+        ref = first.persons[0].camera if first.persons else None
         smooth = OneEuroConfig(self.cfg.one_euro_min_cutoff, self.cfg.one_euro_beta)
         t_sender_s = max(m.t_sender for m in members) * 1e-9  # the rig's clock: the filter's time
         persons, used = [], set()
@@ -465,9 +466,8 @@ class Node:
         number = self.rig_frames[rig] = self.rig_frames.get(rig, -1) + 1
         t_recv, t_pub = min(m.t_recv for m in members), time.time_ns()
         rig_views = tuple(RigView(m.frame.stream, m.frame.frame, v in used) for v, m in enumerate(members))
-        camera = next((m.frame.stream for m in members if m.persons), members[0].frame.stream)
-        self.pub.send_multipart(encode_pose3d(Pose3d(rig, number, members[0].frame.t_ns, t_recv, t_pub,
-                                                     tuple(persons), rig_views, camera)))  # fmt: skip
+        self.pub.send_multipart(encode_pose3d(Pose3d(rig, number, first.frame.t_ns, t_recv, t_pub, tuple(persons),
+                                                     rig_views, first.frame.stream)))  # fmt: skip
         self.stats.frames_out += 1
         self.stats.persons_out += len(persons)
         self.stats.latency_ms.append((t_pub - t_recv) / 1e6)

@@ -193,10 +193,17 @@ def test_stale_frames_are_dropped_under_a_slow_sampler(tiny_checkpoint, test_set
         h.close()
 
 
-def test_sigterm_finishes_and_exits_cleanly_over_ipc(tiny_checkpoint, tmp_path, test_set):
+def node_command(tmp_path, checkpoint) -> tuple[list[str], str, str]:
+    """A ``pads-stream node`` subprocess command on the torch backend with ipc endpoints in
+    ``tmp_path``: (command, input endpoint, output endpoint)."""
     inp, out = f"ipc://{tmp_path}/in", f"ipc://{tmp_path}/out"
     cmd = [sys.executable, "-m", "pads_stream.cli", "node", "--in", inp, "--out", out,
-           "--model", str(tiny_checkpoint), "--backend", "torch", "--steps", "2"]  # fmt: skip
+           "--model", str(checkpoint), "--backend", "torch", "--steps", "2"]  # fmt: skip
+    return cmd, inp, out
+
+
+def test_sigterm_finishes_and_exits_cleanly_over_ipc(tiny_checkpoint, tmp_path, test_set):
+    cmd, inp, out = node_command(tmp_path, tiny_checkpoint)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert proc.stdout.readline().startswith("pads-stream node: in ipc://")
@@ -226,9 +233,7 @@ def test_sigterm_finishes_and_exits_cleanly_over_ipc(tiny_checkpoint, tmp_path, 
 
 def test_a_closed_stdout_never_stops_the_node(tiny_checkpoint, tmp_path):
     """A parent that stops reading (a closed pipe) must not crash the node's log lines or its exit."""
-    inp, out = f"ipc://{tmp_path}/in", f"ipc://{tmp_path}/out"
-    cmd = [sys.executable, "-m", "pads_stream.cli", "node", "--in", inp, "--out", out,
-           "--model", str(tiny_checkpoint), "--backend", "torch", "--steps", "2"]  # fmt: skip
+    cmd, _, _ = node_command(tmp_path, tiny_checkpoint)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().startswith("pads-stream node: in")
@@ -438,8 +443,7 @@ def test_a_tracked_person_stays_on_the_floor_when_extrinsics_set_the_depth(test_
 def test_sigterm_while_the_model_loads_exits_cleanly(tiny_checkpoint, tmp_path):
     """Issue 9, finding 4: a stop signal at any moment ends the node with exit code 0."""
     for delay in (0.2, 0.6, 1.5):
-        cmd = [sys.executable, "-m", "pads_stream.cli", "node", "--in", f"ipc://{tmp_path}/i", "--out",
-               f"ipc://{tmp_path}/o", "--model", str(tiny_checkpoint), "--backend", "torch"]  # fmt: skip
+        cmd, _, _ = node_command(tmp_path, tiny_checkpoint)
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         time.sleep(delay)
         proc.send_signal(signal.SIGTERM)

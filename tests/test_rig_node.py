@@ -205,10 +205,10 @@ def test_a_rig_persons_filter_follows_its_id_and_forgets_it_with_the_person():
     raw, out = [], []
     for f in range(50):  # a person standing still, 1 cm of jitter per frame at 25 Hz
         noisy = truth + rng.normal(0, 0.01, truth.shape)
-        (pid,) = tracks.assign(noisy[None, 0], f * 40 * MS, cfg)
+        (pid,) = tracks.assign(noisy[None], f * 40 * MS, cfg)
         raw.append(noisy)
         out.append(tracks.smoothed(pid, noisy, f * 0.04, OneEuroConfig(1.0, 0.5)))
     jitter = lambda x: np.linalg.norm(np.diff(np.array(x[10:]), axis=0), axis=-1).mean()  # noqa: E731
     assert jitter(out) < 0.5 * jitter(raw)
-    tracks.assign(np.array([[5.0, 5.0, 1.0]]), 10_000 * MS, cfg)  # much later: the first person is forgotten
+    tracks.assign(np.full((1, 17, 3), 5.0), 10_000 * MS, cfg)  # much later: the first person is forgotten
     assert pid not in tracks.smooth and pid not in tracks.pelvis
