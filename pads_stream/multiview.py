@@ -23,12 +23,11 @@ import numpy as np
 
 from .skeleton import H36M_PARENTS, NUM_JOINTS, PELVIS
 
-RANK_TOL = 1e-3  # an eigenvalue of S_j below this share of its trace counts as zero (a joint seen in one view)
-# Triangulation's pull towards the parent joint, as a share of the rays' mean strength: tiny, so
-# that it decides only directions no view constrains (a joint seen once). A stronger pull (1e-4 to
-# 6e-3) gave better triangulations of noisy 2D but shortened bones, and the sampler started from them
-# ended 3-4 mm worse on two-view validation persons: it removes unbiased noise, not a bias.
-TRIANGULATION_PRIOR = 1e-6
+# An eigenvalue of S_j below this share of its trace counts as zero: a joint seen in one view, or
+# by two cameras whose rays barely cross. Triangulation leaves those directions to the parent joint
+# (a weighted pull towards it instead, 1e-4 to 6e-3 of the trace, shortened the bones and the
+# sampler started there ended 3-4 mm worse on two-view validation persons).
+RANK_TOL = 1e-3
 TRIANGULATION_TRUST = 0.3
 
 
@@ -127,30 +126,37 @@ def fitted_root(x: np.ndarray, forms: JointForms) -> np.ndarray:
     return offset - np.einsum("nab,njbc,njc->na", solve, forms.s, x)
 
 
-def triangulate(r: Rays, prior: float = TRIANGULATION_PRIOR, trust: float = TRIANGULATION_TRUST) -> np.ndarray:
+def triangulate(r: Rays, trust: float = TRIANGULATION_TRUST) -> np.ndarray:
     """Each joint's position from its rays, in the sampling frame (N, 17, 3) metres: the start of
     the rig's sampler and the DLT of the evaluation.
 
     A view whose weight for a joint is below ``trust`` times the best view's is left out (a
     detector's low confidence marks a displaced joint, which one other view cannot outvote).
-    Per joint, from the views kept, argmin_p (p − m_j)ᵀ S_j (p − m_j) + λ_j ‖p − p_parent‖² with
-    λ_j = ``prior`` · trace(S_j) / 3: the weighted least-squares point where the views cross at a
-    clear angle; along a direction they leave open (one view: its ray) the point nearest the
-    parent; a joint never seen at its parent. The pelvis's parent is the point nearest to every
-    ray (the person as one point). Parents come first in H36M order, so one pass fills the tree.
+    From the views kept, a joint is p = a + S_j⁺ (Σ_v w² q_vj − S_j a): the weighted least-squares
+    point along the directions the views constrain, the anchor a's coordinate along those they
+    leave open (S_j's eigenvalues below ``RANK_TOL`` of its trace: one view's ray; two cameras
+    facing each other across the person, whose rays barely cross). The anchor is the pelvis (held-out
+    S8 in the S9 rig through the sampler: the facing pair 39.5 mm against 41.4 with the parent as
+    anchor, the other views within 0.3 mm), for the
+    pelvis the point nearest to every ray (the person as one point); a joint no view sees is at its
+    parent. Parents come first in H36M order, so one pass fills the tree. The result does not
+    depend on where the frame's origin is.
     """
     best = r.weight.max(axis=0, keepdims=True)
     kept = Rays(r.foot, r.direction, np.where(r.weight >= trust * best, r.weight, 0.0))
     forms = joint_forms(kept)
-    n = forms.s.shape[0]
-    b = np.einsum("vnj,vnja->nja", kept.weight**2, kept.foot)  # Σ_v w² q (S m loses what S's null space holds)
+    b = np.einsum("vnj,vnja->nja", kept.weight**2, kept.foot)  # Σ_v w² q
+    lam, u = np.linalg.eigh(forms.s)
+    keep = lam > RANK_TOL * np.maximum(lam.sum(axis=-1, keepdims=True), 1e-12)
+    pinv = np.einsum("njab,njb,njcb->njac", u, np.where(keep, 1.0 / np.where(keep, lam, 1.0), 0.0), u)
     _, offset = root_solve(forms)
-    x = np.zeros((n, NUM_JOINTS, 3))
+    x = np.zeros((forms.s.shape[0], NUM_JOINTS, 3))
     for j in range(NUM_JOINTS):
-        parent = offset if j == PELVIS else x[:, H36M_PARENTS[j]]
-        lam = prior * np.trace(forms.s[:, j], axis1=-2, axis2=-1) / 3 + 1e-12
-        a = forms.s[:, j] + lam[:, None, None] * np.eye(3)
-        x[:, j] = np.linalg.solve(a, (b[:, j] + lam[:, None] * parent)[..., None])[..., 0]
+        # what the views leave open: a seen joint at the pelvis's coordinate there, an unseen one at its parent
+        anchor = offset if j == PELVIS else np.where((forms.rank[:, j] > 0)[:, None], x[:, PELVIS],
+                                                     x[:, H36M_PARENTS[j]])  # fmt: skip
+        pull = b[:, j] - np.einsum("nab,nb->na", forms.s[:, j], anchor)
+        x[:, j] = anchor + np.einsum("nab,nb->na", pinv[:, j], pull)
     return x
 
 
