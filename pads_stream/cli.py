@@ -16,6 +16,7 @@ COMMANDS = {
     "export": ("pads_stream.export", "export the guided sampler to ONNX (and TensorRT where present)"),
     "bench": ("pads_stream.bench", "latency and throughput of every backend against the compute floor"),
     "node": ("pads_stream.node", "the streaming node: ZeroMQ 2D in, 3D out"),
+    "cluster": ("pads_stream.cluster", "several node processes behind one input and one output address"),
     "replay": ("pads_stream.replay", "publish recorded 2D keypoints as live streams"),
     "listen": ("pads_stream.listen", "subscribe to 3D poses; print, record, score"),
     "demo": ("pads_stream.demo", "replay -> node -> listen in one command"),
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
         for name, (_, text) in COMMANDS.items():
             print(f"  {name:<{width}}  {text}")
         sys.exit(0 if argv and argv[0] in ("-h", "--help") else 2)
-    if argv[0] == "node":  # a stop signal while the node imports and loads its model exits cleanly (code 0)
+    if argv[0] in ("node", "cluster"):  # a stop signal while the model loads exits cleanly (code 0)
         exit_on_stop_signals()
     try:
         module = importlib.import_module(COMMANDS[argv[0]][0])

@@ -35,8 +35,15 @@ class Listener:
         self.t_ns: dict[tuple[str, int | None], int] = {}  # (stream, frame) -> its capture time, sender's ns
         self.node_latency_ms: list[float] = []
         self.e2e_latency_ms: list[float] = []
-        self.status: Status | None = None
+        self.statuses: dict[str | None, Status] = {}  # the latest status of each node (a cluster's workers: by name)
         self.errors: list[ErrorMessage] = []
+
+    @property
+    def status(self) -> Status | None:
+        """The node's latest status; behind a cluster, its workers' summed (latencies: the largest worker's)."""
+        if len(self.statuses) <= 1:
+            return next(iter(self.statuses.values()), None)
+        return merge_statuses(list(self.statuses.values()))
 
     def poll(self, timeout_ms: int) -> int:
         """Receive for up to ``timeout_ms`` (returns at the first quiet poll); messages handled."""
@@ -48,7 +55,8 @@ class Listener:
             topic = frames[0].decode(errors="replace")
             try:
                 if topic == "status":
-                    self.status = decode_status(frames)
+                    st = decode_status(frames)
+                    self.statuses[st.worker] = st
                     continue
                 if topic == "error":
                     self.errors.append(decode_error(frames))
@@ -148,6 +156,28 @@ Z_UP_TO_Y_UP = Y_UP_TO_Z_UP.T
 CAMERA_TO_Y_UP = np.array([[1.0, 0, 0], [0, -1, 0], [0, 0, -1]])
 
 
+def merge_statuses(statuses: list[Status]) -> Status:
+    """Several workers' statuses as one: counters summed, latency and age percentiles the largest, busy the mean."""
+    first = statuses[0]
+
+    def add(name: str) -> int:
+        return sum(getattr(s, name) for s in statuses)
+
+    def count(name: str) -> dict[str, int]:
+        return {k: sum(getattr(s, name).get(k, 0) for s in statuses) for k in getattr(first, name)}
+
+    def worst(name: str) -> dict[str, float]:
+        return {k: max(getattr(s, name)[k] for s in statuses) for k in ("p50", "p99")}
+
+    return Status(
+        frames_in=add("frames_in"), frames_out=add("frames_out"), persons_out=add("persons_out"),
+        dropped=count("dropped"), errors=count("errors"), errors_unsent=add("errors_unsent"),
+        latency_ms=worst("latency_ms"), age_ms=worst("age_ms"), streams=add("streams"), tracks=add("tracks"),
+        backend=first.backend, model_hash=first.model_hash, uptime_s=max(s.uptime_s for s in statuses),
+        busy=sum(s.busy for s in statuses) / len(statuses), worker=f"{len(statuses)} workers",
+    )  # fmt: skip
+
+
 def resample(times_s: np.ndarray, joints: np.ndarray, fallback_fps: float) -> tuple[np.ndarray, float, int]:
     """A track's poses on a regular clock at its own rate: (F, 17, 3) joints at the median interval
     of ``times_s`` (sorted seconds; ``fallback_fps`` for a single pose), from the first pose to the
@@ -215,7 +245,8 @@ def summary(listener: Listener, seconds: float) -> str:
     ]
     if listener.status:
         st = listener.status
-        lines.append(f"node: {st.frames_in} frames in, {st.frames_out} out, dropped {st.dropped}, "
+        who = "node" if st.worker is None else st.worker
+        lines.append(f"{who}: {st.frames_in} frames in, {st.frames_out} out, dropped {st.dropped}, "
                      f"backend {st.backend}, model {st.model_hash}")  # fmt: skip
     return "\n".join(lines)
 

@@ -26,6 +26,7 @@ import argparse
 import collections
 import os
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from .layout import to_h36m
 from .rootfind import initial_root
 from .shutdown import DeferredStop, exit_on_stop_signals
 from .smoothing import OneEuroConfig
+from .sockets import add_curve_argument
 from .stepgraph import package_file
 from .tracker import Observation, StreamTracks, TrackerConfig, estimate_persons
 from .wire import (
@@ -58,11 +60,13 @@ from .wire import (
     RigView,
     Status,
     WireError,
+    WorkerLoad,
     decode_inbound,
     encode_error,
     encode_pose3d,
     encode_status,
 )
+from .worker import RouterLink
 
 DEFAULT_CONFIG = package_file("configs", "node.json")
 
@@ -94,6 +98,13 @@ class NodeConfig(TrackerConfig, FusionConfig):
     receive_hwm: int = 1000  # ZeroMQ queue bound, messages
     curve_secret_key: str = ""  # CurveZMQ: the node's .key_secret file ("" = no encryption)
     curve_clients: str = ""  # CurveZMQ: folder of authorised client public keys ("" = any client with the node's key)
+    curve_server_key: str = ""  # CurveZMQ, a cluster worker: the router's public .key file ("" = no encryption)
+    curve_client_secret: str = ""  # ... and this worker's .key_secret file, for the sockets it connects
+    router: str = ""  # a cluster worker: take input from this router (docs/cluster.md) instead of the input SUB
+    worker: str = ""  # ... under this name ("" = <host>-<pid>)
+    heartbeat_s: float = 0.25  # ... heartbeat interval to and from the router
+    liveness: int = 3  # ... heartbeats the router may miss before the worker reconnects
+    router_lost_exit_s: float = 0.0  # ... stop when the router has been silent this long (0 = never)
     floor_estimate: bool = True  # without extrinsics, estimate the floor from the people's feet (pads_stream.floor)
     floor_min_confidence: float = 0.3  # ... and publish the world it implies from this confidence on
 
@@ -147,7 +158,7 @@ class Stats:
         self.busy_s = 0.0  # time spent estimating, s
         self.window = (self.started, 0.0)  # (when, busy_s) at the last status
 
-    def status(self, backend: str, model_hash: str, streams: int, tracks: int) -> Status:
+    def status(self, backend: str, model_hash: str, streams: int, tracks: int, worker: str | None = None) -> Status:
         lat = np.asarray(self.latency_ms) if self.latency_ms else np.zeros(1)
         age = np.asarray(self.age_ms) if self.age_ms else np.zeros(1)
         now = time.monotonic()
@@ -159,7 +170,7 @@ class Stats:
             latency_ms={"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99))},
             age_ms={"p50": float(np.percentile(age, 50)), "p99": float(np.percentile(age, 99))},
             streams=streams, tracks=tracks, backend=backend, model_hash=model_hash,
-            uptime_s=now - self.started, busy=busy,
+            uptime_s=now - self.started, busy=busy, worker=worker,
         )  # fmt: skip
 
 
@@ -169,20 +180,37 @@ class Node:
     def __init__(self, model: PoseModel, cfg: NodeConfig, context: zmq.Context | None = None):
         self.model, self.cfg = model, cfg
         self.context = context or zmq.Context.instance()
-        self.sub = self.context.socket(zmq.SUB)
-        self.sub.setsockopt(zmq.RCVHWM, cfg.receive_hwm)
-        self.sub.setsockopt(zmq.LINGER, 0)
-        self.sub.setsockopt(zmq.MAXMSGSIZE, 2 * (1 << 20))  # ZeroMQ drops larger messages unread
-        self.sub.setsockopt(zmq.SUBSCRIBE, b"")  # every topic, so that a wrong one is answered (``topic``)
+        client = (cfg.curve_server_key, cfg.curve_client_secret) if cfg.curve_server_key else None
+        self.link = None  # a cluster worker's link to its router (input), else the input SUB below
+        if cfg.router:
+            name = cfg.worker or f"{socket.gethostname()}-{os.getpid()}"
+            self.link = RouterLink(self.context, cfg.router, name, cfg.heartbeat_s, cfg.liveness, cfg.receive_hwm,
+                                   client)  # fmt: skip
+            self.sub = self.link.socket
+        else:
+            self.sub = self.context.socket(zmq.SUB)
+            self.sub.setsockopt(zmq.RCVHWM, cfg.receive_hwm)
+            self.sub.setsockopt(zmq.LINGER, 0)
+            self.sub.setsockopt(zmq.MAXMSGSIZE, 2 * (1 << 20))  # ZeroMQ drops larger messages unread
+            self.sub.setsockopt(zmq.SUBSCRIBE, b"")  # every topic, so that a wrong one is answered (``topic``)
         self.pub = self.context.socket(zmq.PUB)
         self.pub.setsockopt(zmq.LINGER, 1000)
         self.auth = None
         if cfg.curve_secret_key:
             from .security import serve_curve
 
-            self.auth = serve_curve(self.context, [self.sub, self.pub], cfg.curve_secret_key, cfg.curve_clients)
-        (self.sub.bind if cfg.bind_in else self.sub.connect)(cfg.inp)
+            # a socket is a CURVE server unless it connects with client keys; a worker's link is always a client
+            servers = [s for s, binds in ((self.sub, cfg.bind_in), (self.pub, cfg.bind_out)) if binds or client is None]
+            servers = [s for s in servers if self.link is None or s is not self.sub]
+            self.auth = serve_curve(self.context, servers, cfg.curve_secret_key, cfg.curve_clients)
+        if client is not None and not cfg.bind_out:
+            from .security import curve_client
+
+            curve_client(self.pub, *client)
+        if not cfg.router:
+            (self.sub.bind if cfg.bind_in else self.sub.connect)(cfg.inp)
         (self.pub.bind if cfg.bind_out else self.pub.connect)(cfg.out)
+        self.busy = 0.0  # the last status's
         self.poller = zmq.Poller()
         self.poller.register(self.sub, zmq.POLLIN)
         self.streams: dict[str, StreamState] = {}
@@ -213,7 +241,10 @@ class Node:
         self.stopping = True
 
     def close(self) -> None:
-        self.sub.close()
+        if self.link is not None:
+            self.link.close()
+        else:
+            self.sub.close()
         self.pub.close()
         if self.auth is not None:
             self.auth.stop()
@@ -234,17 +265,37 @@ class Node:
             self.process_rigs()
         now = time.monotonic()
         self.stats.busy_s += now - started
+        if self.link is not None:
+            self.tend_link()
         if now >= self.next_status:
             self.next_status = now + self.cfg.status_period_s
             self.expire(now)
             tracks = sum(len(s.tracks.tracks) for s in self.streams.values())
-            status = self.stats.status(self.model.backend.name, self.model.model_hash, len(self.streams), tracks)
+            status = self.stats.status(self.model.backend.name, self.model.model_hash, len(self.streams), tracks,
+                                       self.link.name if self.link else None)  # fmt: skip
+            self.busy = status.busy
             self.pub.send_multipart(encode_status(status))
             if self.cfg.log_period_s and now >= self.next_log:
                 self.next_log = now + self.cfg.log_period_s
                 dropped = sum(status.dropped.values())
                 say(status_line(status, dropped - self.logged_drops, self.cfg))
                 self.logged_drops = dropped
+
+    def tend_link(self) -> None:
+        """A cluster worker: heartbeat to the router, reconnect when it went silent, stop when it
+        has been silent for ``router_lost_exit_s``."""
+        assert self.link is not None
+        tracks = sum(len(s.tracks.tracks) for s in self.streams.values())
+        load = WorkerLoad(os.getpid(), len(self.streams), tracks, self.busy, self.stats.frames_in,
+                          self.stats.frames_out)  # fmt: skip
+        silent = self.link.silent_s
+        if self.link.tick(load):
+            self.poller.unregister(self.sub)
+            self.sub = self.link.socket
+            self.poller.register(self.sub, zmq.POLLIN)
+        if self.cfg.router_lost_exit_s and silent > self.cfg.router_lost_exit_s:
+            say(f"pads-stream node: router {self.cfg.router} silent for {silent:.1f} s; stopping")
+            self.stop()
 
     # -- input ---------------------------------------------------------------------------
 
@@ -256,6 +307,8 @@ class Node:
             except zmq.Again:
                 return
             t_recv = time.time_ns()
+            if self.link is not None and (frames := self.link.unwrap(frames)) is None:
+                continue  # the router's heartbeat
             try:
                 msg = decode_inbound(frames)
                 state = self.stream_state(msg.stream, getattr(msg, "frame", None))
@@ -551,8 +604,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", help="checkpoint (default: the shipped model)")
     parser.add_argument("--backend", choices=("auto", "torch", "onnxruntime", "tensorrt"))
     parser.add_argument("--steps", type=int, help="cold-start sampler steps (default from the config: 10)")
+    cluster = parser.add_argument_group("as a cluster's worker (docs/cluster.md)")
+    cluster.add_argument("--router", help="take input from this cluster router endpoint (with --out-connect to its "
+                         "collect endpoint)")  # fmt: skip
+    cluster.add_argument("--worker", help="this worker's name (default <host>-<pid>)")
+    cluster.add_argument("--heartbeat", type=float, help="seconds between heartbeats (default from the config: 0.25)")
+    cluster.add_argument("--liveness", type=int, help="heartbeats the router may miss before a reconnect (default 3)")
+    cluster.add_argument("--router-lost-exit", type=float, help="stop when the router is silent this long, s")
+    add_curve_argument(cluster)
     args = parser.parse_args(argv)
     values = to_dict(load_json(NodeConfig, args.config))
+    for key, value in (("router", args.router), ("worker", args.worker), ("heartbeat_s", args.heartbeat),
+                       ("liveness", args.liveness), ("router_lost_exit_s", args.router_lost_exit)):  # fmt: skip
+        if value is not None:
+            values[key] = value
+    if args.curve:
+        values.update(curve_server_key=args.curve[0], curve_client_secret=args.curve[1])
     for key, value in (("inp", args.inp), ("out", args.out), ("model", args.model), ("backend", args.backend),
                        ("steps", args.steps)):  # fmt: skip
         if value is not None:

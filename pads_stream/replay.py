@@ -373,11 +373,15 @@ def wait_until_answered(rep: Replayer, listener: Listener, timeout_s: float) -> 
     until ``listener`` (on the node's output) has seen every one answered; False after
     ``timeout_s``. (A PUB socket drops what it sends before its connection is up, so "the node
     is running" is not enough: the probe proves this sender's frames arrive.)"""
-    deadline = time.monotonic() + timeout_s
+    deadline = next_probe = time.monotonic()
+    deadline += timeout_s
     while not all((name, -1) in listener.frames for name in rep.names):
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if now > deadline:
             return False
-        rep.probe()
+        if now >= next_probe:  # at most every 100 ms, however fast errors come back
+            rep.probe()
+            next_probe = now + 0.1
         listener.poll(100)
     return True
 

@@ -58,6 +58,9 @@ DROP_KINDS = {
     "stale": "older than the latency budget (from capture time) on arrival or before estimation",
     "late": "a rig's view that arrived after the rig frame of its capture time was fused without it",
 }
+ROUTER_KINDS = {  # a cluster's router answers these (docs/cluster.md), counted in ``cluster``, never in a node's status
+    "no_worker": "a cluster's router had no live worker that could take it (all lost, or the owner's queue full)",
+}
 
 
 class WireError(ValueError):
@@ -435,6 +438,7 @@ class Status:
     model_hash: str
     uptime_s: float
     busy: float = 0.0  # share of the last status period the node spent estimating (1: it cannot take more)
+    worker: str | None = None  # in a cluster: the worker that sent it (``docs/cluster.md``); None for a lone node
 
 
 def encode_pose3d(msg: Pose3d) -> list[bytes]:
@@ -510,7 +514,91 @@ def decode_status(frames: list[bytes]) -> Status:
     topic, p = decode(frames)
     if topic != "status":
         raise WireError("topic", f"not a status message: {topic!r}")
+    optional = {"busy", "worker"}  # later additions: a status without them is still one
     try:
-        return Status(**{f.name: p[f.name] for f in dataclasses.fields(Status)})
+        fields = [f.name for f in dataclasses.fields(Status) if f.name in p or f.name not in optional]
+        return Status(**{name: p[name] for name in fields})
     except KeyError as err:
         raise WireError("schema", f"not a status payload (missing {err})") from None
+
+
+# -- a cluster: router <-> workers, and the router's own ``cluster`` message (docs/cluster.md) ----
+
+DATA, HEARTBEAT, BYE = b"D", b"H", b"B"  # the first frame of every router <-> worker message
+
+
+@dataclass(frozen=True)
+class WorkerLoad:
+    """What a worker says of itself in each heartbeat to its router."""
+
+    pid: int
+    streams: int  # streams with state (cameras, tracks)
+    tracks: int
+    busy: float  # share of the last status period spent estimating, 0-1
+    frames_in: int
+    frames_out: int
+
+
+@dataclass(frozen=True)
+class WorkerState:
+    """One worker as the router sees it (a row of ``cluster``)."""
+
+    name: str
+    alive: bool
+    keys: int  # streams and rigs the router places on it now
+    heard_ms: float  # since its last heartbeat
+    joined: int  # times it (re)joined
+    lost: int  # times it was lost (heartbeats stopped, or it said goodbye)
+    load: WorkerLoad | None  # its last heartbeat's
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    """A ``cluster`` message (about once a second, from the router): its workers, what it routed,
+    and its latest events (a worker lost or joined, streams moved), newest last."""
+
+    workers: tuple[WorkerState, ...]
+    routed: int  # inbound messages delivered to a worker
+    moved: int  # times a stream or rig changed worker (each is a cold start there)
+    no_worker: int  # inbound messages with no live worker to take them (answered ``no_worker``)
+    restarts: int  # local workers the cluster command restarted
+    events: tuple[str, ...]
+    uptime_s: float
+
+
+def encode_heartbeat(load: WorkerLoad | None) -> list[bytes]:
+    """A heartbeat: the router's to a worker (no load), or a worker's to its router (its load)."""
+    if load is None:
+        return [HEARTBEAT]
+    return [HEARTBEAT, msgpack.packb(dataclasses.asdict(load))]
+
+
+def decode_heartbeat(frames: list[bytes]) -> WorkerLoad | None:
+    """A worker's heartbeat frames (after ``HEARTBEAT``) as its load; None when it carries none."""
+    if len(frames) < 2:
+        return None
+    try:
+        p = msgpack.unpackb(frames[1], raw=False, max_map_len=16, max_array_len=0)
+        return WorkerLoad(**{f.name: p[f.name] for f in dataclasses.fields(WorkerLoad)})
+    except Exception as err:  # a worker of another version: alive, load unknown
+        raise WireError("schema", f"not a heartbeat payload ({type(err).__name__})") from None
+
+
+def encode_cluster(msg: ClusterStatus) -> list[bytes]:
+    """The two frames of a ``cluster`` message."""
+    return encode("cluster", {"v": VERSION, **dataclasses.asdict(msg)})
+
+
+def decode_cluster(frames: list[bytes]) -> ClusterStatus:
+    """A ``cluster`` message as a record."""
+    topic, p = decode(frames)
+    if topic != "cluster":
+        raise WireError("topic", f"not a cluster message: {topic!r}")
+    try:
+        workers = tuple(
+            WorkerState(**{**w, "load": None if w["load"] is None else WorkerLoad(**w["load"])}) for w in p["workers"]
+        )
+        return ClusterStatus(workers, p["routed"], p["moved"], p["no_worker"], p["restarts"], tuple(p["events"]),
+                             p["uptime_s"])  # fmt: skip
+    except (KeyError, TypeError) as err:
+        raise WireError("schema", f"not a cluster payload ({type(err).__name__}: {err})"[:200]) from None

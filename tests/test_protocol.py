@@ -20,7 +20,15 @@ from hypothesis import strategies as st
 
 from pads_stream import fuzz
 from pads_stream.api import load_model
-from pads_stream.wire import DROP_KINDS, ERROR_KINDS, WireError, camera_message, decode_inbound, kp2d_message
+from pads_stream.wire import (
+    DROP_KINDS,
+    ERROR_KINDS,
+    ROUTER_KINDS,
+    WireError,
+    camera_message,
+    decode_inbound,
+    kp2d_message,
+)
 
 from .conftest import ROOT
 from .test_node import Harness, persons_of
@@ -43,7 +51,9 @@ def jsonable(value):
 
 
 def check(topic: str, payload: dict) -> None:
-    name = {"kp2d": "kp2d", "camera": "camera_msg", "pose3d": "pose3d"}.get(topic.split("/")[0], topic)
+    name = {"kp2d": "kp2d", "camera": "camera_msg", "pose3d": "pose3d", "cluster": "cluster"}.get(
+        topic.split("/")[0], topic
+    )
     jsonschema.validate(jsonable(payload), {**SCHEMA, "$ref": f"#/$defs/{name}"})
 
 
@@ -90,7 +100,7 @@ def test_schema_layouts_are_the_layout_records():
 
 def test_documented_error_kinds_are_the_codes():
     documented = set(re.findall(r"^\| `([a-z_]+)` \| ", DOC.split("## Out: `error`")[1].split("##")[0], re.M))
-    kinds = set(ERROR_KINDS) | set(DROP_KINDS)
+    kinds = set(ERROR_KINDS) | set(DROP_KINDS) | set(ROUTER_KINDS)
     assert documented == kinds == set(SCHEMA["$defs"]["error"]["properties"]["kind"]["enum"])
     status = SCHEMA["$defs"]["status"]["properties"]
     assert set(status["errors"]["required"]) == set(ERROR_KINDS)

@@ -1,3 +1,5 @@
+import dataclasses
+
 import msgpack
 import numpy as np
 import pytest
@@ -208,14 +210,21 @@ def test_root_finding_never_raises_on_degenerate_persons():
 def test_every_outbound_message_round_trips_through_its_encoder_and_decoder():
     """Issue 16: typed records both ways, an encoder beside each decoder."""
     from pads_stream.wire import (
+        ClusterStatus,
         ErrorMessage,
         Pose3d,
         PosePerson,
         Status,
+        WorkerLoad,
+        WorkerState,
+        decode_cluster,
         decode_error,
+        decode_heartbeat,
         decode_pose3d,
         decode_status,
+        encode_cluster,
         encode_error,
+        encode_heartbeat,
         encode_pose3d,
         encode_status,
     )
@@ -240,6 +249,13 @@ def test_every_outbound_message_round_trips_through_its_encoder_and_decoder():
     status = Status(1, 2, 3, {"stale": 0, "superseded": 1}, {"topic": 2}, 0, {"p50": 1.0, "p99": 2.0},
                     {"p50": 3.0, "p99": 4.0}, 5, 6, "onnxruntime", "abc", 7.5)  # fmt: skip
     assert decode_status(encode_status(status)) == status
+    status = dataclasses.replace(status, busy=0.5, worker="w1")
+    assert decode_status(encode_status(status)) == status
+    load = WorkerLoad(123, 2, 3, 0.25, 10, 9)
+    assert decode_heartbeat(encode_heartbeat(load)) == load and decode_heartbeat(encode_heartbeat(None)) is None
+    cluster = ClusterStatus((WorkerState("w0", True, 2, 12.5, 1, 0, load), WorkerState("w1", False, 0, 900.0, 1, 1,
+                            None)), 100, 2, 3, 1, ("t+1.0 s w1 lost",), 4.5)  # fmt: skip
+    assert decode_cluster(encode_cluster(cluster)) == cluster
     kp = rng.uniform(0, 500, (17, 3))
     kp[:, 2] = 1.0
     inbound = decode_inbound(
