@@ -443,14 +443,15 @@ class Router:
 
     def status(self) -> ClusterStatus:
         now = time.monotonic()
-        placed = collections.Counter(k.owner for k in self.keys.values())
-        workers = tuple(
-            WorkerState(
-                w.name, w.alive, placed[w.name] if w.alive else 0, 1000 * (now - w.heard), w.joined, w.lost, w.load
-            )  # fmt: skip
-            for w in sorted(self.workers.values(), key=lambda w: w.name)
-        )
-        return ClusterStatus(workers, self.routed, self.moved, self.no_worker, self.restarts, tuple(self.events),
+        placed = collections.defaultdict(list)
+        for name, key in self.keys.items():
+            placed[key.owner].append(name)
+        workers = []
+        for w in sorted(self.workers.values(), key=lambda w: w.name):
+            mine = sorted(placed[w.name]) if w.alive else []
+            workers.append(WorkerState(w.name, w.alive, len(mine), 1000 * (now - w.heard), w.joined, w.lost, w.load,
+                                       tuple(mine[:64])))  # fmt: skip
+        return ClusterStatus(tuple(workers), self.routed, self.moved, self.no_worker, self.restarts, tuple(self.events),
                              now - self.started)  # fmt: skip
 
 
@@ -549,11 +550,15 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, router.stop)
     signal.signal(signal.SIGTERM, router.stop)
     ep = router.endpoints
-    say(f"pads-stream cluster: in {ep['in']}, out {ep['out']}, workers connect to {ep['work']} and {ep['collect']}; "
-        f"starting {args.workers} local workers (pid {os.getpid()})")  # fmt: skip
     local = LocalWorkers(args.workers, local_endpoint(ep["work"]), local_endpoint(ep["collect"]), node_args,
                          router.worker_keys, quiet=not args.worker_output)  # fmt: skip
     try:
+        deadline = time.monotonic() + 120
+        while len(router.live()) < args.workers and time.monotonic() < deadline and not router.stopping:
+            router.spin_once()  # the local workers load their models; what arrives meanwhile is routed as ever
+            local.tend(router)
+        say(f"pads-stream cluster: in {ep['in']}, out {ep['out']}, workers connect to {ep['work']} and "
+            f"{ep['collect']}; {len(router.live())} of {args.workers} local workers up, pid {os.getpid()}")  # fmt: skip
         router.run(lambda: local.tend(router))
     finally:
         local.stop()

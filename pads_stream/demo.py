@@ -29,22 +29,22 @@ def free_endpoint() -> str:
     return f"tcp://127.0.0.1:{port}"
 
 
-def start_node(inp: str, out: str, extra: list[str]) -> subprocess.Popen:
-    """Start ``pads-stream node`` bound to ``inp``/``out`` and wait until it says it is up."""
-    cmd = [sys.executable, "-m", "pads_stream.cli", "node", "--in", inp, "--out", out, *extra]
+def start_node(inp: str, out: str, extra: list[str], command: str = "node") -> subprocess.Popen:
+    """Start ``pads-stream node`` (or ``cluster``) bound to ``inp``/``out`` and wait until it says it is up."""
+    cmd = [sys.executable, "-m", "pads_stream.cli", command, "--in", inp, "--out", out, *extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
     for line in proc.stdout:
-        if line.startswith("pads-stream node: in"):
+        if line.startswith(f"pads-stream {command}: in"):
             return proc
-    raise RuntimeError(f"the node exited before it was up (code {proc.wait()})")
+    raise RuntimeError(f"the {command} exited before it was up (code {proc.wait()})")
 
 
-def run(args: argparse.Namespace, node_args: list[str]) -> dict:
-    """Replay ``args`` through a fresh node process; returns the measured figures."""
+def run(args: argparse.Namespace, node_args: list[str], command: str = "node") -> dict:
+    """Replay ``args`` through a fresh node (or ``cluster``) process; returns the measured figures."""
     rec = load_recording(args)
     inp, out = free_endpoint(), free_endpoint()
-    node = start_node(inp, out, node_args)
+    node = start_node(inp, out, node_args, command)
     listener = Listener(out)
     replayer = Replayer(rec, inp, args.rate, send_root=not args.no_root, send_extrinsics=args.extrinsics)
     try:
@@ -79,6 +79,7 @@ def run(args: argparse.Namespace, node_args: list[str]) -> dict:
         "dropped": status.dropped if status else {}, "errors": status.errors if status else {},
         "backend": status.backend if status else None,
         "node_exit_code": code, **listener.latency(), **scores,
+        "poses": listener.poses,  # (stream, frame, id) -> (rel, root), for comparisons between runs
     }  # fmt: skip
 
 

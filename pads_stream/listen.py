@@ -32,6 +32,7 @@ class Listener:
         # a rig's persons: the (stream, frame, id) of each view's detection fused into it, and its world joints
         self.rig_persons: list[tuple[list[tuple[str, int | None, int]], np.ndarray]] = []
         self.frames: set[tuple[str, int]] = set()
+        self.arrived: dict[tuple[str, int | None], int] = {}  # (stream, frame) -> its pose3d's arrival, this host's ns
         self.t_ns: dict[tuple[str, int | None], int] = {}  # (stream, frame) -> its capture time, sender's ns
         self.node_latency_ms: list[float] = []
         self.e2e_latency_ms: list[float] = []
@@ -46,8 +47,9 @@ class Listener:
         return merge_statuses(list(self.statuses.values()))
 
     def poll(self, timeout_ms: int) -> int:
-        """Receive for up to ``timeout_ms`` (returns at the first quiet poll); messages handled."""
-        handled = 0
+        """Receive for up to ``timeout_ms`` (returns at the first quiet poll); the number of answers
+        (``pose3d`` and ``error`` messages) received, so that status messages alone never look like traffic."""
+        handled = answers = 0
         while self.socket.poll(timeout_ms if handled == 0 else 0):
             frames = self.socket.recv_multipart()
             arrived = time.time_ns()
@@ -58,6 +60,7 @@ class Listener:
                     st = decode_status(frames)
                     self.statuses[st.worker] = st
                     continue
+                answers += 1
                 if topic == "error":
                     self.errors.append(decode_error(frames))
                     continue
@@ -65,6 +68,7 @@ class Listener:
             except WireError:
                 continue
             self.frames.add((msg.stream, msg.frame))
+            self.arrived[(msg.stream, msg.frame)] = arrived
             self.t_ns[(msg.stream, msg.frame)] = msg.t_ns
             frame_of = {v.stream: v.frame for v in msg.views}
             self.frames |= set(frame_of.items())  # a rig's views are answered by the rig's frame
@@ -79,7 +83,7 @@ class Listener:
                     self.rig_persons.append(
                         ([(v.stream, frame_of.get(v.stream), v.id) for v in p.views], p.joints_world)
                     )
-        return handled
+        return answers
 
     def score_rig(self, truth) -> dict[str, float]:
         """A rig's fused persons against the replay's world truth: cross-view association (every

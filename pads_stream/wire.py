@@ -550,6 +550,7 @@ class WorkerState:
     joined: int  # times it (re)joined
     lost: int  # times it was lost (heartbeats stopped, or it said goodbye)
     load: WorkerLoad | None  # its last heartbeat's
+    placed: tuple[str, ...] = ()  # the keys placed on it (``stream:<name>``, ``rig:<name>``), at most 64 listed
 
 
 @dataclass(frozen=True)
@@ -596,8 +597,10 @@ def decode_cluster(frames: list[bytes]) -> ClusterStatus:
         raise WireError("topic", f"not a cluster message: {topic!r}")
     try:
         workers = tuple(
-            WorkerState(**{**w, "load": None if w["load"] is None else WorkerLoad(**w["load"])}) for w in p["workers"]
-        )
+            WorkerState(**{**w, "load": None if w["load"] is None else WorkerLoad(**w["load"]),
+                           "placed": tuple(w.get("placed", ()))})
+            for w in p["workers"]
+        )  # fmt: skip
         return ClusterStatus(workers, p["routed"], p["moved"], p["no_worker"], p["restarts"], tuple(p["events"]),
                              p["uptime_s"])  # fmt: skip
     except (KeyError, TypeError) as err:

@@ -253,8 +253,9 @@ def test_every_outbound_message_round_trips_through_its_encoder_and_decoder():
     assert decode_status(encode_status(status)) == status
     load = WorkerLoad(123, 2, 3, 0.25, 10, 9)
     assert decode_heartbeat(encode_heartbeat(load)) == load and decode_heartbeat(encode_heartbeat(None)) is None
-    cluster = ClusterStatus((WorkerState("w0", True, 2, 12.5, 1, 0, load), WorkerState("w1", False, 0, 900.0, 1, 1,
-                            None)), 100, 2, 3, 1, ("t+1.0 s w1 lost",), 4.5)  # fmt: skip
+    workers = (WorkerState("w0", True, 2, 12.5, 1, 0, load, ("stream:a", "rig:b")),
+               WorkerState("w1", False, 0, 900.0, 1, 1, None))  # fmt: skip
+    cluster = ClusterStatus(workers, 100, 2, 3, 1, ("t+1.0 s w1 lost",), 4.5)
     assert decode_cluster(encode_cluster(cluster)) == cluster
     kp = rng.uniform(0, 500, (17, 3))
     kp[:, 2] = 1.0
