@@ -91,8 +91,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--accuracy-samples", type=int, default=500)
     parser.add_argument("--data", default=DEFAULT_DATA, help="data folder holding h36m/test_vh36m.npz")
     parser.add_argument("--out", default="runs/bench", help="folder for bench.json, bench.md and bench.png")
+    parser.add_argument("--replot", action="store_true", help="measure nothing: redraw bench.md and bench.png "
+                        "from the bench.json in --out")  # fmt: skip
     args = parser.parse_args(argv)
-
+    out = Path(args.out)
+    if args.replot:
+        result = json.loads((out / "bench.json").read_text())
+        (out / "bench.md").write_text(markdown(result))
+        plot(result["rows"], out / "bench.png")
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     data = load_test(test_path(args.data), max(args.accuracy_samples, 64), seed=7)
@@ -135,7 +142,6 @@ def main(argv: list[str] | None = None) -> None:
             })  # fmt: skip
     result = {"rows": rows, "skipped": skipped, "peak_flops": {"cpu": peak}, "flops_per_pose_step": flops,
               "threads": args.threads, "cpu": platform.processor() or platform.machine()}  # fmt: skip
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(result, indent=1))
     text = markdown(result)
@@ -160,28 +166,48 @@ def markdown(result: dict) -> str:
 
 
 def plot(rows: list[dict], path: Path) -> None:
+    """Left: milliseconds per pose for each backend and batch at 10 steps (or the middle steps
+    measured), beside the one-core FLOP floor. Right: accuracy against steps, per backend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4))
-    for (backend, batch), group in _groups(rows).items():
-        ax.plot([r["p50_ms"] / batch for r in group], [r["mpjpe"] for r in group], marker="o",
-                label=f"{backend}, batch {batch}")  # fmt: skip
-        for r in group:
-            ax.annotate(f"{r['steps']}", (r["p50_ms"] / batch, r["mpjpe"]), fontsize=7)
-    ax.set_xscale("log")
-    ax.set_xlabel("ms per pose (p50 frame latency / batch); labels: steps")
-    ax.set_ylabel("MPJPE (mm, GT 2D)")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    steps_list = sorted({r["steps"] for r in rows})
+    steps = 10 if 10 in steps_list else steps_list[len(steps_list) // 2]
+    backends = list(dict.fromkeys(r["backend"] for r in rows))
+    batches = sorted({r["batch"] for r in rows})
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 0.55 * len(backends) * len(batches) + 2.2),
+                               gridspec_kw={"width_ratios": [1.6, 1]})  # fmt: skip
+    height = 0.8 / len(batches)
+    for k, batch in enumerate(batches):
+        for y, backend in enumerate(backends):
+            r = next((r for r in rows if (r["backend"], r["batch"], r["steps"]) == (backend, batch, steps)), None)
+            if r is None:
+                continue
+            ms = r["p50_ms"] / batch
+            a.barh(y + k * height, ms, height, color=f"C{k}", label=f"batch {batch}" if y == 0 else None)
+            a.text(ms, y + k * height, f" {ms:.2f} ms ({r['ratio_to_floor']:.1f}× floor)", va="center", fontsize=8)
+    floor = next(r["floor_ms"] / r["batch"] for r in rows if r["steps"] == steps)
+    a.axvline(floor, color="k", ls="--", lw=1, label=f"FLOP floor, one core ({floor:.2f} ms)")
+    a.set_yticks([y + height * (len(batches) - 1) / 2 for y in range(len(backends))], backends)
+    a.invert_yaxis()
+    a.set_xlim(0, 1.45 * max(r["p50_ms"] / r["batch"] for r in rows if r["steps"] == steps))
+    a.set_xlabel(f"ms per pose at {steps} steps (p50 frame latency / batch)")
+    a.legend(fontsize=8, loc="lower right")
+    a.grid(axis="x", alpha=0.3)
+    for k, backend in enumerate(backends):
+        group = sorted(
+            (r for r in rows if r["backend"] == backend and r["batch"] == batches[0]), key=lambda r: r["steps"]
+        )
+        b.plot([r["steps"] for r in group], [r["mpjpe"] for r in group], marker="o", color=f"C{k % 10}",
+               alpha=0.8, label=backend)  # fmt: skip
+    b.set_xticks(steps_list)
+    b.set_xlabel("sampler steps")
+    b.set_ylabel("MPJPE, mm (V-H36M, GT 2D)")
+    b.grid(alpha=0.3)
+    b.legend(fontsize=8)
+    b.set_title("accuracy (the same for every backend)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-def _groups(rows: list[dict]) -> dict[tuple[str, int], list[dict]]:
-    groups: dict[tuple[str, int], list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["backend"], r["batch"]), []).append(r)
-    return groups

@@ -390,10 +390,8 @@ class Router:
         if stream is None:
             name, key = "other", None
         else:
-            if camera is not None:
-                self.cameras[stream] = encode(f"camera/{stream}", {"v": VERSION, "stream": stream, "camera": camera})
-                rig = camera.get("rig") if isinstance(camera.get("rig"), str) else None
-                self.stream_key[stream] = route_key(stream, rig)
+            if camera is not None and (stream in self.stream_key or len(self.stream_key) < self.cfg.max_keys):
+                self.remember_camera(stream, camera)
             name = self.stream_key.get(stream) or route_key(stream, None)
             key = self.keys.get(name)
             if key is None and len(self.keys) < self.cfg.max_keys:
@@ -416,6 +414,15 @@ class Router:
         self.no_worker += 1
         self.answer_no_worker(stream, frames)
 
+    def remember_camera(self, stream: str, camera: dict) -> None:
+        """Keep ``stream``'s latest camera (replayed to its next worker) and the key its rig gives it."""
+        self.cameras[stream] = encode(f"camera/{stream}", {"v": VERSION, "stream": stream, "camera": camera})
+        rig = camera.get("rig") if isinstance(camera.get("rig"), str) else None
+        new, old = route_key(stream, rig), self.stream_key.get(stream)
+        if old is not None and old != new and old in self.keys:  # it joined or left a rig
+            self.keys[old].streams.discard(stream)
+        self.stream_key[stream] = new
+
     def answer_no_worker(self, stream: str | None, frames: list[bytes]) -> None:
         now = time.monotonic()
         rate = self.cfg.max_errors_per_s
@@ -437,8 +444,9 @@ class Router:
         for name, key in list(self.keys.items()):
             if now - key.last_seen > self.cfg.key_ttl_s:
                 for stream in key.streams:
-                    self.cameras.pop(stream, None)
-                    self.stream_key.pop(stream, None)
+                    if self.stream_key.get(stream, route_key(stream, None)) == name:
+                        self.cameras.pop(stream, None)
+                        self.stream_key.pop(stream, None)
                 del self.keys[name]
 
     def status(self) -> ClusterStatus:

@@ -273,28 +273,40 @@ def plots(report: dict, preds: dict, test: dict, out: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     key = next((k for k in preds if k.startswith("pads10/gt2d")), next(iter(preds)))
     pred, gt = preds[key], test["gt"]
-    fig = plt.figure(figsize=(12, 4.4))
+    fig = plt.figure(figsize=(15, 5.6))
     for col, i in enumerate(np.linspace(0, len(gt) - 1, 3).astype(int)):
         ax = fig.add_subplot(1, 3, col + 1, projection="3d")
-        for pose, style, label in ((gt[i], "-", "truth"), (pred[i], "--", key)):
+        # truth thin and black, the estimate thick: red left, blue right, green trunk
+        for pose, colour, lw in ((gt[i], "black", 1.4), (pred[i], None, 3.0)):
             for j, p in enumerate(H36M_PARENTS):
                 if p >= 0:  # camera frame: x right, y down, z forward -> plot (x, z, -y)
                     seg = [[pose[j, a] * s, pose[p, a] * s] for a, s in ((0, 1), (2, 1), (1, -1))]
-                    ax.plot(*seg, style, color=side_colour(j), lw=2)
-            ax.plot([], [], style, color="0.3", label=label)
-        ax.set_box_aspect((1, 1, 1))
+                    side = side_colour(j) if j in H36M_LEFT or j in H36M_RIGHT else "tab:green"
+                    ax.plot(*seg, "-", color=colour or side, lw=lw, alpha=0.9 if colour else 0.75)
+        ax.plot([], [], "-", color="black", lw=1.4, label="truth")
+        ax.plot([], [], "-", color=side_colour(4), lw=3, label=f"{key}: left")
+        ax.plot([], [], "-", color=side_colour(1), lw=3, label=f"{key}: right")
+        ax.set_box_aspect((1, 1, 1), zoom=1.15)
+        for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
+            axis.set_major_locator(matplotlib.ticker.MultipleLocator(0.5))
+        ax.tick_params(labelsize=8)
         centre = gt[i].mean(0)
         for setter, a, s in ((ax.set_xlim, 0, 1), (ax.set_ylim, 2, 1), (ax.set_zlim, 1, -1)):
-            setter(s * centre[a] - 1.0, s * centre[a] + 1.0)  # the same 2 m on every axis
+            setter(s * centre[a] - 0.9, s * centre[a] + 0.9)  # the same 1.8 m on every axis
         ax.set_xlabel("x (m)")
         ax.set_ylabel("z, depth (m)")
         ax.set_zlabel("−y, up (m)")
-        ax.set_title(f"{test['action'][i]} ({1000 * np.linalg.norm(pred[i] - gt[i], axis=-1).mean():.0f} mm)")
-        ax.legend(loc="upper left", fontsize=7, title="red: left, blue: right", title_fontsize=7)
-    fig.savefig(out / "skeletons.png", dpi=90)
+        ax.view_init(elev=12, azim=-70)
+        ax.set_title(
+            f"{test['action'][i]}: {1000 * np.linalg.norm(pred[i] - gt[i], axis=-1).mean():.0f} mm", fontsize=11
+        )
+        ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "skeletons.png", dpi=100)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(9, 3.5))

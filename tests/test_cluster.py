@@ -146,8 +146,19 @@ def cluster():
     c.close()
 
 
-def test_every_frame_of_a_stream_reaches_one_worker_and_a_rigs_views_stay_together(cluster, test_set):
-    c = cluster
+@pytest.mark.parametrize("hops", ["ipc", "tcp"])
+def test_every_frame_of_a_stream_reaches_one_worker_and_a_rigs_views_stay_together(hops, test_set):
+    """Over ipc (the local default) and TCP (workers on other machines connect by address)."""
+    tcp = {"work": "tcp://127.0.0.1:*", "collect": "tcp://127.0.0.1:*"} if hops == "tcp" else {}
+    c = Cluster(load_model(), router_cfg=tcp)
+    try:
+        assert c.router.endpoints["work"].startswith(f"{hops}://")
+        check_routing(c, test_set)
+    finally:
+        c.close()
+
+
+def check_routing(c: Cluster, test_set) -> None:
     streams = [f"cam{k}" for k in range(6)]
     rig = {"studio0": rig_camera(0), "studio1": rig_camera(1)}
     announce(c, streams + list(rig), rig)
