@@ -14,8 +14,10 @@ runs. Per person of a frame (an :class:`Observation`), :func:`estimate_persons`:
    only its depth along this frame's pelvis ray (:meth:`pads_stream.api.PoseModel.lift`);
 3. filters a body-size root depth along the continued track (:func:`filter_root_depth`; a depth
    set by the floor is left alone);
-4. gates the result (:func:`plausible`): a failed estimate is never remembered;
-5. remembers the accepted pose under the person's id, and smooths the published joints with the
+4. checks a warm track against a cold estimate of the same frame every ``cold_check_every``
+   frames, and replaces it by the cold one when they keep disagreeing (:func:`cold_check`);
+5. gates the result (:func:`plausible`): a failed estimate is never remembered;
+6. remembers the accepted pose under the person's id, and smooths the published joints with the
    One Euro filter along the same track, when asked.
 
 Times: ``t_ns`` is this host's clock (freshness of a track); ``t_sender_s`` the capture time on
@@ -55,6 +57,12 @@ class TrackerConfig:
     # lends its depth guess and depth filter (docs/warm_start.md: 60 ms won on S8 at 12.5 Hz but lost
     # 10 mm on S9/S11 through the node, so the default keeps the pose for the whole warm window)
     warm_pose_max_gap_ms: float = 250.0
+    # a warm track is checked against a cold estimate of the same frame every this many frames (0: never);
+    # when `cold_check_runs` checks in a row differ from it by more than `cold_check_mm` (pelvis-relative
+    # MPJPE), the cold estimate replaces it: a warm start can otherwise keep a wrong pose for good
+    cold_check_every: int = 5
+    cold_check_mm: float = 150.0
+    cold_check_runs: int = 2
     max_tracks: int = 64  # remembered tracks per stream
     depth_filter: bool = True  # Kalman filter per track on a body-size root depth (docs/depth_filter.md)
     depth_filter_noise: float = 0.03  # std of one frame's estimated log-depth
@@ -74,6 +82,8 @@ class Track:
     root: np.ndarray  # (3,)
     depth: DepthFilterState | None = None
     smooth: OneEuroState | None = None
+    since_check: int = 0  # warm frames since its last cold check
+    disagreed: int = 0  # cold checks in a row that differed from it by more than cold_check_mm
 
 
 @dataclass(frozen=True)
@@ -155,7 +165,7 @@ def estimate_persons(
     model: PoseModel, cfg: TrackerConfig, items: list[tuple[StreamTracks, Observation]]
 ) -> list[Result]:
     """Estimate persons of one or more streams, each continuing its stream's tracks, and update
-    those tracks (module docstring, steps 1-5).
+    those tracks (module docstring, steps 1-6).
 
     Returns:
         per item (rel (17, 3), root (3,)) in metres, camera frame (smoothed when ``one_euro``),
@@ -175,16 +185,25 @@ def estimate_persons(
     prev_root = np.stack([s.root if s is not None else np.full(3, np.nan) for s in sources])
     R = np.stack([o.R if o.R is not None else np.full((3, 3), np.nan) for o in obs])
     t = np.stack([o.t if o.t is not None else np.full(3, np.nan) for o in obs])
-    rel, out_root = np.full((len(obs), 17, 3), np.nan), np.full((len(obs), 3), np.nan)
-    ok = np.zeros(len(obs), bool)
+    # warm persons due a cold check are estimated cold too, as extra rows of the cold call
+    due = warm & np.array([s is not None and cfg.cold_check_every > 0 and s.since_check + 1 >= cfg.cold_check_every
+                           for s in sources])  # fmt: skip
+    n = len(obs)
+    rows = np.concatenate([np.arange(n), np.flatnonzero(due)])  # row k < n: person k; beyond: checks
+    kind = np.concatenate([warm, np.zeros(due.sum(), bool)])
+    rel, out_root = np.full((len(rows), 17, 3), np.nan), np.full((len(rows), 3), np.nan)
+    ok = np.zeros(len(rows), bool)
     for is_warm in (False, True):  # one sampler call per start kind
-        g = warm == is_warm
+        g = kind == is_warm
         if g.any():
+            r = rows[g]
             rel[g], out_root[g], ok[g] = model.lift(
-                rays[g], conf[g], root[g], steps=cfg.warm_steps if is_warm else cfg.steps,
-                init=init[g] if is_warm else None, t_start=cfg.warm_t_start if is_warm else None,
-                depth_guess=prev_root[g, 2], floor=(R[g], t[g]),
+                rays[r], conf[r], root[r], steps=cfg.warm_steps if is_warm else cfg.steps,
+                init=init[r] if is_warm else None, t_start=cfg.warm_t_start if is_warm else None,
+                depth_guess=prev_root[r, 2], floor=(R[r], t[r]),
             )  # fmt: skip
+    checked = cold_check(rel, out_root, ok, rows, sources, cfg)
+    rel, out_root, ok = rel[:n], out_root[:n], ok[:n]
     depth: list[DepthFilterState | None] = [None] * len(obs)
     if cfg.depth_filter:  # a body-size depth (not one set by the floor), filtered along the continued track
         depth_cfg = DepthFilterConfig(cfg.depth_filter_noise, cfg.depth_filter_accel)
@@ -199,7 +218,11 @@ def estimate_persons(
             tracks.remember(o, None, cfg)
             out.append(None)
             continue
-        track = Track(o.t_ns, rel[k], out_root[k], depth[k])
+        since_check, disagreed = checked.get(k, (0, 0))
+        track = Track(o.t_ns, rel[k], out_root[k], depth[k], since_check=since_check, disagreed=disagreed)
+        if warm[k] and k not in checked:
+            track.since_check = sources[k].since_check + 1
+            track.disagreed = sources[k].disagreed
         tracks.remember(o, track, cfg)
         if cfg.one_euro:  # joints (root + rel) on the sender's clock, along the continued track
             source = sources[k].smooth if sources[k] is not None else None
@@ -207,6 +230,27 @@ def estimate_persons(
             out.append((joints - joints[0], joints[0]))
         else:
             out.append((rel[k], out_root[k]))
+    return out
+
+
+def cold_check(rel: np.ndarray, root: np.ndarray, ok: np.ndarray, rows: np.ndarray, sources: list[Track | None],
+               cfg: TrackerConfig) -> dict[int, tuple[int, int]]:  # fmt: skip
+    """Compare each checked person's warm estimate (row k) with its cold one (a row beyond the
+    persons, ``rows`` naming the person); after ``cold_check_runs`` disagreements in a row the
+    cold estimate replaces the warm one, in place. Returns, per checked person, the track's new
+    (since_check, disagreed)."""
+    n = len(sources)
+    out = {}
+    for row in range(n, len(rows)):
+        k = int(rows[row])
+        if not (ok[k] and ok[row]):
+            out[k] = (0, sources[k].disagreed if sources[k] else 0)
+            continue
+        apart = 1000 * np.linalg.norm(rel[k] - rel[row], axis=-1).mean()
+        disagreed = sources[k].disagreed + 1 if apart > cfg.cold_check_mm and sources[k] else 0
+        if disagreed >= cfg.cold_check_runs:  # the track has kept a pose the frames no longer show
+            rel[k], root[k], disagreed = rel[row], root[row], 0
+        out[k] = (0, disagreed)
     return out
 
 

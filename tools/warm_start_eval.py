@@ -6,7 +6,8 @@ warm-start choice, depth filter, plausibility gate), frame by frame, through fix
 (2D + K). Each row is a warm start (``warm_t_start:warm_steps``) against the cold start (every
 frame from scratch). Prints MPJPE (pelvis-relative; mean, first second, after two seconds), the
 root error and the acceleration error, and the share of person-frames the gate refused.
-Usage: python tools/warm_start_eval.py [--data DIR] [--grid 300:10,...]
+Usage: python tools/warm_start_eval.py [--data DIR] [--grid 300:10,...] (a fourth field: cold_check_every,
+0 = no cold check)
 """
 
 import argparse
@@ -29,7 +30,7 @@ parser.add_argument("--frames", type=int, default=150)
 parser.add_argument(
     "--grid",
     default="300:10,200:10:250,300:10:250,400:10:250",
-    help="warm_t_start:warm_steps[:warm_pose_max_gap_ms] (default: the shipped gap)",
+    help="warm_t_start:warm_steps[:warm_pose_max_gap_ms[:cold_check_every]] (default: the shipped values)",
 )
 args = parser.parse_args()
 seq = holdout_sequences(args.data, args.streams, args.frames)
@@ -64,16 +65,19 @@ for fps, frames in ((25.0, np.arange(F)), (12.5, np.arange(0, F, 2))):
             if spec == "cold":
                 cfg = dataclasses.replace(shipped, warm_start=False)
             else:
-                t, steps, *gap = map(int, spec.split(":"))
-                pose_gap = gap[0] if gap else shipped.warm_pose_max_gap_ms
+                t, steps, *rest = map(int, spec.split(":"))
+                pose_gap = rest[0] if rest else shipped.warm_pose_max_gap_ms
+                check = rest[1] if len(rest) > 1 else shipped.cold_check_every
                 cfg = dataclasses.replace(shipped, warm_start=True, warm_t_start=t, warm_steps=steps,
-                                          warm_pose_max_gap_ms=pose_gap)  # fmt: skip
+                                          warm_pose_max_gap_ms=pose_gap, cold_check_every=check)  # fmt: skip
             joints = track_sequences(model, cfg, rays[frames], conf[frames], root[frames] if given else None,
                                      stream_of, fps)  # fmt: skip
             s = score(joints, frames)
             parts = spec.split(":")
             label = "cold" if spec == "cold" else f"warm t={parts[0]}, {parts[1]} steps" + (
-                f", pose within {parts[2]} ms" if len(parts) > 2 else "")  # fmt: skip
+                f", pose within {parts[2]} ms" if len(parts) > 2 else "") + (
+                (f", cold check every {parts[3]} frames" if parts[3] != "0" else ", no cold check")
+                if len(parts) > 3 else "")  # fmt: skip
             print(f"| {fps:g} Hz | {'given' if given else '2D + K'} | {label} | {s['mpjpe']:.1f} | "
                   f"{s['first']:.1f} | {s['later']:.1f} | {s['root']:.0f} | {s['accel']:.2f} | {s['refused']:.1f} |",
                   flush=True)  # fmt: skip
