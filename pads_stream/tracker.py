@@ -218,7 +218,10 @@ def estimate_persons(
             tracks.remember(o, None, cfg)
             out.append(None)
             continue
-        since_check, disagreed = checked.get(k, (0, 0))
+        # a new track's first check is staggered by its id, so that persons who appear together are not
+        # all checked in the same frame (one frame's batch would grow by all of them at once)
+        first = o.id % cfg.cold_check_every if cfg.cold_check_every > 0 and not warm[k] else 0
+        since_check, disagreed = checked.get(k, (first, 0))
         track = Track(o.t_ns, rel[k], out_root[k], depth[k], since_check=since_check, disagreed=disagreed)
         if warm[k] and k not in checked:
             track.since_check = sources[k].since_check + 1

@@ -198,14 +198,18 @@ def test_a_lost_worker_s_streams_move_to_the_survivor_and_come_back(cluster, tes
             c.pub.send_multipart(kp2d_message(s, n, time.time_ns(), persons_of(test_set, [n % 50])))
         c.spin(2)
 
+    def after(event: str) -> None:
+        """Once ``event`` is in the cluster's events, three rounds of frames, the last one answered on every stream."""
+        c.until(lambda: any(event in e for e in c.events()), event, 30)
+        for _ in range(3):
+            send_round()
+        last = n
+        c.until(lambda: all((s, last) in answered(c.received) for s in streams), f"every stream answered after {event}")
+
     # w1 hangs: no heartbeats, nothing read; after `liveness` heartbeats its streams move to w0,
     # which gets their cameras from the router (they were sent only once, at the start)
     c.running.discard("w1")
-    c.until(lambda: any("w1 lost (no heartbeat" in e for e in c.events()), "w1 lost", 30)
-    for _ in range(3):
-        send_round()
-    moved_at = n
-    c.until(lambda: all((s, moved_at) in answered(c.received) for s in streams), "w1's streams answered by w0")
+    after("w1 lost (no heartbeat")
     assert all(c.owner_of(s) == "w0" for s in mine)
     assert not [e for t, e in c.received if t == "error" and e["kind"] == "no_camera"]
     status = [p for t, p in c.received if t == "cluster"][-1]
@@ -214,11 +218,7 @@ def test_a_lost_worker_s_streams_move_to_the_survivor_and_come_back(cluster, tes
     assert all((s, k) in answered(c.received) for s in theirs for k in range(1, n + 1))
     # w1 comes back: its streams return to it (a rebalance), w0 keeps its own
     c.running.add("w1")
-    c.until(lambda: any("w1 joined" in e for e in c.events()), "w1 rejoined", 30)
-    for _ in range(3):
-        send_round()
-    back_at = n
-    c.until(lambda: all((s, back_at) in answered(c.received) for s in streams), "every stream answered after")
+    after("w1 joined")
     assert {s: c.owner_of(s) for s in streams} == home
     assert all((s, k) in answered(c.received) for s in theirs for k in range(1, n + 1))
 
