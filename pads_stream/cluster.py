@@ -189,6 +189,7 @@ class Router:
         self.keys: dict[str, Key] = {}
         self.stream_key: dict[str, str] = {}  # stream -> its placement key
         self.cameras: dict[str, list[bytes]] = {}  # stream -> its latest camera, as a camera/<stream> message
+        self.gone: set[str] = set()  # workers a send found disconnected, to be lost (reap)
         self.routed = self.moved = self.no_worker = self.restarts = 0
         self.events: collections.deque[str] = collections.deque(maxlen=16)
         self.started = time.monotonic()
@@ -265,6 +266,7 @@ class Router:
             self.next_beat = now + self.cfg.heartbeat_s
             for w in [w for w in self.workers.values() if w.alive]:
                 self.send(w.name, encode_heartbeat(None))
+        self.reap()
         if now >= self.next_status:
             self.next_status = now + self.cfg.status_period_s
             self.expire(now)
@@ -367,7 +369,8 @@ class Router:
 
     def send(self, name: str, frames: list[bytes], data: bool = False) -> bool:
         """Send to worker ``name`` (a data message gets the DATA envelope); False when it cannot take it:
-        its queue is full, or it is gone (then it is lost now, before its heartbeats would time out)."""
+        its queue is full, or it is gone (then it is put in :attr:`gone`, and :meth:`reap` loses it, long
+        before its heartbeats would time out)."""
         try:
             self.work.send_multipart([name.encode(), *([DATA] if data else []), *frames], zmq.NOBLOCK)
             return True
@@ -376,9 +379,16 @@ class Router:
         except zmq.ZMQError as err:
             if err.errno != errno.EHOSTUNREACH:
                 raise
+            self.gone.add(name)
+            return False
+
+    def reap(self) -> None:
+        """Lose the workers whose connection was found closed (one at a time: losing one re-places its
+        streams, and a send there may find another gone)."""
+        while self.gone:
+            name = self.gone.pop()
             if name in self.workers and self.workers[name].alive:
                 self.lose(name, "its connection closed")
-            return False
 
     # -- inbound -------------------------------------------------------------------------
 
@@ -409,8 +419,9 @@ class Router:
             if self.send(target, frames, data=True):
                 self.routed += 1
                 return
-            if self.workers[target].alive:  # alive, queue full
+            if target not in self.gone:  # alive, queue full
                 break
+            self.reap()
         self.no_worker += 1
         self.answer_no_worker(stream, frames)
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import msgpack
 import numpy as np
 
+from .listen import merge_statuses
 from .sockets import Curve, add_curve_argument, publisher, subscriber
 from .wire import DROP_KINDS, VERSION, Status, decode_error, decode_pose3d, decode_status, encode
 
@@ -129,13 +130,13 @@ def run(inp: str, out: str, messages: int, bad_rate: float, streams: int, fps: f
         got_errors: Counter[str] = Counter()
         valid_sent = valid_answered = nonfinite = outputs = 0
         rss: list[tuple[float, int]] = []
-        last_status: Status | None = None
+        statuses: dict[str | None, Status] = {}  # the latest of each node (a cluster's workers by name)
         start = time.monotonic()
         next_valid, frame = start, 0
         bad_sent, duration = 0, messages / bad_rate
 
         def receive(timeout_ms: int) -> None:
-            nonlocal valid_answered, nonfinite, outputs, last_status
+            nonlocal valid_answered, nonfinite, outputs
             while sub.poll(timeout_ms):
                 timeout_ms = 0
                 frames = sub.recv_multipart()
@@ -147,7 +148,8 @@ def run(inp: str, out: str, messages: int, bad_rate: float, streams: int, fps: f
                     else:
                         got_errors[err.kind] += 1
                 elif topic == b"status":
-                    last_status = decode_status(frames)
+                    status = decode_status(frames)
+                    statuses[status.worker] = status
                 elif topic.startswith(b"pose3d/"):
                     outputs += 1
                     msg = decode_pose3d(frames)
@@ -178,6 +180,7 @@ def run(inp: str, out: str, messages: int, bad_rate: float, streams: int, fps: f
         settle = time.monotonic() + 3.0
         while time.monotonic() < settle:
             receive(100)
+        last_status = merge_statuses(list(statuses.values())) if statuses else None
         status_errors = last_status.errors if last_status else {}
         return {
             "messages": bad_sent, "seconds": duration, "bad_rate": bad_rate, "streams": streams, "fps": fps,

@@ -42,9 +42,7 @@ class Listener:
     @property
     def status(self) -> Status | None:
         """The node's latest status; behind a cluster, its workers' summed (latencies: the largest worker's)."""
-        if len(self.statuses) <= 1:
-            return next(iter(self.statuses.values()), None)
-        return merge_statuses(list(self.statuses.values()))
+        return merge_statuses(list(self.statuses.values())) if self.statuses else None
 
     def poll(self, timeout_ms: int) -> int:
         """Receive for up to ``timeout_ms`` (returns at the first quiet poll); the number of answers
@@ -161,7 +159,10 @@ CAMERA_TO_Y_UP = np.array([[1.0, 0, 0], [0, -1, 0], [0, 0, -1]])
 
 
 def merge_statuses(statuses: list[Status]) -> Status:
-    """Several workers' statuses as one: counters summed, latency and age percentiles the largest, busy the mean."""
+    """Several workers' statuses as one: counters summed, latency and age percentiles the largest, busy the mean
+    (one status is returned as it is)."""
+    if len(statuses) == 1:
+        return statuses[0]
     first = statuses[0]
 
     def add(name: str) -> int:
