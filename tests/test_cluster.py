@@ -327,3 +327,28 @@ def test_the_cluster_command_restarts_a_killed_worker_and_moves_its_streams_back
         ctx.term()
     assert proc.returncode == 0, out_text
     assert "pads-stream cluster: stopped" in out_text
+
+
+def test_two_workers_that_crash_together_leave_their_streams_to_the_third(test_set):
+    """Losing one worker re-places its streams; a send there may find the other gone too. Each loss
+    is handled on its own: every stream ends on the survivor, and no event says none is left."""
+    c = Cluster(load_model(), names=("w0", "w1", "w2"))
+    try:
+        streams = [f"cam{k}" for k in range(6)]
+        announce(c, streams, {})
+        for name in ("w0", "w1"):
+            c.running.discard(name)
+            c.nodes[name].link.socket.close(0)
+        deadline = time.monotonic() + 30
+        while sum("its connection closed" in e for e in c.events()) < 2:
+            assert time.monotonic() < deadline, c.events()
+            for s in streams:
+                c.pub.send_multipart(kp2d_message(s, 99, time.time_ns(), persons_of(test_set, [0])))
+            c.spin(2)
+        for s in streams:
+            c.pub.send_multipart(kp2d_message(s, 100, time.time_ns(), persons_of(test_set, [0])))
+        c.until(lambda: all((s, 100) in answered(c.received) for s in streams), "all streams answered by w2")
+        assert all(c.owner_of(s) == "w2" for s in streams)
+        assert not any("no worker left" in e for e in c.events())
+    finally:
+        c.close()
