@@ -44,6 +44,7 @@ import zmq
 from .node import say
 from .placement import capacity, owner, preference, route_key
 from .shutdown import exit_on_stop_signals
+from .sockets import RateLimit, inbound
 from .wire import (
     BYE,
     DATA,
@@ -143,11 +144,7 @@ class Router:
         self.folder = Path(tempfile.mkdtemp(prefix="pads-cluster-"))  # ipc endpoints and local keys
         work = cfg.work or f"ipc://{self.folder}/work"
         collect = cfg.collect or f"ipc://{self.folder}/collect"
-        self.inp = self.context.socket(zmq.SUB)
-        self.inp.setsockopt(zmq.RCVHWM, 100000)
-        self.inp.setsockopt(zmq.LINGER, 0)
-        self.inp.setsockopt(zmq.MAXMSGSIZE, 2 * (1 << 20))  # as a node's input
-        self.inp.setsockopt(zmq.SUBSCRIBE, b"")
+        self.inp = inbound(self.context, 100000)  # as a node's input; the workers' queues bound what waits
         self.work = self.context.socket(zmq.ROUTER)
         self.work.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a send to a worker that is gone raises: it is lost
         self.work.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a worker that reconnects under its name takes over
@@ -194,7 +191,7 @@ class Router:
         self.events: collections.deque[str] = collections.deque(maxlen=16)
         self.started = time.monotonic()
         self.next_beat = self.next_status = self.next_log = self.started
-        self.error_tokens, self.error_refill = cfg.max_errors_per_s, self.started
+        self.error_budget = RateLimit(cfg.max_errors_per_s)
         self.stopping = False
 
     def _proxy(self, control: zmq.Socket) -> None:
@@ -435,13 +432,8 @@ class Router:
         self.stream_key[stream] = new
 
     def answer_no_worker(self, stream: str | None, frames: list[bytes]) -> None:
-        now = time.monotonic()
-        rate = self.cfg.max_errors_per_s
-        self.error_tokens = min(rate, self.error_tokens + (now - self.error_refill) * rate)
-        self.error_refill = now
-        if self.error_tokens < 1 or stream is None:
+        if stream is None or not self.error_budget.take():
             return
-        self.error_tokens -= 1
         frame = None
         try:
             _, payload = decode(frames)

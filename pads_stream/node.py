@@ -44,7 +44,7 @@ from .layout import to_h36m
 from .rootfind import initial_root
 from .shutdown import DeferredStop, exit_on_stop_signals
 from .smoothing import OneEuroConfig
-from .sockets import add_curve_argument
+from .sockets import RateLimit, add_curve_argument, inbound
 from .stepgraph import package_file
 from .tracker import Observation, StreamTracks, TrackerConfig, estimate_persons
 from .wire import (
@@ -98,7 +98,7 @@ class NodeConfig(TrackerConfig, FusionConfig):
     receive_hwm: int = 1000  # ZeroMQ queue bound, messages
     curve_secret_key: str = ""  # CurveZMQ: the node's .key_secret file ("" = no encryption)
     curve_clients: str = ""  # CurveZMQ: folder of authorised client public keys ("" = any client with the node's key)
-    curve_server_key: str = ""  # CurveZMQ, a cluster worker: the router's public .key file ("" = no encryption)
+    curve_server_key: str = ""  # CurveZMQ for the sockets it connects (a cluster worker): their server's public .key
     curve_client_secret: str = ""  # ... and this worker's .key_secret file, for the sockets it connects
     router: str = ""  # a cluster worker: take input from this router (docs/cluster.md) instead of the input SUB
     worker: str = ""  # ... under this name ("" = <host>-<pid>)
@@ -188,25 +188,23 @@ class Node:
                                    client)  # fmt: skip
             self.sub = self.link.socket
         else:
-            self.sub = self.context.socket(zmq.SUB)
-            self.sub.setsockopt(zmq.RCVHWM, cfg.receive_hwm)
-            self.sub.setsockopt(zmq.LINGER, 0)
-            self.sub.setsockopt(zmq.MAXMSGSIZE, 2 * (1 << 20))  # ZeroMQ drops larger messages unread
-            self.sub.setsockopt(zmq.SUBSCRIBE, b"")  # every topic, so that a wrong one is answered (``topic``)
+            self.sub = inbound(self.context, cfg.receive_hwm)
         self.pub = self.context.socket(zmq.PUB)
         self.pub.setsockopt(zmq.LINGER, 1000)
         self.auth = None
+        # CURVE roles: a socket that connects with client keys is a client, any other a server (with the
+        # node's key); a worker's link configures itself
+        own = [(self.pub, cfg.bind_out)] + ([(self.sub, cfg.bind_in)] if self.link is None else [])
         if cfg.curve_secret_key:
             from .security import serve_curve
 
-            # a socket is a CURVE server unless it connects with client keys; a worker's link is always a client
-            servers = [s for s, binds in ((self.sub, cfg.bind_in), (self.pub, cfg.bind_out)) if binds or client is None]
-            servers = [s for s in servers if self.link is None or s is not self.sub]
+            servers = [sock for sock, binds in own if binds or client is None]
             self.auth = serve_curve(self.context, servers, cfg.curve_secret_key, cfg.curve_clients)
-        if client is not None and not cfg.bind_out:
+        if client is not None:
             from .security import curve_client
 
-            curve_client(self.pub, *client)
+            for sock in [sock for sock, binds in own if not binds]:
+                curve_client(sock, *client)
         if not cfg.router:
             (self.sub.bind if cfg.bind_in else self.sub.connect)(cfg.inp)
         (self.pub.bind if cfg.bind_out else self.pub.connect)(cfg.out)
@@ -223,7 +221,7 @@ class Node:
         self.stopping = False
         self.next_status = self.next_log = time.monotonic()
         self.logged_drops = 0  # drops counted at the last log line
-        self.error_tokens, self.error_refill = cfg.max_errors_per_s, time.monotonic()
+        self.error_budget = RateLimit(cfg.max_errors_per_s)
         self.clock_cfg = ClockConfig(cfg.clock_step_s, cfg.clock_confirm)
         model.check_steps(cfg.steps, model.sampler.t_start)  # a bad config fails here, not per frame
         model.check_steps(cfg.warm_steps, cfg.warm_t_start)
@@ -270,9 +268,8 @@ class Node:
         if now >= self.next_status:
             self.next_status = now + self.cfg.status_period_s
             self.expire(now)
-            tracks = sum(len(s.tracks.tracks) for s in self.streams.values())
-            status = self.stats.status(self.model.backend.name, self.model.model_hash, len(self.streams), tracks,
-                                       self.link.name if self.link else None)  # fmt: skip
+            status = self.stats.status(self.model.backend.name, self.model.model_hash, len(self.streams),
+                                       self.track_count(), self.link.name if self.link else None)  # fmt: skip
             self.busy = status.busy
             self.pub.send_multipart(encode_status(status))
             if self.cfg.log_period_s and now >= self.next_log:
@@ -281,13 +278,19 @@ class Node:
                 say(status_line(status, dropped - self.logged_drops, self.cfg))
                 self.logged_drops = dropped
 
+    def track_count(self) -> int:
+        """Remembered persons over all streams."""
+        return sum(len(s.tracks.tracks) for s in self.streams.values())
+
     def tend_link(self) -> None:
         """A cluster worker: heartbeat to the router, reconnect when it went silent, stop when it
         has been silent for ``router_lost_exit_s``."""
         assert self.link is not None
-        tracks = sum(len(s.tracks.tracks) for s in self.streams.values())
-        load = WorkerLoad(os.getpid(), len(self.streams), tracks, self.busy, self.stats.frames_in,
-                          self.stats.frames_out)  # fmt: skip
+
+        def load() -> WorkerLoad:
+            return WorkerLoad(os.getpid(), len(self.streams), self.track_count(), self.busy, self.stats.frames_in,
+                              self.stats.frames_out)  # fmt: skip
+
         silent = self.link.silent_s
         if self.link.tick(load):
             self.poller.unregister(self.sub)
@@ -406,14 +409,9 @@ class Node:
 
     def answer(self, err: WireError) -> None:
         """Publish ``err`` on ``error`` (rate-limited: the excess is only counted as unsent)."""
-        now = time.monotonic()
-        rate = self.cfg.max_errors_per_s
-        self.error_tokens = min(rate, self.error_tokens + (now - self.error_refill) * rate)
-        self.error_refill = now
-        if self.error_tokens < 1:
+        if not self.error_budget.take():
             self.stats.errors_unsent += 1
             return
-        self.error_tokens -= 1
         self.pub.send_multipart(
             encode_error(ErrorMessage(err.stream, err.frame, err.person, err.kind, str(err.reason)))
         )

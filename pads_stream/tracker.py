@@ -185,9 +185,13 @@ def estimate_persons(
     prev_root = np.stack([s.root if s is not None else np.full(3, np.nan) for s in sources])
     R = np.stack([o.R if o.R is not None else np.full((3, 3), np.nan) for o in obs])
     t = np.stack([o.t if o.t is not None else np.full(3, np.nan) for o in obs])
+    # each new track's (since_check, disagreed): a warm one counts on from its source, a new one's first
+    # check is staggered by its id (persons who appear together are not all checked in one frame)
+    every = cfg.cold_check_every
+    checks = [(s.since_check + 1, s.disagreed) if w else (o.id % every if every > 0 else 0, 0)
+              for s, w, o in zip(sources, warm, obs, strict=True)]  # fmt: skip
     # warm persons due a cold check are estimated cold too, as extra rows of the cold call
-    due = warm & np.array([s is not None and cfg.cold_check_every > 0 and s.since_check + 1 >= cfg.cold_check_every
-                           for s in sources])  # fmt: skip
+    due = warm & np.array([every > 0 and since >= every for since, _ in checks])
     n = len(obs)
     rows = np.concatenate([np.arange(n), np.flatnonzero(due)])  # row k < n: person k; beyond: checks
     kind = np.concatenate([warm, np.zeros(due.sum(), bool)])
@@ -202,7 +206,7 @@ def estimate_persons(
                 init=init[r] if is_warm else None, t_start=cfg.warm_t_start if is_warm else None,
                 depth_guess=prev_root[r, 2], floor=(R[r], t[r]),
             )  # fmt: skip
-    checked = cold_check(rel, out_root, ok, rows, sources, cfg)
+    cold_check(rel, out_root, ok, rows, checks, cfg)
     rel, out_root, ok = rel[:n], out_root[:n], ok[:n]
     depth: list[DepthFilterState | None] = [None] * len(obs)
     if cfg.depth_filter:  # a body-size depth (not one set by the floor), filtered along the continued track
@@ -218,14 +222,8 @@ def estimate_persons(
             tracks.remember(o, None, cfg)
             out.append(None)
             continue
-        # a new track's first check is staggered by its id, so that persons who appear together are not
-        # all checked in the same frame (one frame's batch would grow by all of them at once)
-        first = o.id % cfg.cold_check_every if cfg.cold_check_every > 0 and not warm[k] else 0
-        since_check, disagreed = checked.get(k, (first, 0))
+        since_check, disagreed = checks[k]
         track = Track(o.t_ns, rel[k], out_root[k], depth[k], since_check=since_check, disagreed=disagreed)
-        if warm[k] and k not in checked:
-            track.since_check = sources[k].since_check + 1
-            track.disagreed = sources[k].disagreed
         tracks.remember(o, track, cfg)
         if cfg.one_euro:  # joints (root + rel) on the sender's clock, along the continued track
             source = sources[k].smooth if sources[k] is not None else None
@@ -236,25 +234,21 @@ def estimate_persons(
     return out
 
 
-def cold_check(rel: np.ndarray, root: np.ndarray, ok: np.ndarray, rows: np.ndarray, sources: list[Track | None],
-               cfg: TrackerConfig) -> dict[int, tuple[int, int]]:  # fmt: skip
+def cold_check(rel: np.ndarray, root: np.ndarray, ok: np.ndarray, rows: np.ndarray,
+               checks: list[tuple[int, int]], cfg: TrackerConfig) -> None:  # fmt: skip
     """Compare each checked person's warm estimate (row k) with its cold one (a row beyond the
     persons, ``rows`` naming the person); after ``cold_check_runs`` disagreements in a row the
-    cold estimate replaces the warm one, in place. Returns, per checked person, the track's new
-    (since_check, disagreed)."""
-    n = len(sources)
-    out = {}
-    for row in range(n, len(rows)):
+    cold estimate replaces the warm one. ``rel``, ``root`` and the person's ``checks`` entry
+    (since_check, disagreed) are updated in place."""
+    for row in range(len(checks), len(rows)):
         k = int(rows[row])
-        if not (ok[k] and ok[row]):
-            out[k] = (0, sources[k].disagreed if sources[k] else 0)
-            continue
-        apart = 1000 * np.linalg.norm(rel[k] - rel[row], axis=-1).mean()
-        disagreed = sources[k].disagreed + 1 if apart > cfg.cold_check_mm and sources[k] else 0
-        if disagreed >= cfg.cold_check_runs:  # the track has kept a pose the frames no longer show
-            rel[k], root[k], disagreed = rel[row], root[row], 0
-        out[k] = (0, disagreed)
-    return out
+        disagreed = checks[k][1]
+        if ok[k] and ok[row]:
+            apart = 1000 * np.linalg.norm(rel[k] - rel[row], axis=-1).mean()
+            disagreed = disagreed + 1 if apart > cfg.cold_check_mm else 0
+            if disagreed >= cfg.cold_check_runs:  # the track has kept a pose the frames no longer show
+                rel[k], root[k], disagreed = rel[row], root[row], 0
+        checks[k] = (0, disagreed)
 
 
 def track_sequences(model: PoseModel, cfg: TrackerConfig, rays: np.ndarray, conf: np.ndarray,

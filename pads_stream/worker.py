@@ -13,6 +13,7 @@ closes it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import zmq
 
@@ -58,9 +59,10 @@ class RouterLink:
             return frames[1:]
         return None
 
-    def tick(self, load: WorkerLoad) -> bool:
-        """Heartbeat when due; reconnect when the router has been silent for ``liveness`` heartbeats.
-        True when :attr:`socket` was replaced (the caller re-registers it with its poller)."""
+    def tick(self, load: Callable[[], WorkerLoad]) -> bool:
+        """Heartbeat (with ``load()``, called only then) when due; reconnect when the router has been
+        silent for ``liveness`` heartbeats. True when :attr:`socket` was replaced (the caller
+        re-registers it with its poller)."""
         now = time.monotonic()
         if now - self.heard > self.liveness * self.heartbeat_s:
             self.socket.close(0)
@@ -71,7 +73,7 @@ class RouterLink:
         if now >= self.next_beat:
             self.next_beat = now + self.heartbeat_s
             try:
-                self.socket.send_multipart(encode_heartbeat(load), zmq.NOBLOCK)
+                self.socket.send_multipart(encode_heartbeat(load()), zmq.NOBLOCK)
             except zmq.Again:  # the router is not reading; liveness decides
                 pass
         return False

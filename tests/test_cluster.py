@@ -223,24 +223,30 @@ def test_a_lost_worker_s_streams_move_to_the_survivor_and_come_back(cluster, tes
     assert all((s, k) in answered(c.received) for s in theirs for k in range(1, n + 1))
 
 
-def test_a_worker_whose_connection_closes_is_lost_at_once(cluster, test_set):
-    c = cluster
-    streams = [f"cam{k}" for k in range(4)]
-    announce(c, streams, {})
-    crashed = c.nodes["w1"]
-    c.running.discard("w1")
-    crashed.link.socket.close(0)  # a crash: the connection closes, no goodbye, heartbeats just stop
-    # the first send to it fails and loses it then (ROUTER_MANDATORY), long before the heartbeat timeout
+def crash(c: Cluster, names: list[str], streams: list[str], test_set) -> None:
+    """Workers ``names`` crash (their connections close: no goodbye, heartbeats just stop). Frames go
+    on until the router has lost each one because a send to it failed (ROUTER_MANDATORY), long before
+    the heartbeat timeout; those sent before it noticed went down with them, so one more frame per
+    stream is sent and must be answered by the survivors."""
+    for name in names:
+        c.running.discard(name)
+        c.nodes[name].link.socket.close(0)
     deadline = time.monotonic() + 30
-    while not any("w1 lost (its connection closed" in e for e in c.events()):
+    while not all(any(f"{n} lost (its connection closed" in e for e in c.events()) for n in names):
         assert time.monotonic() < deadline, c.events()
         for s in streams:
             c.pub.send_multipart(kp2d_message(s, 99, time.time_ns(), persons_of(test_set, [0])))
         c.spin(2)
-    # frames sent before the router noticed went down with w1; the next ones are all answered by w0
     for s in streams:
         c.pub.send_multipart(kp2d_message(s, 100, time.time_ns(), persons_of(test_set, [0])))
-    c.until(lambda: all((s, 100) in answered(c.received) for s in streams), "all streams answered by w0")
+    c.until(lambda: all((s, 100) in answered(c.received) for s in streams), "all streams answered by the survivors")
+
+
+def test_a_worker_whose_connection_closes_is_lost_at_once(cluster, test_set):
+    c = cluster
+    streams = [f"cam{k}" for k in range(4)]
+    announce(c, streams, {})
+    crash(c, ["w1"], streams, test_set)
     assert all(c.owner_of(s) == "w0" for s in streams)
 
 
@@ -336,18 +342,7 @@ def test_two_workers_that_crash_together_leave_their_streams_to_the_third(test_s
     try:
         streams = [f"cam{k}" for k in range(6)]
         announce(c, streams, {})
-        for name in ("w0", "w1"):
-            c.running.discard(name)
-            c.nodes[name].link.socket.close(0)
-        deadline = time.monotonic() + 30
-        while sum("its connection closed" in e for e in c.events()) < 2:
-            assert time.monotonic() < deadline, c.events()
-            for s in streams:
-                c.pub.send_multipart(kp2d_message(s, 99, time.time_ns(), persons_of(test_set, [0])))
-            c.spin(2)
-        for s in streams:
-            c.pub.send_multipart(kp2d_message(s, 100, time.time_ns(), persons_of(test_set, [0])))
-        c.until(lambda: all((s, 100) in answered(c.received) for s in streams), "all streams answered by w2")
+        crash(c, ["w0", "w1"], streams, test_set)
         assert all(c.owner_of(s) == "w2" for s in streams)
         assert not any("no worker left" in e for e in c.events())
     finally:

@@ -47,19 +47,19 @@ def test_depth_filter_smooths_jitter_follows_a_walker_and_restarts_on_jumps():
 def test_a_warm_track_that_keeps_disagreeing_with_cold_checks_is_replaced():
     """Issue 16: a warm start can keep a wrong pose for good (found when a cluster moved a stream);
     the tracker's cold check replaces it after ``cold_check_runs`` disagreements in a row, and only then."""
-    from pads_stream.tracker import Track, TrackerConfig, cold_check
+    from pads_stream.tracker import TrackerConfig, cold_check
 
     cfg = TrackerConfig(cold_check_mm=100.0, cold_check_runs=2)
     rng = np.random.default_rng(0)
     pose = rng.normal(0, 0.3, (17, 3))
     far, near = pose + [0, 0, 0.25], pose + [0, 0, 0.05]  # 250 mm and 50 mm from the warm pose
 
-    def run(cold: np.ndarray, disagreed: int) -> tuple[np.ndarray, dict]:
+    def run(cold: np.ndarray, disagreed: int) -> tuple[np.ndarray, tuple[int, int]]:
         rel = np.stack([pose, cold])  # row 0: person 0's warm estimate; row 1: its cold check
         root = np.array([[0, 0, 4.0], [0, 0, 4.1]])
-        source = Track(0, pose, root[0], since_check=4, disagreed=disagreed)
-        out = cold_check(rel, root, np.ones(2, bool), np.array([0, 0]), [source], cfg)
-        return rel[0], out[0]
+        checks = [(5, disagreed)]  # the track's (since_check, disagreed), due a check
+        cold_check(rel, root, np.ones(2, bool), np.array([0, 0]), checks, cfg)
+        return rel[0], checks[0]
 
     kept, state = run(far, 0)
     assert np.array_equal(kept, pose) and state == (0, 1)  # one disagreement: kept, counted
