@@ -54,10 +54,10 @@ def run(args: argparse.Namespace, node_args: list[str], command: str = "node") -
         while replayer.send_due():
             listener.poll(max(1, int(1000 * replayer.next_due())))
         sent = time.monotonic() - start
-        quiet_since = time.monotonic()
-        while time.monotonic() - quiet_since < 1.0:  # collect stragglers
-            if listener.poll(100):
-                quiet_since = time.monotonic()
+        expected = {(name, f) for name in replayer.names for f in range(replayer.frame)}
+        deadline = time.monotonic() + 30.0
+        while not expected <= listener.answered() and time.monotonic() < deadline:  # stragglers, however late
+            listener.poll(100)
         node.send_signal(signal.SIGTERM)
         code = node.wait(timeout=30)
         listener.poll(200)

@@ -44,6 +44,10 @@ class Listener:
         """The node's latest status; behind a cluster, its workers' summed (latencies: the largest worker's)."""
         return merge_statuses(list(self.statuses.values())) if self.statuses else None
 
+    def answered(self) -> set[tuple[str, int | None]]:
+        """(stream, frame) of every frame answered so far: by a ``pose3d`` or by a drop notice."""
+        return self.frames | {(e.stream, e.frame) for e in self.errors if e.kind in DROP_KINDS}
+
     def poll(self, timeout_ms: int) -> int:
         """Receive for up to ``timeout_ms`` (returns at the first quiet poll); the number of answers
         (``pose3d`` and ``error`` messages) received, so that status messages alone never look like traffic."""
