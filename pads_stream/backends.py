@@ -105,6 +105,9 @@ class TorchBackend:
     one OpenMP thread per core with an active wait, collapses when another process holds a core:
     one 10-step estimate took 7.4 s instead of 61 ms (docs/engines.md). ``torch.set_num_threads``
     is process-wide: the last torch backend made sets it.
+
+    On a GPU each task's step is captured as a CUDA graph per padded batch size
+    (:mod:`pads_stream.cudagraph`); ``cuda_graphs = False`` runs it eagerly instead.
     """
 
     name = "torch"
@@ -117,6 +120,8 @@ class TorchBackend:
         if self.device.type == "cpu":
             torch.set_num_threads(max(1, threads))
         self.net, self.scale = net.to(self.device), scale
+        self.cuda_graphs = self.device.type == "cuda"
+        self.graphed = None
 
     def operator(self, task: str, inputs: dict[str, np.ndarray], batch: int):
         """The torch forward operator of ``task`` (None for ``prior``)."""
@@ -131,6 +136,14 @@ class TorchBackend:
     def denoiser(self, task: str, inputs: dict[str, np.ndarray], batch: int) -> DenoiseFn:
         from .guidance import torch_denoiser
 
+        if self.cuda_graphs and self.device.type == "cuda":
+            from .cudagraph import MAX_BUCKET, GraphedSteps
+
+            if batch <= MAX_BUCKET:
+                self.graphed = self.graphed or GraphedSteps(self.net, self.scale)
+                if task == "prior":
+                    return self.graphed.denoiser(None, {}, batch)
+                return self.graphed.denoiser(*_graph_inputs(task, inputs, batch), batch)
         return torch_denoiser(self.net, self.operator(task, inputs, batch), self.scale)
 
 

@@ -71,6 +71,7 @@ def frame_latency(model: PoseModel, data: dict, batch: int, steps: int, reps: in
 
 VARIANTS = {  # name: (backend, ONNX Runtime spinning, threads: None = --threads)
     "torch": ("torch", False, None),
+    "torch-eager": ("torch", False, None),  # on a GPU: without CUDA graphs
     "onnxruntime": ("onnxruntime", False, None),
     "onnxruntime-spin": ("onnxruntime", True, None),
     "onnxruntime-1thread": ("onnxruntime", False, 1),
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     rows, skipped = [], {}
     cells = [(name, b, st) for name in args.backends.split(",") for b in batches for st in steps_list]
     bar = iter(progress(cells, desc="bench"))
-    peak = measured_peak("cpu")
+    peaks = {"cpu": measured_peak("cpu")}
     flops = None
     for name in args.backends.split(","):
         backend, spinning, threads = VARIANTS[name]
@@ -118,8 +119,11 @@ def main(argv: list[str] | None = None) -> None:
         except BackendUnavailable as err:
             skipped[name] = str(err)
             continue
+        if name == "torch-eager":
+            model.backend.cuda_graphs = False
         device = "cuda" if backend == "tensorrt" or (backend == "torch" and torch.cuda.is_available()) else "cpu"
-        peaks = {"cpu": peak} if device == "cpu" else {"cuda": measured_peak("cuda")}
+        if device not in peaks:
+            peaks[device] = measured_peak(device)
         flops = flops or step_flops(model)
         timed = {}
         for b in batches:
@@ -140,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
                 "poses_per_s": batch / p50, "floor_ms": 1000 * floor, "ratio_to_floor": p50 / floor,
                 "mpjpe": acc[steps][0], "pa_mpjpe": acc[steps][1],
             })  # fmt: skip
-    result = {"rows": rows, "skipped": skipped, "peak_flops": {"cpu": peak}, "flops_per_pose_step": flops,
+    result = {"rows": rows, "skipped": skipped, "peak_flops": peaks, "flops_per_pose_step": flops,
               "threads": args.threads, "cpu": platform.processor() or platform.machine()}  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(result, indent=1))

@@ -13,7 +13,8 @@ import gc
 import math
 import os
 import time
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,7 @@ from .data import (
     load_plain,
     load_positions_3d,
     split_holdout,
+    to_17,
 )
 from .model import Denoiser, PriorConfig
 from .schedule import DiffusionConfig, add_noise, alphas_cumprod
@@ -53,6 +55,7 @@ class TrainConfig:
     bvh_stride: int = 2  # keep every n-th BVH frame (30 fps data)
     bvh_fraction: float = 0.2  # share of each batch drawn from BVH poses
     plain_arrays: tuple[str, ...] = ()  # .npy files of (N, 17, 3) Y-up metre poses, added to the H36M pool
+    pools: str = ""  # an .npz written by `pads-stream train --save-pools`: replaces h36m, bvh_dirs and plain_arrays
     prior: dict | None = None  # PriorConfig overrides
     diffusion: dict | None = None  # DiffusionConfig overrides
     augment: dict | None = None  # AugmentConfig overrides
@@ -67,10 +70,14 @@ class TrainConfig:
     checkpoint_every: int = 1000
     threads: int = 0  # torch CPU threads per process, 0 = torch's default
     init_from: str = ""  # checkpoint whose EMA weights and scale start the run (fine-tuning); "" = random init
+    max_seconds: float = 0.0  # wall-clock budget: after 200 steps, `steps` shrinks to what fits; 0 = none
 
 
 def training_pools(cfg: TrainConfig) -> list[np.ndarray]:
     """The Y-up pose pools a batch is drawn from: [H36M training takes, BVH poses]."""
+    if cfg.pools:
+        with np.load(cfg.pools) as saved:
+            return [to_17(saved["h36m"])] + ([to_17(saved["bvh"])] if "bvh" in saved and cfg.bvh_fraction > 0 else [])
     data = load_positions_3d(cfg.h36m)
     data = {s: data[s] for s in cfg.train_subjects}
     kept, _ = split_holdout(data, cfg.holdout_takes) if cfg.holdout_takes else (data, {})
@@ -101,6 +108,19 @@ def pose_scale(pools: list[np.ndarray], aug: AugmentConfig, seed: int) -> float:
     return float(np.sqrt(np.mean(x[:, 1:] ** 2)))
 
 
+def save_pools(cfg: TrainConfig, path: Path) -> None:
+    """Write the training pools to one compressed .npz (for ``pools``): a run on another machine
+    then needs this file alone, not the H36M and BVH folders."""
+    pools = training_pools(cfg)
+    np.savez_compressed(path, h36m=pools[0], **({"bvh": pools[1]} if len(pools) > 1 else {}))
+
+
+def fitted_steps(total: int, step: int, rate: float, seconds_left: float) -> int:
+    """The step count to train to: ``total``, or fewer when the steps from ``step`` on, at ``rate``
+    steps/s, would not finish within ``seconds_left``."""
+    return min(total, step + max(1, int(rate * seconds_left)))
+
+
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up, then cosine decay to 5% of the peak rate."""
     if step < cfg.warmup:
@@ -111,6 +131,7 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 def train(cfg: TrainConfig, out: Path, resume: bool = False, log_every: int = 50) -> Path:
     """Run training; returns the path of the final released checkpoint ``out/prior.pt``."""
+    started = time.time()
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     rank = 0
     device = torch.device("cpu")
@@ -123,6 +144,9 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, log_every: int = 50
             torch.cuda.set_device(device)
     elif torch.cuda.is_available():
         device = torch.device("cuda")
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matrix products: ample for a 17-token network
+        torch.backends.cudnn.allow_tf32 = True
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     prior_cfg = from_dict(PriorConfig, cfg.prior or {}, "train.prior")
@@ -180,11 +204,16 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, log_every: int = 50
         tmp.replace(path)
 
     bar = tqdm(total=cfg.steps, initial=step, disable=rank != 0, dynamic_ncols=True, mininterval=5)
-    running, t0 = None, time.time()
+    running, t0, start_step = None, time.time(), step
+    # The next batch is drawn on a second thread while the network trains on this one (numpy
+    # releases the GIL); one thread keeps the rng's sequence, so a resumed run draws the same data.
+    prefetch = ThreadPoolExecutor(1)
+    pending = prefetch.submit(draw_batch, pools, cfg, aug, rng)
     while step < cfg.steps:
-        x0 = torch.from_numpy(draw_batch(pools, cfg, aug, rng)).to(device) / scale  # (B, 17, 3)
+        x0 = torch.from_numpy(pending.result()).to(device) / scale  # (B, 17, 3)
         t = torch.from_numpy(rng.integers(0, diff_cfg.num_train_steps, cfg.batch_size)).to(device)
         eps = torch.from_numpy(rng.standard_normal(x0.shape, dtype=np.float32)).to(device)
+        pending = prefetch.submit(draw_batch, pools, cfg, aug, rng)
         x_t = add_noise(x0, eps, abar[t][:, None, None])
         loss = torch.nn.functional.mse_loss(model(x_t, t), eps)
         for group in opt.param_groups:
@@ -194,15 +223,25 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, log_every: int = 50
         torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
         opt.step()
         with torch.no_grad():
-            for pe, p in zip(ema.parameters(), net.parameters(), strict=True):
-                pe.lerp_(p, 1 - cfg.ema_decay)
+            torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1 - cfg.ema_decay)
         step += 1
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
         bar.update(1)
+        if step - start_step == 200 and cfg.max_seconds > 0:
+            now = time.time()
+            fitted = [fitted_steps(cfg.steps, step, 200 / (now - t0), cfg.max_seconds - (now - started))]
+            if distributed:
+                dist.broadcast_object_list(fitted)  # every rank stops at rank 0's count
+            if fitted[0] < cfg.steps:
+                cfg = replace(cfg, steps=fitted[0])  # saved with the checkpoints: the schedule that ran
+                bar.total = cfg.steps
+                if rank == 0:
+                    print(f"max_seconds {cfg.max_seconds:.0f}: training to step {cfg.steps}")
         if step % log_every == 0:
             bar.set_postfix(loss=f"{running:.4f}", lr=f"{lr_at(step, cfg):.2e}")
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             save(last, release=False)
+    prefetch.shutdown(cancel_futures=True)
     bar.close()
     final = out / "prior.pt"
     save(final, release=True)
@@ -228,14 +267,20 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--steps", type=int, help="override the number of steps")
     parser.add_argument("--seed", type=int, help="override the seed")
+    parser.add_argument("--max-seconds", type=float, help="override the wall-clock budget (max_seconds)")
+    parser.add_argument("--save-pools", metavar="NPZ", help="write the training pools to NPZ (for `pools`) and exit")
     args = parser.parse_args(argv)
     cfg = load_json(TrainConfig, args.config)
-    overrides = {k: v for k, v in (("steps", args.steps), ("seed", args.seed)) if v is not None}
+    given = {"steps": args.steps, "seed": args.seed, "max_seconds": args.max_seconds}
+    overrides = {k: v for k, v in given.items() if v is not None}
     if args.data:
         overrides["h36m"] = h36m_path(args.data)
         overrides["bvh_dirs"] = [str(Path(args.data) / "bandai")] if cfg.bvh_dirs else []
     if overrides:
         cfg = from_dict(TrainConfig, {**to_dict(cfg), **overrides})
+    if args.save_pools:
+        save_pools(cfg, Path(args.save_pools))
+        return
     train(cfg, Path(args.out), resume=args.resume)
 
 

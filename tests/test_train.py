@@ -79,3 +79,28 @@ def test_plain_arrays_join_the_training_pool(tmp_path):
     a, b = training_pools(base)[0], training_pools(with_plain)[0]
     assert len(b) == len(a) + 7
     np.testing.assert_allclose(b[-7:], extra - extra[:, :1])  # made pelvis-relative
+
+
+def test_saved_pools_replace_the_data_folders(tmp_path):
+    from pads_stream.train import save_pools, training_pools
+
+    base = TrainConfig(h36m=str(H36M), bvh_dirs=(), train_subjects=("S1",), holdout_takes="")
+    save_pools(base, tmp_path / "pools.npz")
+    from_file = TrainConfig(h36m="absent.npz", bvh_dirs=("absent",), pools=str(tmp_path / "pools.npz"), bvh_fraction=0)
+    a, b = training_pools(base), training_pools(from_file)
+    assert len(a) == len(b) == 1 and np.array_equal(a[0], b[0])
+
+
+def test_a_time_budget_shrinks_the_schedule_to_the_steps_that_fit(tmp_path):
+    from pads_stream.train import fitted_steps
+
+    assert fitted_steps(1000, 200, rate=10.0, seconds_left=30.0) == 500
+    assert fitted_steps(1000, 200, rate=10.0, seconds_left=1e6) == 1000
+    assert fitted_steps(1000, 200, rate=10.0, seconds_left=-5.0) == 201  # over budget: stop at the next step
+    cfg = TrainConfig(
+        h36m=str(H36M), bvh_dirs=(), train_subjects=("S1",), holdout_takes="", batch_size=16, steps=10**7,
+        prior={"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32}, checkpoint_every=10**7, threads=1,
+        max_seconds=3.0,
+    )  # fmt: skip
+    ckpt = load_checkpoint(train(cfg, tmp_path))
+    assert 200 < ckpt["step"] < 10**7 and ckpt["train"]["steps"] == ckpt["step"]  # the schedule that ran is saved
