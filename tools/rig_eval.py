@@ -223,12 +223,13 @@ def main() -> None:
     parser.add_argument("--data", default=DEFAULT_DATA, help="folder holding h36m/")
     parser.add_argument("--samples", type=int, default=500, help="persons (half S9, half S11)")
     parser.add_argument("--backend", default="auto")
+    parser.add_argument("--model", help="checkpoint (default: the shipped model)")
     parser.add_argument("--limb", action="store_true", help="add the table of a limb seen by one view only")
     parser.add_argument("--validation", action="store_true", help="held-out S8 poses in the S9 rig (tuning)")
     parser.add_argument("--cost", action="store_true", help="only the table of ms per person (one view, 2, 4)")
     parser.add_argument("--out", help="write the tables (markdown) here")
     args = parser.parse_args()
-    model = load_model(backend=args.backend)
+    model = load_model(args.model, backend=args.backend)
     sets = (validation_sets if args.validation else test_sets)(args.data, args.samples)
     where = "held-out S8 in the S9 rig" if args.validation else "V-H36M test set, S9/S11 rig"
     lines = [f"{where}, {len(sets['exact'].world)} persons, 10 steps, backend {model.backend.name}", ""]

@@ -113,6 +113,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=DEFAULT_DATA)
     parser.add_argument("--samples", type=int, default=500)
+    parser.add_argument("--model", help="checkpoint (default: the shipped model)")
+    parser.add_argument("--backend", default="onnxruntime")
     parser.add_argument("--node", action="store_true", help="also run the limb and random cases through a node")
     parser.add_argument(
         "--root", choices=("given", "unknown", "both"), default="both", help="root given, estimated, or both"
@@ -122,7 +124,7 @@ def main() -> None:
     t = load_test(test_path(args.data), args.samples)
     t = {k: (v.astype(np.float64) if v.dtype == np.float32 else v) for k, v in t.items()}
     gt, n = t["gt"], len(t["gt"])
-    model = load_model(backend="onnxruntime", threads=1)
+    model = load_model(args.model, backend=args.backend, threads=1)
     all_cases = cases(n, np.random.default_rng(0))
     lines = [
         "# Unseen joints (confidence 0)",
