@@ -4,7 +4,7 @@ compute floor, with the accuracy of each configuration beside its cost.
 For each backend × batch × steps: p50/p99 of one whole ``estimate()`` call (a frame: all
 persons at once, every step, input checks included) and poses per second. FLOPs per pose per
 step are counted on the guided step itself (``torch.utils.flop_counter``); the device's peak
-is measured in the same run (a large float32 matrix product), so the compute floor is
+is measured in the same run (a large float32 matrix product; on a CPU one core's), so the compute floor is
 FLOPs / peak and each result is reported as a ratio to it. Accuracy: MPJPE / PA-MPJPE on a
 sample of the V-H36M test set (GT 2D) for each step count and backend.
 """
@@ -43,18 +43,25 @@ def step_flops(model: PoseModel, batch: int = 64) -> float:
 
 
 def measured_peak(device: str, n: int = 2048, reps: int = 10) -> float:
-    """FLOP/s of an n×n×n float32 matrix product on ``device`` (best of ``reps``)."""
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
-    best = float("inf")
-    for _ in range(reps + 2):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        a @ b
-        if device == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
+    """FLOP/s of an n×n×n float32 matrix product (best of ``reps``) on one CPU core (the node runs
+    one thread, and the floor it is held to is one core's) or on the GPU."""
+    threads = torch.get_num_threads()
+    if device == "cpu":
+        torch.set_num_threads(1)
+    try:
+        a = torch.randn(n, n, device=device)
+        b = torch.randn(n, n, device=device)
+        best = float("inf")
+        for _ in range(reps + 2):
+            if device == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            a @ b
+            if device == "cuda":
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
     return 2 * n**3 / best
 
 
