@@ -101,6 +101,13 @@ def draw_batch(pools: list[np.ndarray], cfg: TrainConfig, aug: AugmentConfig, rn
     return augment_to_camera(np.concatenate(parts), rng, aug)
 
 
+def draw_step(pools: list[np.ndarray], cfg: TrainConfig, aug: AugmentConfig, rng: np.random.Generator,
+              num_train_steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """One step's random draws, in a fixed order: poses (B, 17, 3) metres, timesteps (B,), noise (B, 17, 3)."""
+    x0 = draw_batch(pools, cfg, aug, rng)
+    return x0, rng.integers(0, num_train_steps, cfg.batch_size), rng.standard_normal(x0.shape, dtype=np.float32)
+
+
 def pose_scale(pools: list[np.ndarray], aug: AugmentConfig, seed: int) -> float:
     """Normalisation: the RMS joint coordinate (metres) of 20k augmented training poses."""
     rng = np.random.default_rng(seed)
@@ -179,10 +186,10 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, log_every: int = 50
     abar = torch.tensor(alphas_cumprod(diff_cfg), dtype=torch.float32, device=device)
 
     def save(path: Path, release: bool) -> None:
-        states = [rng.bit_generator.state]
+        states = [rng_state]
         if distributed:
             gathered: list = [None] * dist.get_world_size()
-            dist.all_gather_object(gathered, rng.bit_generator.state)
+            dist.all_gather_object(gathered, rng_state)
             states = gathered
         if rank != 0:
             return
@@ -205,15 +212,17 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, log_every: int = 50
 
     bar = tqdm(total=cfg.steps, initial=step, disable=rank != 0, dynamic_ncols=True, mininterval=5)
     running, t0, start_step = None, time.time(), step
-    # The next batch is drawn on a second thread while the network trains on this one (numpy
-    # releases the GIL); one thread keeps the rng's sequence, so a resumed run draws the same data.
+    # The next step's draws are made on a second thread while the network trains on this one (numpy
+    # releases the GIL). Only that thread uses the rng, one step at a time, and a checkpoint stores
+    # its state from before the draw in flight: a resumed run draws what the unbroken run would have.
     prefetch = ThreadPoolExecutor(1)
-    pending = prefetch.submit(draw_batch, pools, cfg, aug, rng)
+    rng_state = rng.bit_generator.state
+    pending = prefetch.submit(draw_step, pools, cfg, aug, rng, diff_cfg.num_train_steps)
     while step < cfg.steps:
-        x0 = torch.from_numpy(pending.result()).to(device) / scale  # (B, 17, 3)
-        t = torch.from_numpy(rng.integers(0, diff_cfg.num_train_steps, cfg.batch_size)).to(device)
-        eps = torch.from_numpy(rng.standard_normal(x0.shape, dtype=np.float32)).to(device)
-        pending = prefetch.submit(draw_batch, pools, cfg, aug, rng)
+        x0, t, eps = (torch.from_numpy(a).to(device) for a in pending.result())
+        x0 = x0 / scale  # (B, 17, 3)
+        rng_state = rng.bit_generator.state
+        pending = prefetch.submit(draw_step, pools, cfg, aug, rng, diff_cfg.num_train_steps)
         x_t = add_noise(x0, eps, abar[t][:, None, None])
         loss = torch.nn.functional.mse_loss(model(x_t, t), eps)
         for group in opt.param_groups:

@@ -104,3 +104,29 @@ def test_a_time_budget_shrinks_the_schedule_to_the_steps_that_fit(tmp_path):
     )  # fmt: skip
     ckpt = load_checkpoint(train(cfg, tmp_path))
     assert 200 < ckpt["step"] < 10**7 and ckpt["train"]["steps"] == ckpt["step"]  # the schedule that ran is saved
+
+
+def test_a_resumed_run_ends_with_the_weights_of_an_unbroken_one(tmp_path, monkeypatch):
+    import shutil
+
+    cfg = TrainConfig(
+        h36m=str(H36M), bvh_dirs=(), train_subjects=("S1",), holdout_takes="", batch_size=32, steps=20,
+        prior={"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32}, checkpoint_every=10, threads=1,
+    )  # fmt: skip
+    save = torch.save
+
+    def keep_step_10(obj, path, *args, **kwargs):  # the step-10 checkpoint, before step 20 overwrites it
+        save(obj, path, *args, **kwargs)
+        if isinstance(obj, dict) and obj.get("step") == 10 and "optimizer" in obj:
+            save(obj, tmp_path / "step10.pt")
+
+    monkeypatch.setattr(torch, "save", keep_step_10)
+    train(cfg, tmp_path / "unbroken")
+    monkeypatch.setattr(torch, "save", save)
+    (tmp_path / "resumed").mkdir()
+    shutil.copy(tmp_path / "step10.pt", tmp_path / "resumed" / "last.pt")
+    train(cfg, tmp_path / "resumed", resume=True)
+    a, b = (load_checkpoint(tmp_path / run / "last.pt") for run in ("unbroken", "resumed"))
+    assert a["step"] == b["step"] == 20
+    for name, weight in a["raw_weights"].items():  # the batches drawn ahead on the prefetch thread included
+        assert torch.equal(weight, b["raw_weights"][name]), name
