@@ -441,6 +441,15 @@ class Status:
     worker: str | None = None  # in a cluster: the worker that sent it (``docs/cluster.md``); None for a lone node
 
 
+def decode_as(frames: list[bytes], topic: str) -> dict[str, Any]:
+    """The payload of a message on ``topic`` (a topic ending in "/" is a prefix: ``pose3d/``);
+    raises WireError ``topic`` for a message on another."""
+    got, payload = decode(frames)
+    if got != topic and not (topic.endswith("/") and got.startswith(topic)):
+        raise WireError("topic", f"not a {topic.rstrip('/')} message: {got!r}")
+    return payload
+
+
 def encode_pose3d(msg: Pose3d) -> list[bytes]:
     """The two frames of a ``pose3d`` message."""
     persons = []
@@ -466,9 +475,7 @@ def encode_pose3d(msg: Pose3d) -> list[bytes]:
 
 def decode_pose3d(frames: list[bytes]) -> Pose3d:
     """A ``pose3d`` message as a record, arrays as float64 numpy (for consumers)."""
-    topic, p = decode(frames)
-    if not topic.startswith("pose3d/"):
-        raise WireError("topic", f"not a pose3d message: {topic!r}")
+    p = decode_as(frames, "pose3d/")
     try:
         persons = tuple(
             PosePerson(
@@ -495,9 +502,7 @@ def encode_error(msg: ErrorMessage) -> list[bytes]:
 
 def decode_error(frames: list[bytes]) -> ErrorMessage:
     """An ``error`` message as a record."""
-    topic, p = decode(frames)
-    if topic != "error":
-        raise WireError("topic", f"not an error message: {topic!r}")
+    p = decode_as(frames, "error")
     try:
         return ErrorMessage(p["stream"], p["frame"], p.get("id"), p["kind"], p["reason"])
     except KeyError as err:
@@ -511,9 +516,7 @@ def encode_status(msg: Status) -> list[bytes]:
 
 def decode_status(frames: list[bytes]) -> Status:
     """A ``status`` message as a record."""
-    topic, p = decode(frames)
-    if topic != "status":
-        raise WireError("topic", f"not a status message: {topic!r}")
+    p = decode_as(frames, "status")
     optional = {"busy", "worker"}  # later additions: a status without them is still one
     try:
         fields = [f.name for f in dataclasses.fields(Status) if f.name in p or f.name not in optional]
@@ -592,9 +595,7 @@ def encode_cluster(msg: ClusterStatus) -> list[bytes]:
 
 def decode_cluster(frames: list[bytes]) -> ClusterStatus:
     """A ``cluster`` message as a record."""
-    topic, p = decode(frames)
-    if topic != "cluster":
-        raise WireError("topic", f"not a cluster message: {topic!r}")
+    p = decode_as(frames, "cluster")
     try:
         workers = tuple(
             WorkerState(**{**w, "load": None if w["load"] is None else WorkerLoad(**w["load"]),
