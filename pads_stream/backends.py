@@ -134,8 +134,12 @@ class TorchBackend:
         if self.device.type == "cpu":
             torch.set_num_threads(max(1, threads))
         self.net, self.scale = net.to(self.device), scale
-        self.cuda_graphs = self.device.type == "cuda"
-        self.graphed = None
+        self.graphed = None  # the captured steps, on a GPU
+        if self.device.type == "cuda":
+            from .cudagraph import GraphedSteps
+
+            self.graphed = GraphedSteps(self.net, scale)
+        self.cuda_graphs = self.graphed is not None
 
     def operator(self, task: str, inputs: dict[str, np.ndarray], batch: int):
         """The torch forward operator of ``task`` (None for ``prior``)."""
@@ -150,14 +154,10 @@ class TorchBackend:
     def denoiser(self, task: str, inputs: dict[str, np.ndarray], batch: int) -> DenoiseFn:
         from .guidance import torch_denoiser
 
-        if self.cuda_graphs and self.device.type == "cuda":
-            from .cudagraph import MAX_BUCKET, GraphedSteps
-
-            if batch <= MAX_BUCKET:
-                self.graphed = self.graphed or GraphedSteps(self.net, self.scale)
-                if task == "prior":
-                    return self.graphed.denoiser(None, {}, batch)
-                return self.graphed.denoiser(*_graph_inputs(task, inputs, batch), batch)
+        if self.cuda_graphs and self.graphed is not None and self.graphed.fits(batch):
+            if task == "prior":
+                return self.graphed.denoiser(None, {}, batch)
+            return self.graphed.denoiser(*_graph_inputs(task, inputs, batch), batch)
         return torch_denoiser(self.net, self.operator(task, inputs, batch), self.scale)
 
 

@@ -92,6 +92,11 @@ class GraphedSteps:
         self.net, self.scale = net, scale
         self.steps: OrderedDict[tuple[str | None, int], GraphedStep] = OrderedDict()
 
+    @staticmethod
+    def fits(batch: int) -> bool:
+        """Whether ``batch`` poses run as a graph (larger batches run eagerly)."""
+        return batch <= MAX_BUCKET
+
     def denoiser(self, graph: str | None, fixed: dict[str, np.ndarray], batch: int) -> DenoiseFn:
         """The step for ``batch`` poses with ``fixed`` bound (see :class:`GraphedStep`)."""
         size = bucket(batch)
