@@ -446,7 +446,7 @@ def decode_as(frames: list[bytes], topic: str) -> dict[str, Any]:
     raises WireError ``topic`` for a message on another."""
     got, payload = decode(frames)
     if got != topic and not (topic.endswith("/") and got.startswith(topic)):
-        raise WireError("topic", f"not a {topic.rstrip('/')} message: {got!r}")
+        raise WireError("topic", f"expected a {topic!r} message, got topic {got!r}")
     return payload
 
 
