@@ -15,6 +15,7 @@ onnxruntime until a backend is built.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 from typing import Protocol
 
@@ -24,6 +25,7 @@ from .sampler import DenoiseFn
 from .stepgraph import OUTPUTS, TASKS, BackendUnavailable
 
 BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
+KEEP = 16  # bound steps an ONNX Runtime backend keeps, by (graph, batch size)
 
 
 class Backend(Protocol):
@@ -72,6 +74,7 @@ class OnnxRuntimeBackend:
             p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()
         ]
         self.sessions: dict[str, object] = {}
+        self.bound: OrderedDict[tuple[str, int], _BoundStep] = OrderedDict()  # (graph, batch) -> its buffers
 
     def session(self, graph: str):
         if graph not in self.sessions:
@@ -87,29 +90,52 @@ class OnnxRuntimeBackend:
         return self.sessions[graph]
 
     def denoiser(self, task: str, inputs: dict[str, np.ndarray], batch: int) -> DenoiseFn:
-        """The step with ``inputs`` bound once (ONNX Runtime's IO binding): each call copies the
-        poses and the two scalars into buffers the session reads, and the outputs land in buffers
-        it writes, so a step skips the feed checks and allocations of ``session.run``."""
+        """The step with ``inputs`` bound (ONNX Runtime's IO binding): the session reads its inputs
+        from buffers and writes its outputs into buffers made once per (graph, batch) (the
+        :data:`KEEP` most recently used kept); a call copies the frame's inputs, then each step the
+        poses and the two scalars, into them, so a step skips the feed checks and allocations of
+        ``session.run``. Like every backend's, one denoiser of a task and batch size is in use at a
+        time (the sampler runs one loop to its end before the next)."""
+        graph, fixed = _graph_inputs(task, inputs, batch)
+        key = (graph, batch)
+        if key in self.bound:
+            self.bound.move_to_end(key)
+        else:
+            self.bound[key] = _BoundStep(self.session(graph), fixed, batch)
+            while len(self.bound) > KEEP:
+                self.bound.popitem(last=False)
+        step = self.bound[key]
+        step.bind(fixed)
+        return step
+
+
+class _BoundStep:
+    """One session's step with IO binding for ``batch`` poses: input and output buffers made once."""
+
+    def __init__(self, session, fixed: dict[str, np.ndarray], batch: int):
         import onnxruntime as ort
 
-        graph, fixed = _graph_inputs(task, inputs, batch)
-        session = self.session(graph)
-        x_t_buf = np.empty((batch, 17, 3), np.float32)
-        t_buf, alpha_buf = np.zeros(1, np.float32), np.zeros(1, np.float32)
-        out = {name: np.empty((batch, 17, 3), np.float32) for name in OUTPUTS}
-        binding = session.io_binding()
-        for name, value in {"x_t": x_t_buf, "t": t_buf, "alpha": alpha_buf, **fixed}.items():
-            binding.bind_cpu_input(name, value)
-        for name, value in out.items():
-            binding.bind_ortvalue_output(name, ort.OrtValue.ortvalue_from_numpy(value))
+        self.session = session
+        self.x_t = np.empty((batch, 17, 3), np.float32)
+        self.t, self.alpha = np.zeros(1, np.float32), np.zeros(1, np.float32)
+        self.fixed = {name: np.empty_like(value) for name, value in fixed.items()}
+        self.out = {name: np.empty((batch, 17, 3), np.float32) for name in OUTPUTS}
+        self.binding = session.io_binding()
+        for name, value in {"x_t": self.x_t, "t": self.t, "alpha": self.alpha, **self.fixed}.items():
+            self.binding.bind_cpu_input(name, value)
+        for name, value in self.out.items():
+            self.binding.bind_ortvalue_output(name, ort.OrtValue.ortvalue_from_numpy(value))
 
-        def denoise(x_t: np.ndarray, t: float, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-            np.copyto(x_t_buf, x_t)
-            t_buf[0], alpha_buf[0] = t, alpha
-            session.run_with_iobinding(binding)
-            return out["x0"].copy(), out["grad"].copy()  # the next step overwrites the buffers
+    def bind(self, fixed: dict[str, np.ndarray]) -> None:
+        """Copy one call's task inputs into the bound buffers."""
+        for name, value in fixed.items():
+            np.copyto(self.fixed[name], value)
 
-        return denoise
+    def __call__(self, x_t: np.ndarray, t: float, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+        np.copyto(self.x_t, x_t)
+        self.t[0], self.alpha[0] = t, alpha
+        self.session.run_with_iobinding(self.binding)
+        return self.out["x0"].copy(), self.out["grad"].copy()  # the next step overwrites the buffers
 
 
 class TorchBackend:

@@ -202,3 +202,17 @@ def test_tensorrt_backend_says_why_it_cannot_run(tiny_checkpoint):
         pytest.skip("TensorRT and a GPU are present here")
     with pytest.raises(BackendUnavailable, match="TensorRT|GPU"):
         load_model(tiny_checkpoint, backend="tensorrt")
+
+
+def test_a_reused_bound_step_takes_each_calls_inputs(exported, tiny_checkpoint, test_set):
+    """ONNX Runtime keeps one IO-bound step per (graph, batch): a second batch of the same size must
+    be estimated from its own inputs (a fresh backend for each gives the reference), and a third
+    call with the first batch's inputs must repeat the first result."""
+    kp, K, root, conf = (test_set[k][:8] for k in ("kp2d_det", "K", "root", "conf_det"))
+    halves = [(kp[:4], K[:4], root[:4], conf[:4]), (kp[4:], K[4:], root[4:], conf[4:])]
+    shared = load_model(tiny_checkpoint, backend="onnxruntime")
+    got = [shared.estimate(*h, steps=4) for h in halves] + [shared.estimate(*halves[0], steps=4)]
+    assert len(shared.backend.bound) == 1  # one step of 4 poses served all three calls
+    fresh = [load_model(tiny_checkpoint, backend="onnxruntime").estimate(*h, steps=4) for h in halves]
+    assert np.abs(got[0] - fresh[0]).max() <= 1e-6 and np.abs(got[1] - fresh[1]).max() <= 1e-6
+    assert np.array_equal(got[0], got[2]) and np.abs(got[0] - got[1]).max() > 1e-3
