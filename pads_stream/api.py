@@ -549,6 +549,7 @@ class PoseModel:
         r, x = self._rescale(x, r, conf, estimated, floor, bone_scale(x, conf))
         if restart:
             x = self._lift(rays, unit, r, conf, x, self.sampler.restart_t_start, restart, rho)
+        x = self._complete_unseen(x, conf, steps)
         if floor is not None:  # the final pose's lowest joint onto the floor (no network pass)
             r, x = self._rescale(x, r, conf, estimated, floor, np.ones(n))
         ok &= np.isfinite(x).all(axis=(1, 2)) & np.isfinite(r).all(axis=1)
@@ -562,6 +563,30 @@ class PoseModel:
             factor = np.where(known, on_floor, factor)
         factor = np.where(ok, factor, 1.0)
         return r * factor[:, None], (x * factor[:, None, None]).astype(np.float32)
+
+    def _complete_unseen(self, x: np.ndarray, conf: np.ndarray, steps: int) -> np.ndarray:
+        """Joints unseen (confidence 0) completed from the seen ones by :meth:`complete`'s solver
+        (the prior's posterior mean given them, where the estimate holds one sample), in
+        ``complete_unseen`` × ``steps`` passes; persons with every joint seen are left as they are."""
+        unseen = conf <= 0
+        unseen[:, 0] = False  # the pelvis is the origin
+        rows = np.flatnonzero(unseen.any(axis=1) & np.isfinite(x).all(axis=(1, 2)))
+        passes = min(int(round(self.sampler.complete_unseen * steps)), self.sampler.complete_t_start)
+        if rows.size and passes:
+            x = x.copy()
+            x[rows] = self._complete(x[rows], ~unseen[rows], passes)
+        return x
+
+    def _complete(self, y: np.ndarray, seen: np.ndarray, steps: int) -> np.ndarray:
+        """The completion core on validated inputs: ``y`` (N, 17, 3) pelvis-relative metres,
+        ``seen`` (N, 17) bool with the pelvis True -> (N, 17, 3) float32, the seen joints as given
+        (rows may be non-finite: callers check)."""
+        y = np.where(seen[..., None], y, 0.0)
+        s = self.sampler
+        inputs = {"y": y, "weights": seen.astype(np.float64)}
+        x = self._run("identity", inputs, fill_from_ancestors(y, seen), s.complete_t_start, steps, s.complete_rho,
+                      solver=s.complete_solver)  # fmt: skip
+        return np.where(seen[..., None], y, x).astype(np.float32)
 
     def _lift(self, rays, unit, r, c, x_init, t0, steps, rho) -> np.ndarray:
         inputs = {"rays": rays, "root": r, "weights": c}
@@ -674,12 +699,7 @@ class PoseModel:
         y = np.where(m[..., None], y, 0.0)
         if not np.all(np.isfinite(y)) or np.any(np.abs(y) > 10):
             raise ValueError("partial must be finite, pelvis-relative metres (|x| <= 10 m) at observed joints")
-        y = y - y[:, :1]
-        start = fill_from_ancestors(y, m)
-        s = self.sampler
-        inputs = {"y": y, "weights": m.astype(np.float64)}
-        x = self._run("identity", inputs, start, s.complete_t_start, steps, s.complete_rho, solver=s.complete_solver)
-        return np.where(m[..., None], y, self._finite(x)).astype(np.float32)
+        return self._finite(self._complete(y - y[:, :1], m, steps))
 
     def generate(self, n: int, steps: int = 50, seed: int = 0) -> np.ndarray:
         """Draw ``n`` poses from the prior -> (n, 17, 3) float32 pelvis-relative, metres."""

@@ -56,6 +56,9 @@ class SamplerConfig:
     complete_t_start: int = 400  # completion: noise level of the (not noised) observed-joint start
     complete_rho: float = 4.0  # completion guidance step
     complete_solver: str = "tweedie"  # completion's solver (see schedule.solver_tables)
+    # estimation: joints unseen (confidence 0) are completed from the seen ones as complete() does, in this
+    # share of the estimation's steps (persons with every joint seen pay nothing); 0 = left as sampled
+    complete_unseen: float = 1.0
     # rigs, each a pair (two views, four or more) interpolated in the (harmonic) mean number of views per seen
     # joint: the noise level of the (not noised) triangulated start, and the guidance step at
     # REFERENCE_STEPS steps (scaled like rho). Fewer views leave more to the prior.
@@ -90,7 +93,7 @@ class SamplerConfig:
             raise ValueError(f"restart_fraction must be in [0, 1), got {self.restart_fraction!r}")
         if not (np.isfinite(self.denoise_level) and self.denoise_level > 0):
             raise ValueError(f"denoise_level must be finite and > 0, got {self.denoise_level!r}")
-        for name in ("rho", "rho_power", "complete_rho", "snap_power", "rig_conf_power", "rig_snap"):
+        for name in ("rho", "rho_power", "complete_rho", "complete_unseen", "snap_power", "rig_conf_power", "rig_snap"):
             if not (np.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 raise ValueError(f"{name} must be finite and >= 0, got {getattr(self, name)!r}")
 

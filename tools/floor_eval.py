@@ -1,8 +1,12 @@
 """A camera's floor from the tracked people's feet, against the real V-H36M rig.
 
 For each of the 8 real cameras of S9 and S11 (``h36m/cameras_s9_s11.json``): 4 persons play 4 of
-that subject's takes (25 Hz) at random places within 2 m of where the rig looks, each with its
-own random heading, seen by that one camera with detector-like 2D; the node's tracker
+that subject's takes (25 Hz) about random places within 2 m of where the rig looks, each with its
+own random heading, seen by that one camera with detector-like 2D (joints outside its image
+unseen). The Human3.6M files hold no global trajectory (the pelvis stays at the origin), so each
+person walks the path that holds its lower ankle still from frame to frame (``foot_locked_path``:
+0.6–0.9 m/s on the walking takes, the captured turns included), centred on its place; ``--in-place``
+leaves them treading on the spot as the files are. The node's tracker
 (``tracker.track_sequences``, root estimated from body size, no extrinsics) lifts them; after
 ``--seconds`` the floor is fitted to their foot contacts (``pads_stream.floor``). Printed as a
 markdown table per camera: the errors of the camera's height (cm), pitch and roll (degrees), and
@@ -15,6 +19,7 @@ Usage: python tools/floor_eval.py [--data DIR] [--seconds S] [--out FILE]
 from __future__ import annotations
 
 import argparse
+import json
 
 import numpy as np
 
@@ -28,12 +33,31 @@ from pads_stream.rig import Y_UP_TO_Z_UP, detector_noise, load_rig
 from pads_stream.tracker import track_sequences
 
 FPS = 25.0
+
+
+def load_json_file(path) -> dict:
+    with open(path) as fh:
+        return json.load(fh)
+
+
 PERSONS = 4
 
 
 def true_floor(R: np.ndarray, t: np.ndarray) -> Floor:
     """The floor z = 0 of the world X_cam = R X + t, in the camera's frame."""
     return Floor(up=R[:, 2], height=float((-R.T @ t)[2]), contacts=0, rms=0.0, confidence=1.0)
+
+
+def foot_locked_path(x: np.ndarray) -> np.ndarray:
+    """(F, 3) horizontal offsets (world, Z up, metres) that keep the lower ankle of a pose
+    sequence x (F, 17, 3), pelvis-relative, in place from each frame to the next: the walk the
+    body's own steps make, centred on the clip's mean."""
+    ankles = x[:, [3, 6]]
+    off = np.zeros((len(x), 3))
+    for f in range(1, len(x)):
+        k = np.argmin(ankles[f - 1, :, 2] + ankles[f, :, 2])  # the stance foot over both frames
+        off[f, :2] = off[f - 1, :2] + ankles[f - 1, k, :2] - ankles[f, k, :2]
+    return off - off.mean(axis=0)
 
 
 def feet_cm(joints: np.ndarray, R: np.ndarray, t: np.ndarray) -> float:
@@ -48,6 +72,7 @@ def main() -> None:
     parser.add_argument("--data", default=DEFAULT_DATA, help="folder holding h36m/")
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds of walking before the floor is fitted")
     parser.add_argument("--exact", action="store_true", help="exact 2D instead of detector-like")
+    parser.add_argument("--in-place", action="store_true", help="persons tread on the spot (no walked path)")
     parser.add_argument("--out", help="write the table (markdown) here")
     args = parser.parse_args()
     model = load_model()
@@ -57,15 +82,17 @@ def main() -> None:
     rng = np.random.default_rng(0)
     lines = [
         f"{PERSONS} persons per camera, {args.seconds:g} s at {FPS:g} Hz, {'exact' if args.exact else 'detector-like'}"
-        " 2D, root from body size",
+        f" 2D, root from body size, {'treading on the spot' if args.in_place else 'walking their steps'}",
         "",
         "| subject | camera | contacts | height error cm | pitch error ° | roll error ° | feet off the floor cm, "
         "body size | feet, on the estimated floor | confidence |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     errs = []
+    cameras = data_file(args.data, "h36m", "cameras_s9_s11.json")
     for subject in TEST_SUBJECTS:
-        rig = load_rig(str(data_file(args.data, "h36m", "cameras_s9_s11.json")), subject)
+        rig = load_rig(str(cameras), subject)
+        sizes = [np.array(c["image_size"]) for c in load_json_file(cameras)["subjects"][subject]]
         takes = [x for name, x in sorted(poses[subject].items()) if name.startswith(("walking", "directions"))]
         for v in range(len(rig.K)):
             pick = rng.choice(len(takes), PERSONS, replace=False)
@@ -74,12 +101,15 @@ def main() -> None:
                 seq = takes[k][:frames].astype(np.float64)
                 x = np.einsum("ij,fkj->fki", rotation_y(np.array([rng.uniform(0, 2 * np.pi)]))[0], seq) @ Y_UP_TO_Z_UP.T
                 x[..., 2] -= x[..., 2].min(axis=1, keepdims=True)
+                if not args.in_place:
+                    x += foot_locked_path(x)[:, None]
                 radius, angle = 2.0 * np.sqrt(rng.random()), rng.uniform(0, 2 * np.pi)
                 world[:, m] = x + rig.look_at_floor() + [radius * np.cos(angle), radius * np.sin(angle), 0.0]
             R, t = rig.R[v], rig.t[v]
             cam = world @ R.T + t
             kp = cam[..., :2] / cam[..., 2:3] @ rig.K[v][:2, :2].T + rig.K[v][:2, 2]
             kp, conf = (kp, np.ones(kp.shape[:-1])) if args.exact else detector_noise(kp, rng)
+            conf = np.where(((kp >= 0) & (kp < sizes[v])).all(axis=-1) & (cam[..., 2] > 0), conf, 0.0)
             rays = normalized_rays(kp, rig.K[v])[..., :2]
             joints = track_sequences(model, cfg, rays, conf, None, np.arange(PERSONS), FPS)  # (F, P, 17, 3)
             times = np.arange(frames) / FPS
