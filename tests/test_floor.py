@@ -43,6 +43,17 @@ def test_a_plane_through_feet_ignores_lifted_ones():
     assert fit_floor(points[:10], FloorConfig()) is None  # too few contacts: no estimate
 
 
+def test_contacts_off_in_depth_keep_the_plane_and_a_ceiling_is_no_floor():
+    """Contacts whose depth is a few per cent off along their rays (a body-size depth) still give
+    the floor; the same points mirrored above the camera are refused."""
+    rng = np.random.default_rng(3)
+    truth = camera_floor(10.0, 1.5)
+    points = floor_points(truth, 400, rng) * rng.normal(1.0, 0.03, (400, 1))  # each contact's depth 3 % off
+    est = fit_floor(points, FloorConfig())
+    assert est is not None and abs(est.height - 1.5) < 0.05 and abs(est.pitch_deg - 10.0) < 1.0
+    assert fit_floor(points * [1.0, -1.0, 1.0], FloorConfig()) is None  # a plane above the camera
+
+
 def test_the_floor_of_people_standing_and_walking_about():
     """Tracks whose lowest joint rests on the floor at times (and moves at others)."""
     rng = np.random.default_rng(2)

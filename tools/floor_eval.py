@@ -13,7 +13,9 @@ markdown table per camera: the errors of the camera's height (cm), pitch and rol
 how far the feet are from the true floor (the lowest joint of each pose in the true world, mean
 |z|, cm) with the body-size depth alone and with each pose then put on the estimated floor.
 
-Usage: python tools/floor_eval.py [--data DIR] [--seconds S] [--out FILE]
+``--validation`` plays held-out S8 takes instead (for choosing; never choose on the test subjects).
+
+Usage: python tools/floor_eval.py [--data DIR] [--seconds S] [--exact] [--in-place] [--validation] [--out FILE]
 """
 
 from __future__ import annotations
@@ -73,16 +75,20 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds of walking before the floor is fitted")
     parser.add_argument("--exact", action="store_true", help="exact 2D instead of detector-like")
     parser.add_argument("--in-place", action="store_true", help="persons tread on the spot (no walked path)")
+    parser.add_argument(
+        "--validation", action="store_true", help="held-out S8 takes in the S9 and S11 rigs (for choices; not the test)"
+    )
     parser.add_argument("--out", help="write the table (markdown) here")
     args = parser.parse_args()
     model = load_model()
     cfg = load_json(NodeConfig, DEFAULT_CONFIG)
     poses = load_positions_3d(data_file(args.data, "h36m", "positions_3d_25hz.npz"))
     frames = int(args.seconds * FPS)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(7 if args.validation else 0)
     lines = [
         f"{PERSONS} persons per camera, {args.seconds:g} s at {FPS:g} Hz, {'exact' if args.exact else 'detector-like'}"
-        f" 2D, root from body size, {'treading on the spot' if args.in_place else 'walking their steps'}",
+        f" 2D, root from body size, {'treading on the spot' if args.in_place else 'walking their steps'}"
+        f"{', held-out S8 takes' if args.validation else ''}",
         "",
         "| subject | camera | contacts | height error cm | pitch error ° | roll error ° | feet off the floor cm, "
         "body size | feet, on the estimated floor | confidence |",
@@ -93,7 +99,8 @@ def main() -> None:
     for subject in TEST_SUBJECTS:
         rig = load_rig(str(cameras), subject)
         sizes = [np.array(c["image_size"]) for c in load_json_file(cameras)["subjects"][subject]]
-        takes = [x for name, x in sorted(poses[subject].items()) if name.startswith(("walking", "directions"))]
+        actor = "S8" if args.validation else subject
+        takes = [x for name, x in sorted(poses[actor].items()) if name.startswith(("walking", "directions"))]
         for v in range(len(rig.K)):
             pick = rng.choice(len(takes), PERSONS, replace=False)
             world = np.empty((frames, PERSONS, 17, 3))
