@@ -516,7 +516,9 @@ class Node:
             persons.append(PosePerson(person.id, cam, cam[0], cam - cam[0], reproj, conf, world, views_of))
         number = self.rig_frames[rig] = self.rig_frames.get(rig, -1) + 1
         t_recv, t_pub = min(m.t_recv for m in members), time.time_ns()
-        rig_views = tuple(RigView(m.frame.stream, m.frame.frame, v in used) for v, m in enumerate(members))
+        cameras = [self.streams[m.frame.stream].camera if m.frame.stream in self.streams else None for m in members]
+        rig_views = tuple(RigView(m.frame.stream, m.frame.frame, v in used, c.R if c else None, c.t if c else None)
+                          for v, (m, c) in enumerate(zip(members, cameras, strict=True)))  # fmt: skip
         self.pub.send_multipart(encode_pose3d(Pose3d(rig, number, first.frame.t_ns, t_recv, t_pub, tuple(persons),
                                                      rig_views, first.frame.stream)))  # fmt: skip
         self.stats.frames_out += 1

@@ -4,7 +4,8 @@ Subscribes to ``pose3d/`` on the node's output and draws every person as a skele
 person's left limbs red, right limbs blue, trunk grey) with a ``stream #id`` label above its
 head. Persons with ``joints_world`` (the stream's camera has extrinsics, the node estimated its
 floor, or a rig fused it) stand on a floor grid in the world frame (Z up), and each stream's
-camera is drawn where it is (recovered from the person's camera-frame and world joints); the
+camera is drawn where it is (recovered from the person's camera-frame and world joints; every
+view's camera of a rig, from the extrinsics its frame carries); the
 others are drawn in their camera's frame turned Z-up (x right, z forward → y, up → z), each
 stream beside the last, with its camera at its own origin. The view frames the people when they
 first appear and on the "Frame the people" button. A person or camera not seen for a second
@@ -111,12 +112,14 @@ class Viewer:
                 scene.add_label(name + "/label", f"{msg.stream} #{person.id}", position=joints[10] + [0, 0, 0.2]),
             ]
             self.shown[name] = (now, handles, joints)
-        if stream_camera is not None:
-            centre, rotation = stream_camera
-            name = f"/cameras/{msg.camera or msg.stream}"
+        cameras = {v.stream: (-v.R.T @ v.t, v.R.T) for v in msg.views if v.R is not None and v.t is not None}
+        if stream_camera is not None and not cameras:  # a rig's frame carries each view's camera instead
+            cameras[msg.camera or msg.stream] = stream_camera
+        for stream, (centre, rotation) in cameras.items():
+            name = f"/cameras/{stream}"
             frustum = scene.add_camera_frustum(name, fov=1.0, aspect=4 / 3, scale=0.3, position=centre,
                                                wxyz=rotation_wxyz(rotation), color=(60, 60, 60))  # fmt: skip
-            label = scene.add_label(name + "/label", msg.camera or msg.stream, position=(0.0, 0.0, 0.0))
+            label = scene.add_label(name + "/label", stream, position=(0.0, 0.0, 0.0))
             self.shown[name] = (now, [frustum, label], centre[None])
         if not self.framed and msg.persons:
             self.frame()

@@ -384,12 +384,15 @@ class PersonView:
 
 @dataclass(frozen=True)
 class RigView:
-    """One member frame of a rig's frame: its ``stream`` and ``frame``, and whether it was fused
-    (False: it carried no person, or none of its persons could be fused)."""
+    """One member frame of a rig's frame: its ``stream`` and ``frame``, whether it was fused
+    (False: it carried no person, or none of its persons could be fused), and that camera's
+    extrinsics in the rig's world (X_cam = R · X_world + t, metres) where the node has them."""
 
     stream: str
     frame: int | None
     used: bool
+    R: np.ndarray | None = None  # (3, 3)
+    t: np.ndarray | None = None  # (3,) m
 
 
 @dataclass(frozen=True)
@@ -469,8 +472,15 @@ def encode_pose3d(msg: Pose3d) -> list[bytes]:
     if msg.views:
         payload["rig"] = True
         payload["camera"] = msg.camera
-        payload["views"] = [{"stream": v.stream, "frame": v.frame, "used": v.used} for v in msg.views]
+        payload["views"] = [_rig_view(v) for v in msg.views]
     return encode(f"pose3d/{msg.stream}", payload)
+
+
+def _rig_view(v: RigView) -> dict:
+    view = {"stream": v.stream, "frame": v.frame, "used": v.used}
+    if v.R is not None and v.t is not None:
+        view["R"], view["t"] = np.asarray(v.R, float).tolist(), np.asarray(v.t, float).tolist()
+    return view
 
 
 def decode_pose3d(frames: list[bytes]) -> Pose3d:
@@ -487,7 +497,12 @@ def decode_pose3d(frames: list[bytes]) -> Pose3d:
             )
             for q in p["persons"]
         )  # fmt: skip
-        views = tuple(RigView(v["stream"], v["frame"], bool(v["used"])) for v in p.get("views", ()))
+        views = tuple(
+            RigView(v["stream"], v["frame"], bool(v["used"]),
+                    None if v.get("R") is None else _floats(v["R"], (3, 3), "R"),
+                    None if v.get("t") is None else _floats(v["t"], (3,), "t"))
+            for v in p.get("views", ())
+        )  # fmt: skip
         return Pose3d(p["stream"], p["frame"], p["t_ns"], p["t_recv_ns"], p["t_pub_ns"], persons, views,
                       p.get("camera"), p.get("floor"))  # fmt: skip
     except (KeyError, TypeError) as err:

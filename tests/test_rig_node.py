@@ -130,6 +130,10 @@ def test_a_rig_over_sockets_fuses_views_and_goes_on_without_a_camera(node, scene
         got += rig_frames(until(node, lambda o: rig_frames(o), *msgs))
     for msg in got:
         assert msg["rig"] and len(msg["views"]) == 4 and all(v["used"] for v in msg["views"])
+        for v in msg["views"]:  # every view's camera where it is (the viewer draws them all)
+            k = int(v["stream"][3:])
+            np.testing.assert_allclose(v["R"], scene["rig"].R[k], atol=1e-9)
+            np.testing.assert_allclose(v["t"], scene["rig"].t[k], atol=1e-9)
         assert len(msg["persons"]) == 2
         for p in msg["persons"]:
             streams = sorted(v["stream"] for v in p["views"])

@@ -214,6 +214,7 @@ def test_every_outbound_message_round_trips_through_its_encoder_and_decoder():
         ErrorMessage,
         Pose3d,
         PosePerson,
+        RigView,
         Status,
         WorkerLoad,
         WorkerState,
@@ -244,6 +245,12 @@ def test_every_outbound_message_round_trips_through_its_encoder_and_decoder():
         assert a.id == b.id and a.reproj_px == b.reproj_px and (a.joints_world is None) == (b.joints_world is None)
         for key in ("joints", "root", "rel", "conf"):
             np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
+    views = (RigView("cam0", 3, True, np.eye(3), np.array([0.5, -1.0, 4.0])), RigView("cam1", None, False))
+    rig = decode_pose3d(encode_pose3d(Pose3d("studio", 0, 12, 34, 56, people, views, "cam0")))
+    assert [(v.stream, v.frame, v.used) for v in rig.views] == [("cam0", 3, True), ("cam1", None, False)]
+    np.testing.assert_array_equal(rig.views[0].R, np.eye(3))
+    np.testing.assert_array_equal(rig.views[0].t, [0.5, -1.0, 4.0])
+    assert rig.views[1].R is None and rig.views[1].t is None  # a view without extrinsics: the keys are left out
     err = ErrorMessage("s", 4, 9, "no_joints", "x" * 300)
     assert decode_error(encode_error(err)) == ErrorMessage("s", 4, 9, "no_joints", "x" * 200)
     status = Status(1, 2, 3, {"stale": 0, "superseded": 1}, {"topic": 2}, 0, {"p50": 1.0, "p99": 2.0},
