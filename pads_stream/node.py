@@ -278,6 +278,12 @@ class Node:
                 say(status_line(status, dropped - self.logged_drops, self.cfg))
                 self.logged_drops = dropped
 
+    def extrinsics(self, stream: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(R, t) of ``stream``'s latched camera, or (None, None)."""
+        state = self.streams.get(stream)
+        camera = state.camera if state is not None else None
+        return (camera.R, camera.t) if camera is not None else (None, None)
+
     def track_count(self) -> int:
         """Remembered persons over all streams."""
         return sum(len(s.tracks.tracks) for s in self.streams.values())
@@ -516,9 +522,8 @@ class Node:
             persons.append(PosePerson(person.id, cam, cam[0], cam - cam[0], reproj, conf, world, views_of))
         number = self.rig_frames[rig] = self.rig_frames.get(rig, -1) + 1
         t_recv, t_pub = min(m.t_recv for m in members), time.time_ns()
-        cameras = [self.streams[m.frame.stream].camera if m.frame.stream in self.streams else None for m in members]
-        rig_views = tuple(RigView(m.frame.stream, m.frame.frame, v in used, c.R if c else None, c.t if c else None)
-                          for v, (m, c) in enumerate(zip(members, cameras, strict=True)))  # fmt: skip
+        rig_views = tuple(RigView(m.frame.stream, m.frame.frame, v in used, *self.extrinsics(m.frame.stream))
+                          for v, m in enumerate(members))  # fmt: skip
         self.pub.send_multipart(encode_pose3d(Pose3d(rig, number, first.frame.t_ns, t_recv, t_pub, tuple(persons),
                                                      rig_views, first.frame.stream)))  # fmt: skip
         self.stats.frames_out += 1

@@ -94,17 +94,21 @@ class Viewer:
     def draw(self, msg: Pose3d) -> None:
         """Draw the persons of one ``pose3d`` message, and the camera that saw them."""
         scene, now = self.server.scene, time.monotonic()
-        stream_camera = None
+        # camera name -> (centre, world-from-camera rotation): a rig's frame carries each view's extrinsics;
+        # a stream's camera is recovered from its first person below
+        cameras = {v.stream: (-v.R.T @ v.t, v.R.T) for v in msg.views if v.R is not None and v.t is not None}
+        own = msg.camera or msg.stream
         for person in msg.persons:
             world = person.joints_world
             if world is not None:
                 joints = world
                 self.floor.visible = True
-                stream_camera = stream_camera or camera_pose(person.joints, world)
+                if not cameras:
+                    cameras[own] = camera_pose(person.joints, world)
             else:  # in its camera's frame, turned Z-up, each stream beside the last
                 lane = self.lanes.setdefault(msg.stream, len(self.lanes))
                 joints = person.joints @ CAMERA_TO_DISPLAY.T + [STREAM_SPACING_M * lane, 0.0, 0.0]
-                stream_camera = stream_camera or (np.array([STREAM_SPACING_M * lane, 0.0, 0.0]), CAMERA_TO_DISPLAY)
+                cameras.setdefault(own, (np.array([STREAM_SPACING_M * lane, 0.0, 0.0]), CAMERA_TO_DISPLAY))
             name = f"/persons/{msg.stream}/{person.id}"
             points, colours = bone_segments(joints)
             handles = [
@@ -112,9 +116,6 @@ class Viewer:
                 scene.add_label(name + "/label", f"{msg.stream} #{person.id}", position=joints[10] + [0, 0, 0.2]),
             ]
             self.shown[name] = (now, handles, joints)
-        cameras = {v.stream: (-v.R.T @ v.t, v.R.T) for v in msg.views if v.R is not None and v.t is not None}
-        if stream_camera is not None and not cameras:  # a rig's frame carries each view's camera instead
-            cameras[msg.camera or msg.stream] = stream_camera
         for stream, (centre, rotation) in cameras.items():
             name = f"/cameras/{stream}"
             frustum = scene.add_camera_frustum(name, fov=1.0, aspect=4 / 3, scale=0.3, position=centre,

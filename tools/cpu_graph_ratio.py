@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import copy
-import time
+from functools import partial
 
 import numpy as np
 
 import pads_stream
 from pads_stream.backends import OnnxRuntimeBackend
 from pads_stream.data import DEFAULT_DATA, test_path
+from pads_stream.timing import interleaved_medians
 
 
 def main() -> None:
@@ -35,14 +36,8 @@ def main() -> None:
     print("| persons | portable graph ms | CPU graph ms | ratio |\n|---|---|---|---|")
     for n in (1, 4, 16, 64):
         kp, K, root = d["kp2d"][:n], d["K"][:n], d["root"][:n]
-        times: dict[str, list[float]] = {"portable": [], "cpu": []}
-        for r in range(30 if n < 64 else 10):
-            for name in ("portable", "cpu") if r % 2 else ("cpu", "portable"):
-                model = cpu if name == "cpu" else portable
-                start = time.perf_counter()
-                model.estimate(kp, K, root)
-                times[name].append(time.perf_counter() - start)
-        p, c = (1000 * float(np.median(times[k])) for k in ("portable", "cpu"))
+        runs = {"portable": partial(portable.estimate, kp, K, root), "cpu": partial(cpu.estimate, kp, K, root)}
+        p, c = (1000 * t for t in interleaved_medians(runs, 30 if n < 64 else 10).values())
         print(f"| {n} | {p:.2f} | {c:.2f} | {c / p:.3f} |")
 
 

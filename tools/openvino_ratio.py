@@ -16,7 +16,6 @@ Usage: pip install openvino; python tools/openvino_ratio.py [--batches 1,4,16,64
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import onnxruntime as ort
@@ -25,6 +24,7 @@ from openvino import opset13
 
 from pads_stream.api import load_model
 from pads_stream.stepgraph import read_manifest
+from pads_stream.timing import interleaved_medians
 
 
 def fold_constant_transposes(model: ov.Model) -> ov.Model:
@@ -89,16 +89,10 @@ def main() -> None:
         }
         ref = variants["onnxruntime"]()[1]
         diff = {k: float(np.abs(np.asarray(run()["grad"]) - ref).max()) for k, run in list(variants.items())[1:]}
-        times: dict[str, list[float]] = {k: [] for k in variants}
-        for _ in range(args.reps):
-            for k, run in variants.items():
-                start = time.perf_counter()
-                run()
-                times[k].append(time.perf_counter() - start)
-        base = float(np.median(times["onnxruntime"]))
+        times = interleaved_medians(variants, args.reps)
         for k, t in times.items():
             d = "—" if k == "onnxruntime" else f"{diff[k]:.2e}"
-            print(f"| {batch} | {k} | {d} | {1000 * np.median(t):.3f} | {np.median(t) / base:.2f} |")
+            print(f"| {batch} | {k} | {d} | {1000 * t:.3f} | {t / times['onnxruntime']:.2f} |")
 
 
 if __name__ == "__main__":

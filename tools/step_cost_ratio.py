@@ -16,13 +16,14 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 import pads_stream
 from pads_stream.data import DEFAULT_DATA, test_path
+from pads_stream.timing import interleaved_medians
 
 BEFORE_18 = "04c35a3"  # the last commit before the step-cost work
 
@@ -55,14 +56,8 @@ def main() -> None:
         for n in map(int, args.persons.split(",")):
             kp, K, root = d["kp2d"][:n], d["K"][:n], d["root"][:n]
             diff = 1000 * np.abs(old.estimate(kp, K, root) - new.estimate(kp, K, root)).max()
-            times: dict[str, list[float]] = {"old": [], "new": []}
-            for r in range(60 if n < 16 else 20):
-                for name in ("old", "new") if r % 2 else ("new", "old"):
-                    model = old if name == "old" else new
-                    start = time.perf_counter()
-                    model.estimate(kp, K, root)
-                    times[name].append(time.perf_counter() - start)
-            o, w = (1000 * float(np.median(times[k])) for k in ("old", "new"))
+            runs = {"old": partial(old.estimate, kp, K, root), "new": partial(new.estimate, kp, K, root)}
+            o, w = (1000 * t for t in interleaved_medians(runs, 60 if n < 16 else 20).values())
             print(f"| {n} | {o:.2f} | {w:.2f} | {w / o:.3f} | {diff:.3f} |", flush=True)
 
 
