@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from math import erf
 
 import numpy as np
 
@@ -33,6 +34,11 @@ class FloorConfig:
     inlier_m: float = 0.05  # a contact this close to the plane counts as on it (robust fit)
     min_contacts: int = 30  # fewer contacts: no estimate
     min_spread_m: float = 0.5  # contacts must span this much floor (else the tilt is unknown)
+    # a person's body-size depth is this share off (adults' statures vary by about 4 %): the floor's
+    # height_sd is what that does to the camera's height, person by person
+    person_size_sd: float = 0.04
+    tolerance_m: float = 0.10  # confidence: the chance that the camera's height is within this
+    walk_sd_m: float = 0.25  # a person whose contacts spread this much (sd, m) walked: their size may be freed
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,10 @@ class Floor:
     Attributes:
         up: (3,) unit normal, camera frame. height: camera above the floor, metres.
         contacts: contacts the fit used. rms: their RMS distance from the plane, metres.
-        confidence: in [0, 1], from the number, spread and fit of the contacts.
+        confidence: in [0, 1], the chance that ``height`` is within ``FloorConfig.tolerance_m``
+            of the truth, were its error normal with ``height_sd``.
+        height_sd: metres, how far ``height`` may be off because each person's body size (and so
+            the depth of their contacts) is uncertain (:func:`height_sd`).
     """
 
     up: np.ndarray
@@ -50,6 +59,7 @@ class Floor:
     contacts: int
     rms: float
     confidence: float
+    height_sd: float = 0.0
 
     @property
     def pitch_deg(self) -> float:
@@ -70,7 +80,9 @@ class Floor:
         return R, -R @ np.array([0.0, 0.0, self.height])
 
 
-def contacts(joints: np.ndarray, times_s: np.ndarray, cfg: FloorConfig, up: np.ndarray | None = None) -> np.ndarray:
+def contacts(
+    joints: np.ndarray, times_s: np.ndarray, cfg: FloorConfig, up: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Foot contacts of one person's track: the lowest joint of each pose where it moved slower than
     ``contact_speed`` since the previous pose.
 
@@ -80,41 +92,73 @@ def contacts(joints: np.ndarray, times_s: np.ndarray, cfg: FloorConfig, up: np.n
         up: (3,) the up direction to call "lowest" along; default the camera's −y (an upright camera).
 
     Returns:
-        (M, 3) contact points, camera frame, metres.
+        ((M, 3) contact points, camera frame, metres; (M,) their times, seconds).
     """
     up = np.array([0.0, -1.0, 0.0]) if up is None else up
     ok = np.isfinite(joints).all(axis=(1, 2))
     joints, times_s = joints[ok], times_s[ok]
     if len(joints) < 2:
-        return np.zeros((0, 3))
+        return np.zeros((0, 3)), np.zeros(0)
     lowest = joints[np.arange(len(joints)), np.argmin(joints @ up, axis=1)]  # (F, 3)
     # speed over about contact_window_s (one frame's step is mostly the 2D noise's: 2 cm at 25 Hz is 0.7 m/s)
     lag = np.searchsorted(times_s, times_s - cfg.contact_window_s, side="right") - 1
-    has = lag >= 0
-    idx = np.flatnonzero(has)
+    idx = np.flatnonzero(lag >= 0)
     speed = np.linalg.norm(lowest[idx] - lowest[lag[idx]], axis=-1) / np.maximum(times_s[idx] - times_s[lag[idx]], 1e-6)
-    return lowest[idx][speed < cfg.contact_speed]
+    slow = idx[speed < cfg.contact_speed]
+    return lowest[slow], times_s[slow]
 
 
-def fit_floor(points: np.ndarray, cfg: FloorConfig, iters: int = 10) -> Floor | None:
+# How strongly each walker's size is held to the mean skeleton's, as a share of their contacts' own
+# weight (inf: held; 0.01: nearly free), chosen per fit (`choose_kappa`).
+KAPPAS = (np.inf, 0.3, 0.1, 0.03, 0.01)
+
+
+def fit_floor(
+    points: np.ndarray,
+    cfg: FloorConfig,
+    persons: np.ndarray | None = None,
+    times_s: np.ndarray | None = None,
+    iters: int = 10,
+) -> Floor | None:
     """The plane through foot contacts (M, 3) camera frame metres, robust to the lifted ones.
 
     A contact's error is mostly its depth, a share of its distance along its own ray (the body-size
     depth is a few per cent off, and wanders along a track). So each contact's height above the
     plane is weighed against the camera's height, up · X / height + 1 = 0: linear in up / height,
     solved by least squares. An orthogonal fit instead can tilt the plane towards the camera, where a
-    person's depth wander (contacts along one ray) costs nothing: on held-out S8 walks in the S9/S11
-    rig (``tools/floor_eval.py``, 5 s) it missed the camera height by 4.8 cm on average, this fit by
-    2.5. Then refitted to the contacts within ``inlier_m`` of it (or twice the median distance).
-    None without enough contacts or spread, or for a plane above the camera."""
+    person's depth wander (contacts along one ray) costs nothing (held-out S8 walks,
+    ``tools/floor_eval.py``: 4.8 cm off on average against 2.5).
+
+    People differ in size, and a body-size depth takes each for the mean skeleton: a person 4 %
+    taller stands 4 % further away than their contacts say, on a plane of their own parallel to the
+    floor (adults' statures vary by about 4 %; held to one size, four people tilt the plane: 20 cm
+    off on average on held-out S8 walks with sizes spread by 4 %, ``tools/floor_eval.py``). So each
+    person p's contacts are scaled by a_p, their size as a share of the mean skeleton's,
+    a_p (up · X) / height + 1 = 0. Only people who walked (:func:`walked`) have a_p fitted, held to 1
+    by ``kappa`` × their contacts' count (a ridge); a freed person's own contacts tilt the plane,
+    a held one's size is part of the uncertainty (:func:`height_sd`). ``kappa`` is the entry of
+    ``KAPPAS`` with the least ``height_sd`` (:func:`choose_kappa`). Then refitted to the contacts
+    within ``inlier_m`` of it (or twice the median distance), on their person's scale.
+
+    Args:
+        persons: (M,) whose each contact is (default: all one person's).
+        times_s: (M,) when, seconds (default: all at 0, one block).
+
+    Returns:
+        The floor, or None without enough contacts or spread, or for a plane above the camera.
+    """
     if len(points) < cfg.min_contacts:
         return None
+    who = np.zeros(len(points), int) if persons is None else np.unique(persons, return_inverse=True)[1]
+    when = np.zeros(len(points)) if times_s is None else np.asarray(times_s, float)
     keep = np.ones(len(points), bool)
+    free = walked(points, who, who.max() + 1, cfg.walk_sd_m)
+    kappa = choose_kappa(points, who, when, free, cfg.person_size_sd)
     for _ in range(iters):
-        v = np.linalg.lstsq(points[keep], -np.ones(int(keep.sum())), rcond=None)[0]  # up / height
+        v, a = _scaled_plane(points[keep], who[keep], kappa, who.max() + 1, free)
         height = 1.0 / max(float(np.linalg.norm(v)), 1e-12)
         up = v * height
-        above = points @ up + height  # signed height of each contact above the plane
+        above = a[who] * (points @ up) + height  # each contact's height above the plane, on its person's scale
         new = np.abs(above) < max(cfg.inlier_m, 2.0 * np.median(np.abs(above[keep])))
         if new.sum() < cfg.min_contacts or np.array_equal(new, keep):
             break
@@ -125,10 +169,108 @@ def fit_floor(points: np.ndarray, cfg: FloorConfig, iters: int = 10) -> Floor | 
     spread = float(np.sqrt(np.linalg.eigvalsh(np.cov(flat.T))[-2:]).min() * 2) if keep.sum() > 3 else 0.0
     if spread < cfg.min_spread_m / 4:
         return None
-    rms = float(np.sqrt(np.mean((points[keep] @ up + height) ** 2)))
-    confidence = float(min(1.0, keep.sum() / (4 * cfg.min_contacts)) * min(1.0, spread / cfg.min_spread_m)
-                       * np.exp(-rms / cfg.inlier_m))  # fmt: skip
-    return Floor(up=up, height=height, contacts=int(keep.sum()), rms=rms, confidence=confidence)
+    rms = float(np.sqrt(np.mean(above[keep] ** 2)))
+    sd = height_sd(points[keep], who[keep], when[keep], kappa, free, cfg.person_size_sd)
+    confidence = float(erf(cfg.tolerance_m / (np.sqrt(2.0) * sd))) if sd > 0 else 1.0
+    return Floor(up=up, height=height, contacts=int(keep.sum()), rms=rms, confidence=confidence, height_sd=sd)
+
+
+def _scaled_plane(
+    points: np.ndarray, persons: np.ndarray, kappa: float, n_persons: int, free: np.ndarray, iters: int = 10
+) -> tuple[np.ndarray, np.ndarray]:
+    """(v = up / height (3,), a (n_persons,)) minimising Σ (a_p v · X + 1)² + kappa Σ_p n_p (a_p − 1)²
+    over contacts X (M, 3) of ``persons`` (M,) ints, by Gauss-Newton from the fit with a = 1. Only
+    the ``free`` (n_persons,) persons' a_p are fitted, none with kappa inf (then one linear least
+    squares); the others' stay 1."""
+    v = np.linalg.lstsq(points, -np.ones(len(points)), rcond=None)[0]
+    a = np.ones(n_persons)
+    if np.isinf(kappa) or not free.any():
+        return v, a
+    weight = kappa * np.bincount(persons, minlength=n_persons)
+    cols = np.r_[np.ones(3, bool), free]
+    for _ in range(iters):
+        normal, gradient = _normal_equations(points, persons, v, a, weight)
+        step = np.zeros(3 + n_persons)
+        step[cols] = np.linalg.lstsq(normal[np.ix_(cols, cols)], -gradient[cols], rcond=None)[0]
+        v, a = v + step[:3], a + step[3:]
+        if np.abs(step).max() < 1e-7:
+            break
+    return v, a
+
+
+def _normal_equations(
+    points: np.ndarray, persons: np.ndarray, v: np.ndarray, a: np.ndarray, weight: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """JᵀJ (3 + P, 3 + P) and Jᵀr (3 + P,) of the residuals r: a_p v · X + 1 per contact and
+    √weight_p (a_p − 1) per person, J their Jacobian in (v, a)."""
+    n = len(a)
+    z = points @ v
+    residual = a[persons] * z + 1.0
+    dv = a[persons, None] * points  # d residual / d v; d residual / d a_p is z on p's contacts
+    cross = np.stack([np.bincount(persons, dv[:, c] * z, n) for c in range(3)])  # (3, P)
+    normal = np.zeros((3 + n, 3 + n))
+    normal[:3, :3] = dv.T @ dv
+    normal[:3, 3:], normal[3:, :3] = cross, cross.T
+    normal[3:, 3:] = np.diag(np.bincount(persons, z * z, n) + weight)
+    gradient = np.concatenate([dv.T @ residual, np.bincount(persons, z * residual, n) + weight * (a - 1.0)])
+    return normal, gradient
+
+
+def walked(points: np.ndarray, persons: np.ndarray, n_persons: int, walk_sd_m: float) -> np.ndarray:
+    """(n_persons,) bool: whose contacts spread along their path by ``walk_sd_m`` (the largest
+    standard deviation of their points, metres) — people who walked about, whose own contacts can
+    tilt the plane; someone standing or treading in one spot cannot."""
+    out = np.zeros(n_persons, bool)
+    for p in np.unique(persons):
+        own = points[persons == p]
+        out[p] = len(own) > 3 and np.sqrt(np.linalg.eigvalsh(np.cov(own.T))[-1]) >= walk_sd_m
+    return out
+
+
+def choose_kappa(
+    points: np.ndarray, persons: np.ndarray, times_s: np.ndarray, free: np.ndarray, size_sd: float
+) -> float:
+    """The ``KAPPAS`` entry whose fit has the least :func:`height_sd`: freed sizes take out the
+    people's sizes but leave the tilt to the walkers' own contacts, held sizes the other way round.
+    Inf where there is one person or none walked (``free``)."""
+    if np.unique(persons).size < 2 or not free.any():
+        return np.inf
+    return min(KAPPAS, key=lambda kappa: height_sd(points, persons, times_s, kappa, free, size_sd))
+
+
+def height_sd(
+    points: np.ndarray, persons: np.ndarray, times_s: np.ndarray, kappa: float, free: np.ndarray, size_sd: float
+) -> float:
+    """How far the camera's height fitted to contacts (M, 3) of ``persons`` (M,) at ``times_s`` (M,)
+    with ``kappa`` may be off, metres, from two causes added in quadrature:
+
+    - each person's size, uncertain by ``size_sd`` (a share): the change of the height when one
+      person's prior size moves by that share (a freed a_p's prior, a held a_p itself, to
+      1 + size_sd), to first order, the people's changes added in quadrature. With sizes held, people
+      standing in a few spots make this large (one person's size tilts the plane through the
+      others'); one person alone gives about ``size_sd`` × height, the scale being theirs;
+    - the contacts' scatter: the least-squares covariance of the fit (sizes and plane together),
+      its residuals counted once per person and second (a track's errors last about that long).
+      With sizes freed, people whose contacts stay in one spot leave the tilt to this term.
+    """
+    n = len(free)
+    fitted = free & ~np.isinf(kappa)
+    v, a = _scaled_plane(points, persons, kappa, n, free)
+    weight = kappa * np.bincount(persons, minlength=n) * fitted if fitted.any() else np.zeros(n)
+    normal, _ = _normal_equations(points, persons, v, a, weight)
+    cols = np.r_[np.ones(3, bool), fitted]  # the plane and the freed sizes
+    inverse = np.linalg.pinv(normal[np.ix_(cols, cols)])
+    grad = -v / np.linalg.norm(v) ** 3  # d height / d v
+    # Jᵀ (d residual) for each person's size moved by size_sd: a held a_p moves its contacts'
+    # residuals (the plane's column of JᵀJ for a_p), a freed a_p's prior row moves
+    moved = np.where(fitted, 0.0, 1.0) * normal[:, 3:] * size_sd
+    moved[3:] = np.diag(-weight * size_sd) * fitted
+    changes = grad @ (-inverse @ moved[cols])[:3]  # (P,) the height's change per person
+    z = points @ v
+    second = np.floor(times_s - times_s.min()).astype(int)
+    blocks = np.unique(persons * (second.max() + 1) + second).size
+    variance = float(np.sum((a[persons] * z + 1.0) ** 2)) / max(blocks - 3, 1)  # per independent block
+    return float(np.sqrt(np.sum(changes**2) + grad @ inverse[:3, :3] @ grad * variance))
 
 
 def estimate_floor(
@@ -144,8 +286,11 @@ def estimate_floor(
     """
     floor, up = None, None
     for _ in range(passes):
-        points = [contacts(j, t, cfg, up) for j, t in zip(tracks, times_s, strict=True)]
-        fit = fit_floor(np.concatenate(points) if points else np.zeros((0, 3)), cfg)
+        found = [contacts(j, t, cfg, up) for j, t in zip(tracks, times_s, strict=True)]
+        if not found:
+            return floor
+        persons = np.concatenate([np.full(len(p), i) for i, (p, _) in enumerate(found)])
+        fit = fit_floor(np.concatenate([p for p, _ in found]), cfg, persons, np.concatenate([t for _, t in found]))
         if fit is None:
             return floor
         floor, up = fit, fit.up

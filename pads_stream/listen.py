@@ -38,6 +38,7 @@ class Listener:
         self.e2e_latency_ms: list[float] = []
         self.statuses: dict[str | None, Status] = {}  # the latest status of each node (a cluster's workers: by name)
         self.errors: list[ErrorMessage] = []
+        self.floors: dict[str, dict[str, float]] = {}  # stream -> the latest floor the node estimated for it
 
     @property
     def status(self) -> Status | None:
@@ -72,6 +73,8 @@ class Listener:
             self.frames.add((msg.stream, msg.frame))
             self.arrived[(msg.stream, msg.frame)] = arrived
             self.t_ns[(msg.stream, msg.frame)] = msg.t_ns
+            if msg.floor is not None:
+                self.floors[msg.stream] = msg.floor
             frame_of = {v.stream: v.frame for v in msg.views}
             self.frames |= set(frame_of.items())  # a rig's views are answered by the rig's frame
             if msg.frame is not None and msg.frame >= 0:
@@ -252,6 +255,10 @@ def summary(listener: Listener, seconds: float) -> str:
         f"capture to here p50 {lat['e2e_p50_ms']:.1f} ms, p99 {lat['e2e_p99_ms']:.1f} ms",
         "errors received: " + (", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) or "none"),
     ]
+    for stream, fl in sorted(listener.floors.items()):
+        lines.append(f"floor of {stream} (estimated, no extrinsics): camera {fl['height_m']:.2f} "
+                     f"± {fl['height_sd_m']:.2f} m above it, pitch {fl['pitch_deg']:.1f}°, roll {fl['roll_deg']:.1f}°, "
+                     f"confidence {fl['confidence']:.2f}")  # fmt: skip
     if listener.status:
         st = listener.status
         who = "node" if st.worker is None else st.worker

@@ -553,8 +553,9 @@ class Node:
                                       world))  # fmt: skip
         t_pub = time.time_ns()
         frame = f.frame
-        info = None if floor is None else {"height_m": floor.height, "pitch_deg": floor.pitch_deg,
-                                           "roll_deg": floor.roll_deg, "confidence": floor.confidence}  # fmt: skip
+        info = None if floor is None else {"height_m": floor.height, "height_sd_m": floor.height_sd,
+                                           "pitch_deg": floor.pitch_deg, "roll_deg": floor.roll_deg,
+                                           "confidence": floor.confidence}  # fmt: skip
         self.pub.send_multipart(encode_pose3d(Pose3d(frame.stream, frame.frame, frame.t_ns, f.t_recv, t_pub,
                                                      tuple(persons), floor=info)))  # fmt: skip
         self.stats.frames_out += 1

@@ -408,7 +408,8 @@ class Pose3d:
     persons: tuple[PosePerson, ...]
     views: tuple[RigView, ...] = ()  # a rig's frame: its member frames (empty for a single stream)
     camera: str | None = None  # a rig's frame: the member stream whose camera frame joints, root and rel use
-    floor: dict[str, float] | None = None  # a floor the node estimated (height_m, pitch_deg, roll_deg, confidence)
+    # a floor the node estimated: height_m, height_sd_m, pitch_deg, roll_deg, confidence
+    floor: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)

@@ -54,8 +54,49 @@ def test_contacts_off_in_depth_keep_the_plane_and_a_ceiling_is_no_floor():
     assert fit_floor(points * [1.0, -1.0, 1.0], FloorConfig()) is None  # a plane above the camera
 
 
-def test_the_floor_of_people_standing_and_walking_about():
-    """Tracks whose lowest joint rests on the floor at times (and moves at others)."""
+def walking_contacts(truth: Floor, sizes: tuple[float, ...], walk_m: float, rng: np.random.Generator):
+    """Foot contacts of people walking ``walk_m`` in straight lines of random headings 3.5-6 m in
+    front of the camera (100 contacts each over 4 s), as a body-size depth sees them: a person
+    ``size`` times the mean skeleton reads ``size`` times nearer, and each contact's depth is 1 % off.
+    Returns (points (M, 3) camera frame, persons (M,), times (M,) seconds)."""
+    R, t = truth.extrinsics()
+    centre = (-R.T @ t) * [1.0, 1.0, 0.0]
+    points, persons = [], []
+    for p, size in enumerate(sizes):
+        start = centre + [rng.uniform(-1.5, 1.5), rng.uniform(3.5, 6.0), 0.0]
+        heading = rng.uniform(0, 2 * np.pi)
+        world = start + np.linspace(0, walk_m, 100)[:, None] * [np.cos(heading), np.sin(heading), 0.0]
+        points.append((world @ R.T + t) / size * rng.normal(1.0, 0.01, (100, 1)))
+        persons.append(np.full(100, p))
+    return np.concatenate(points), np.concatenate(persons), np.tile(np.arange(100) / 25.0, len(sizes))
+
+
+def test_people_of_different_sizes_walking_about_keep_the_floor():
+    """Four walkers 7 % smaller to 8 % larger than the mean skeleton, so their body-size contacts
+    lie on planes of their own: their sizes freed, the floor holds; held to the mean, it tilts."""
+    truth = camera_floor(12.0, 1.7)
+    points, persons, times = walking_contacts(truth, (0.93, 1.0, 1.06, 1.08), 2.5, np.random.default_rng(4))
+    est = fit_floor(points, FloorConfig(), persons, times)
+    # the mean size (1.0175) is what sets the scale: 1.7 / 1.0175 = 1.671 m
+    assert est is not None and abs(est.height - 1.7) < 0.05 and abs(est.pitch_deg - 12.0) < 0.5
+    assert est.confidence >= 0.3
+    held = fit_floor(points, FloorConfig(walk_sd_m=np.inf), persons, times)  # no one's size freed
+    assert held is not None and abs(held.height - 1.7) > 0.05 and abs(held.roll_deg) > 1.0
+
+
+def test_people_standing_in_a_few_spots_leave_the_floor_uncertain():
+    """Four people each standing in one spot: their sizes are unknown, and any one of them tilts
+    the plane through the others', so the floor says it is unsure (below the node's 0.3)."""
+    truth = camera_floor(12.0, 1.7)
+    points, persons, times = walking_contacts(truth, (1.0, 1.0, 1.0, 1.0), 0.0, np.random.default_rng(4))
+    points += np.random.default_rng(5).normal(0, 0.02, points.shape)  # feet a few cm apart
+    est = fit_floor(points, FloorConfig(), persons, times)
+    assert est is not None and est.height_sd > 0.2 and est.confidence < 0.3
+
+
+def test_the_floor_of_people_stepping_about():
+    """Tracks whose lowest joint rests on the floor at times (and moves at others), of people the
+    size of the mean skeleton stepping sideways about their spots: the contacts give the floor."""
     rng = np.random.default_rng(2)
     truth = camera_floor(15.0, 2.0)
     R, t = truth.extrinsics()
@@ -65,7 +106,8 @@ def test_the_floor_of_people_standing_and_walking_about():
         body = rng.normal(0, 0.2, (17, 3)) @ R.T + truth.up * 0.9  # a body above its lowest joint
         body[3] = 0.0  # the lowest joint at the foot
         f = np.arange(100)
-        sway = np.sin(f / 7.0)[:, None] * R[:, 0] * 0.3  # steps sideways now and then
+        heading = rng.uniform(0, 2 * np.pi)  # each steps along a line of its own
+        sway = np.sin(f / 7.0)[:, None] * (np.cos(heading) * R[:, 0] + np.sin(heading) * R[:, 1]) * 0.3
         joints = base + sway[:, None] + body[None] + rng.normal(0, 0.01, (100, 17, 3))
         tracks.append(joints)
         times.append(f / 25.0)
@@ -113,5 +155,6 @@ def test_a_node_publishes_the_floor_of_a_stream_without_extrinsics(test_set):
     assert last is not None and "floor" in last, "no floor after 60 frames"
     truth_height = (-R.T @ t)[2]
     assert abs(last["floor"]["height_m"] - truth_height) < 0.3 and last["floor"]["confidence"] >= 0.3
+    assert 0.0 < last["floor"]["height_sd_m"] < 0.3  # the 0.3 confidence bounds it: erf(0.1 / (√2 sd)) ≥ 0.3
     feet = np.array([np.array(p["joints_world"])[:, 2].min() for p in last["persons"]])
     assert np.abs(feet).max() < 0.15  # m: each person's lowest joint on the estimated floor

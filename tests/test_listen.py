@@ -101,3 +101,33 @@ def test_a_node_that_cannot_keep_up_says_what_to_change():
     assert "busy 100 %" in quiet and "NOT KEEPING UP" not in quiet
     hint = status_line(status, 12, NodeConfig(steps=10, threads=1))
     assert "12 frames dropped" in hint and "steps (10)" in hint and "threads (1)" in hint
+
+
+def test_the_summary_says_the_floor_the_node_estimated():
+    """A pose3d carrying an estimated floor (a stream without extrinsics): listen's summary gives
+    the camera's height with its uncertainty, pitch, roll and confidence, in words."""
+    import zmq
+
+    from pads_stream.listen import Listener, summary
+    from pads_stream.wire import Pose3d, PosePerson, encode_pose3d
+
+    ctx = zmq.Context()
+    pub = ctx.socket(zmq.PUB)
+    port = pub.bind_to_random_port("tcp://127.0.0.1")
+    listener = Listener(f"tcp://127.0.0.1:{port}", context=ctx)
+    try:
+        rel = np.zeros((17, 3))
+        person = PosePerson(1, rel + [0, 0, 4.0], np.array([0, 0, 4.0]), rel, 1.0, np.ones(17))
+        floor = {"height_m": 1.62, "height_sd_m": 0.08, "pitch_deg": 12.1, "roll_deg": -0.4, "confidence": 0.79}
+        deadline, frame = time.monotonic() + 30, 0
+        while not listener.floors and time.monotonic() < deadline:  # a slow joiner loses the first
+            pub.send_multipart(encode_pose3d(Pose3d("cam", frame, time.time_ns(), 0, 0, (person,), floor=floor)))
+            frame += 1
+            listener.poll(50)
+        text = summary(listener, 1.0)
+    finally:
+        listener.close()
+        pub.close(0)
+        ctx.term()
+    assert "floor of cam (estimated, no extrinsics): camera 1.62 ± 0.08 m above it, pitch 12.1°, roll -0.4°, " \
+           "confidence 0.79" in text  # fmt: skip

@@ -13,9 +13,18 @@ markdown table per camera: the errors of the camera's height (cm), pitch and rol
 how far the feet are from the true floor (the lowest joint of each pose in the true world, mean
 |z|, cm) with the body-size depth alone and with each pose then put on the estimated floor.
 
-``--validation`` plays held-out S8 takes instead (for choosing; never choose on the test subjects).
+Every Human3.6M file has one skeleton, so every person is the same size; people are not (adults'
+statures vary by about 4 %), and a body-size depth takes each for the mean skeleton. ``--size-sd``
+scales each person by a normal factor of that spread (``--size-sd 0.04``: adults).
 
-Usage: python tools/floor_eval.py [--data DIR] [--seconds S] [--exact] [--in-place] [--validation] [--out FILE]
+``--hold-sizes`` holds everyone to the mean size in the fit (``FloorConfig(walk_sd_m=inf)``: the
+fit before sizes were freed), for comparison.
+
+``--validation`` plays held-out S8 takes instead (for choosing; never choose on the test subjects);
+``--seed`` draws other places, takes and sizes.
+
+Usage: python tools/floor_eval.py [--data DIR] [--seconds S] [--exact] [--in-place] [--size-sd SD]
+       [--hold-sizes] [--validation] [--seed N] [--out FILE]
 """
 
 from __future__ import annotations
@@ -78,25 +87,34 @@ def main() -> None:
     parser.add_argument(
         "--validation", action="store_true", help="held-out S8 takes in the S9 and S11 rigs (for choices; not the test)"
     )
+    parser.add_argument("--size-sd", type=float, default=0.0, help="spread of the persons' sizes (0.04: adults)")
+    parser.add_argument("--hold-sizes", action="store_true", help="fit everyone at the mean size (for comparison)")
+    parser.add_argument("--seed", type=int, help="random draw (default 0, or 7 with --validation)")
     parser.add_argument("--out", help="write the table (markdown) here")
     args = parser.parse_args()
     model = load_model()
+    fcfg = FloorConfig(walk_sd_m=np.inf) if args.hold_sizes else FloorConfig()
     cfg = load_json(NodeConfig, DEFAULT_CONFIG)
     poses = load_positions_3d(data_file(args.data, "h36m", "positions_3d_25hz.npz"))
     frames = int(args.seconds * FPS)
-    rng = np.random.default_rng(7 if args.validation else 0)
+    seed = (7 if args.validation else 0) if args.seed is None else args.seed
+    rng = np.random.default_rng(seed)
+    stature = np.random.default_rng([seed, 1]).normal(1.0, args.size_sd, (len(TEST_SUBJECTS), 4, PERSONS))
     lines = [
         f"{PERSONS} persons per camera, {args.seconds:g} s at {FPS:g} Hz, {'exact' if args.exact else 'detector-like'}"
         f" 2D, root from body size, {'treading on the spot' if args.in_place else 'walking their steps'}"
-        f"{', held-out S8 takes' if args.validation else ''}",
+        f"{', held-out S8 takes' if args.validation else ''}"
+        f"{f', sizes spread {args.size_sd:g}' if args.size_sd else ''}"
+        f"{f', seed {args.seed}' if args.seed is not None else ''}"
+        f"{', sizes held in the fit' if args.hold_sizes else ''}",
         "",
-        "| subject | camera | contacts | height error cm | pitch error ° | roll error ° | feet off the floor cm, "
-        "body size | feet, on the estimated floor | confidence |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| subject | camera | contacts | height error cm | height sd cm | pitch error ° | roll error ° | feet off the "
+        "floor cm, body size | feet, on the estimated floor | confidence |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     errs = []
     cameras = data_file(args.data, "h36m", "cameras_s9_s11.json")
-    for subject in TEST_SUBJECTS:
+    for s, subject in enumerate(TEST_SUBJECTS):
         rig = load_rig(str(cameras), subject)
         sizes = [np.array(c["image_size"]) for c in load_json_file(cameras)["subjects"][subject]]
         actor = "S8" if args.validation else subject
@@ -107,6 +125,7 @@ def main() -> None:
             for m, k in enumerate(pick):
                 seq = takes[k][:frames].astype(np.float64)
                 x = np.einsum("ij,fkj->fki", rotation_y(np.array([rng.uniform(0, 2 * np.pi)]))[0], seq) @ Y_UP_TO_Z_UP.T
+                x *= stature[s, v, m]
                 x[..., 2] -= x[..., 2].min(axis=1, keepdims=True)
                 if not args.in_place:
                     x += foot_locked_path(x)[:, None]
@@ -120,12 +139,12 @@ def main() -> None:
             rays = normalized_rays(kp, rig.K[v])[..., :2]
             joints = track_sequences(model, cfg, rays, conf, None, np.arange(PERSONS), FPS)  # (F, P, 17, 3)
             times = np.arange(frames) / FPS
-            est = estimate_floor([joints[:, m] for m in range(PERSONS)], [times] * PERSONS, FloorConfig())
-            points = np.concatenate([contacts(joints[:, m], times, FloorConfig()) for m in range(PERSONS)])
+            est = estimate_floor([joints[:, m] for m in range(PERSONS)], [times] * PERSONS, fcfg)
+            points = np.concatenate([contacts(joints[:, m], times, fcfg)[0] for m in range(PERSONS)])
             truth = true_floor(R, t)
             flat = joints.reshape(-1, 17, 3)
             if est is None:
-                lines.append(f"| {subject} | {v} | {len(points)} | no estimate | | | {feet_cm(flat, R, t):.1f} | | |")
+                lines.append(f"| {subject} | {v} | {len(points)} | no estimate | | | | {feet_cm(flat, R, t):.1f} | | |")
                 print(lines[-1], flush=True)
                 continue
             Re, te = est.extrinsics()
@@ -135,12 +154,12 @@ def main() -> None:
             row = (100 * (est.height - truth.height), est.pitch_deg - truth.pitch_deg, est.roll_deg - truth.roll_deg)
             errs.append(row)
             feet = f"{feet_cm(flat, R, t):.1f} | {feet_cm(on_floor, R, t):.1f}"
-            lines.append(f"| {subject} | {v} | {est.contacts} | {row[0]:+.1f} | {row[1]:+.2f} | {row[2]:+.2f} | "
-                         f"{feet} | {est.confidence:.2f} |")  # fmt: skip
+            lines.append(f"| {subject} | {v} | {est.contacts} | {row[0]:+.1f} | {100 * est.height_sd:.1f} | "
+                         f"{row[1]:+.2f} | {row[2]:+.2f} | {feet} | {est.confidence:.2f} |")  # fmt: skip
             print(lines[-1], flush=True)
     if errs:
         e = np.abs(np.array(errs))
-        lines.append(f"| mean abs | | | {e[:, 0].mean():.1f} | {e[:, 1].mean():.2f} | {e[:, 2].mean():.2f} | | | |")
+        lines.append(f"| mean abs | | | {e[:, 0].mean():.1f} | | {e[:, 1].mean():.2f} | {e[:, 2].mean():.2f} | | | |")
         print(lines[-1])
     if args.out:
         with open(args.out, "w") as fh:
