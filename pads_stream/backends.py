@@ -15,12 +15,12 @@ onnxruntime until a backend is built.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from .recent import Recent
 from .sampler import DenoiseFn
 from .stepgraph import OUTPUTS, TASKS, BackendUnavailable
 
@@ -74,7 +74,7 @@ class OnnxRuntimeBackend:
             p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()
         ]
         self.sessions: dict[str, object] = {}
-        self.bound: OrderedDict[tuple[str, int], _BoundStep] = OrderedDict()  # (graph, batch) -> its buffers
+        self.bound: Recent[_BoundStep] = Recent(KEEP)  # (graph, batch) -> its buffers
 
     def session(self, graph: str):
         if graph not in self.sessions:
@@ -97,14 +97,7 @@ class OnnxRuntimeBackend:
         ``session.run``. Like every backend's, one denoiser of a task and batch size is in use at a
         time (the sampler runs one loop to its end before the next)."""
         graph, fixed = _graph_inputs(task, inputs, batch)
-        key = (graph, batch)
-        if key in self.bound:
-            self.bound.move_to_end(key)
-        else:
-            self.bound[key] = _BoundStep(self.session(graph), fixed, batch)
-            while len(self.bound) > KEEP:
-                self.bound.popitem(last=False)
-        step = self.bound[key]
+        step, _ = self.bound.get((graph, batch), lambda: _BoundStep(self.session(graph), fixed, batch))
         step.bind(fixed)
         return step
 

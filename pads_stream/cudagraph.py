@@ -13,13 +13,12 @@ outputs (each row of the step is independent of the others).
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import numpy as np
 import torch
 
 from . import operators
 from .guidance import guided_denoise
+from .recent import Recent
 from .sampler import DenoiseFn
 from .skeleton import NUM_JOINTS
 from .stepgraph import TASKS
@@ -90,7 +89,7 @@ class GraphedSteps:
 
     def __init__(self, net: torch.nn.Module, scale: float):
         self.net, self.scale = net, scale
-        self.steps: OrderedDict[tuple[str | None, int], GraphedStep] = OrderedDict()
+        self.steps: Recent[GraphedStep] = Recent(KEEP)  # (task graph, padded batch) -> its capture
 
     @staticmethod
     def fits(batch: int) -> bool:
@@ -101,15 +100,9 @@ class GraphedSteps:
         """The step for ``batch`` poses with ``fixed`` bound (see :class:`GraphedStep`)."""
         size = bucket(batch)
         fixed = {k: np.ascontiguousarray(padded(v, size)) for k, v in fixed.items()}
-        key = (graph, size)
-        if key in self.steps:
-            self.steps.move_to_end(key)
-            self.steps[key].bind(fixed)
-        else:
-            self.steps[key] = GraphedStep(self.net, self.scale, graph, fixed, size)
-            while len(self.steps) > KEEP:
-                self.steps.popitem(last=False)
-        run = self.steps[key]
+        run, made = self.steps.get((graph, size), lambda: GraphedStep(self.net, self.scale, graph, fixed, size))
+        if not made:  # a new capture is made with these inputs bound
+            run.bind(fixed)
 
         def denoise(x_t: np.ndarray, t: float, alpha: float) -> tuple[np.ndarray, np.ndarray]:
             x0, grad = run(np.ascontiguousarray(padded(x_t.astype(np.float32, copy=False), size)), t, alpha)

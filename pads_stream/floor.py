@@ -153,16 +153,18 @@ def fit_floor(
     when = np.zeros(len(points)) if times_s is None else np.asarray(times_s, float)
     keep = np.ones(len(points), bool)
     free = walked(points, who, who.max() + 1, cfg.walk_sd_m)
-    kappa = choose_kappa(points, who, when, free, cfg.person_size_sd)
+    kappa, (v, a) = choose_kappa(points, who, when, free, cfg.person_size_sd)  # and its fit to all
     for _ in range(iters):
-        v, a = _scaled_plane(points[keep], who[keep], kappa, who.max() + 1, free)
         height = 1.0 / max(float(np.linalg.norm(v)), 1e-12)
-        up = v * height
-        above = a[who] * (points @ up) + height  # each contact's height above the plane, on its person's scale
+        above = height * (a[who] * (points @ v) + 1.0)  # each contact's height above the plane, on its person's scale
         new = np.abs(above) < max(cfg.inlier_m, 2.0 * np.median(np.abs(above[keep])))
         if new.sum() < cfg.min_contacts or np.array_equal(new, keep):
             break
         keep = new
+        v, a = _scaled_plane(points[keep], who[keep], kappa, free)
+    height = 1.0 / max(float(np.linalg.norm(v)), 1e-12)
+    up = v * height
+    above = a[who] * (points @ up) + height
     if up[1] > 0:  # the plane's up points down the image: a ceiling, not a floor
         return None
     flat = points[keep] - (points[keep] @ up)[:, None] * up
@@ -170,18 +172,19 @@ def fit_floor(
     if spread < cfg.min_spread_m / 4:
         return None
     rms = float(np.sqrt(np.mean(above[keep] ** 2)))
-    sd = height_sd(points[keep], who[keep], when[keep], kappa, free, cfg.person_size_sd)
+    sd = height_sd(points[keep], who[keep], when[keep], kappa, free, cfg.person_size_sd, (v, a))
     confidence = float(erf(cfg.tolerance_m / (np.sqrt(2.0) * sd))) if sd > 0 else 1.0
     return Floor(up=up, height=height, contacts=int(keep.sum()), rms=rms, confidence=confidence, height_sd=sd)
 
 
 def _scaled_plane(
-    points: np.ndarray, persons: np.ndarray, kappa: float, n_persons: int, free: np.ndarray, iters: int = 10
+    points: np.ndarray, persons: np.ndarray, kappa: float, free: np.ndarray, iters: int = 10
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(v = up / height (3,), a (n_persons,)) minimising Σ (a_p v · X + 1)² + kappa Σ_p n_p (a_p − 1)²
-    over contacts X (M, 3) of ``persons`` (M,) ints, by Gauss-Newton from the fit with a = 1. Only
-    the ``free`` (n_persons,) persons' a_p are fitted, none with kappa inf (then one linear least
+    """(v = up / height (3,), a (P,)) minimising Σ (a_p v · X + 1)² + kappa Σ_p n_p (a_p − 1)²
+    over contacts X (M, 3) of ``persons`` (M,) ints below P, by Gauss-Newton from the fit with a = 1.
+    Only the ``free`` (P,) persons' a_p are fitted, none with kappa inf (then one linear least
     squares); the others' stay 1."""
+    n_persons = len(free)
     v = np.linalg.lstsq(points, -np.ones(len(points)), rcond=None)[0]
     a = np.ones(n_persons)
     if np.isinf(kappa) or not free.any():
@@ -229,20 +232,30 @@ def walked(points: np.ndarray, persons: np.ndarray, n_persons: int, walk_sd_m: f
 
 def choose_kappa(
     points: np.ndarray, persons: np.ndarray, times_s: np.ndarray, free: np.ndarray, size_sd: float
-) -> float:
-    """The ``KAPPAS`` entry whose fit has the least :func:`height_sd`: freed sizes take out the
-    people's sizes but leave the tilt to the walkers' own contacts, held sizes the other way round.
-    Inf where there is one person or none walked (``free``)."""
-    if np.unique(persons).size < 2 or not free.any():
-        return np.inf
-    return min(KAPPAS, key=lambda kappa: height_sd(points, persons, times_s, kappa, free, size_sd))
+) -> tuple[float, tuple[np.ndarray, np.ndarray]]:
+    """The ``KAPPAS`` entry whose fit has the least :func:`height_sd`, and that fit (v, a): freed
+    sizes take out the people's sizes but leave the tilt to the walkers' own contacts, held sizes
+    the other way round. Inf where there is one person or none walked (``free``)."""
+    kappas = KAPPAS if np.unique(persons).size > 1 and free.any() else (np.inf,)
+    fits = {kappa: _scaled_plane(points, persons, kappa, free) for kappa in kappas}
+    if len(fits) == 1:
+        return np.inf, fits[np.inf]
+    best = min(kappas, key=lambda kappa: height_sd(points, persons, times_s, kappa, free, size_sd, fits[kappa]))
+    return best, fits[best]
 
 
 def height_sd(
-    points: np.ndarray, persons: np.ndarray, times_s: np.ndarray, kappa: float, free: np.ndarray, size_sd: float
+    points: np.ndarray,
+    persons: np.ndarray,
+    times_s: np.ndarray,
+    kappa: float,
+    free: np.ndarray,
+    size_sd: float,
+    fit: tuple[np.ndarray, np.ndarray],
 ) -> float:
     """How far the camera's height fitted to contacts (M, 3) of ``persons`` (M,) at ``times_s`` (M,)
-    with ``kappa`` may be off, metres, from two causes added in quadrature:
+    with ``kappa`` (``fit``: its v, a from :func:`_scaled_plane`) may be off, metres, from two causes
+    added in quadrature:
 
     - each person's size, uncertain by ``size_sd`` (a share): the change of the height when one
       person's prior size moves by that share (a freed a_p's prior, a held a_p itself, to
@@ -255,7 +268,7 @@ def height_sd(
     """
     n = len(free)
     fitted = free & ~np.isinf(kappa)
-    v, a = _scaled_plane(points, persons, kappa, n, free)
+    v, a = fit
     weight = kappa * np.bincount(persons, minlength=n) * fitted if fitted.any() else np.zeros(n)
     normal, _ = _normal_equations(points, persons, v, a, weight)
     cols = np.r_[np.ones(3, bool), fitted]  # the plane and the freed sizes

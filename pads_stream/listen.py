@@ -255,7 +255,8 @@ def summary(listener: Listener, seconds: float) -> str:
         f"capture to here p50 {lat['e2e_p50_ms']:.1f} ms, p99 {lat['e2e_p99_ms']:.1f} ms",
         "errors received: " + (", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) or "none"),
     ]
-    for stream, fl in sorted(listener.floors.items()):
+    for stream, floor in sorted(listener.floors.items()):
+        fl = {k: floor.get(k, float("nan")) for k in ("height_m", "height_sd_m", "pitch_deg", "roll_deg", "confidence")}
         lines.append(f"floor of {stream} (estimated, no extrinsics): camera {fl['height_m']:.2f} "
                      f"± {fl['height_sd_m']:.2f} m above it, pitch {fl['pitch_deg']:.1f}°, roll {fl['roll_deg']:.1f}°, "
                      f"confidence {fl['confidence']:.2f}")  # fmt: skip

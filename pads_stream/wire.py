@@ -484,6 +484,15 @@ def _rig_view(v: RigView) -> dict:
     return view
 
 
+def _floor(value: Any) -> dict[str, float] | None:
+    """A pose3d's ``floor``: nil, or a map of names to numbers (``docs/protocol.md``)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise WireError("schema", "floor must be a map of names to numbers")
+    return {k: float(_floats(v, (), f"floor.{k}")) for k, v in value.items()}
+
+
 def decode_pose3d(frames: list[bytes]) -> Pose3d:
     """A ``pose3d`` message as a record, arrays as float64 numpy (for consumers)."""
     p = decode_as(frames, "pose3d/")
@@ -505,7 +514,7 @@ def decode_pose3d(frames: list[bytes]) -> Pose3d:
             for v in p.get("views", ())
         )  # fmt: skip
         return Pose3d(p["stream"], p["frame"], p["t_ns"], p["t_recv_ns"], p["t_pub_ns"], persons, views,
-                      p.get("camera"), p.get("floor"))  # fmt: skip
+                      p.get("camera"), _floor(p.get("floor")))  # fmt: skip
     except (KeyError, TypeError) as err:
         raise WireError("schema", f"not a pose3d payload ({type(err).__name__}: {err})"[:200]) from None
 

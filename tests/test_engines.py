@@ -216,3 +216,16 @@ def test_a_reused_bound_step_takes_each_calls_inputs(exported, tiny_checkpoint, 
     fresh = [load_model(tiny_checkpoint, backend="onnxruntime").estimate(*h, steps=4) for h in halves]
     assert np.abs(got[0] - fresh[0]).max() <= 1e-6 and np.abs(got[1] - fresh[1]).max() <= 1e-6
     assert np.array_equal(got[0], got[2]) and np.abs(got[0] - got[1]).max() > 1e-3
+
+
+def test_the_kept_steps_are_the_most_recently_used():
+    """Bound ONNX Runtime steps and captured CUDA graphs are kept by key, the least recently used
+    dropped beyond the limit; a kept one is handed back, not made again."""
+    from pads_stream.recent import Recent
+
+    made = []
+    kept = Recent(2)
+    for key in ("a", "b", "a", "c", "a", "b"):
+        kept.get(key, lambda key=key: made.append(key) or key.upper())
+    assert made == ["a", "b", "c", "b"]  # "b" was the least recently used when "c" came
+    assert len(kept) == 2 and kept.get("a", lambda: "new") == ("A", False)

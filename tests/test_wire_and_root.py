@@ -274,3 +274,23 @@ def test_every_outbound_message_round_trips_through_its_encoder_and_decoder():
     np.testing.assert_array_equal(cam.camera.t, [0, 0, 2])
     with pytest.raises(WireError):
         decode_status(encode_error(err))
+
+
+@pytest.mark.parametrize(
+    ("floor", "kind"),
+    [("x", "schema"), ([1.0, 2.0], "schema"), ({"height_m": "1.6"}, "schema"), ({"height_m": True}, "schema"),
+     ({"height_m": [1.6]}, "shape")],
+)  # fmt: skip
+def test_a_pose3d_floor_decodes_to_numbers_or_is_refused(floor, kind):
+    """A pose3d's floor is a map of names to numbers (listen formats them): anything else is a
+    WireError of its kind, never a floor a consumer then trips over."""
+    from pads_stream.wire import Pose3d, PosePerson, decode_pose3d, encode_pose3d
+
+    rel = np.zeros((17, 3))
+    person = PosePerson(1, rel, np.zeros(3), rel, 0.0, np.ones(17))
+    good = {"height_m": 1.6, "height_sd_m": 0.08, "pitch_deg": 12, "roll_deg": -0.5, "confidence": 0.7}
+    assert decode_pose3d(encode_pose3d(Pose3d("c", 1, 1, 1, 1, (person,), floor=good))).floor == good
+    topic, payload = encode_pose3d(Pose3d("c", 1, 1, 1, 1, (person,)))
+    with pytest.raises(WireError) as err:
+        decode_pose3d([topic, msgpack.packb({**msgpack.unpackb(payload), "floor": floor})])
+    assert err.value.kind == kind

@@ -44,13 +44,6 @@ from pads_stream.rig import Y_UP_TO_Z_UP, detector_noise, load_rig
 from pads_stream.tracker import track_sequences
 
 FPS = 25.0
-
-
-def load_json_file(path) -> dict:
-    with open(path) as fh:
-        return json.load(fh)
-
-
 PERSONS = 4
 
 
@@ -114,9 +107,10 @@ def main() -> None:
     ]
     errs = []
     cameras = data_file(args.data, "h36m", "cameras_s9_s11.json")
+    calibration = json.loads(cameras.read_text())["subjects"]
     for s, subject in enumerate(TEST_SUBJECTS):
         rig = load_rig(str(cameras), subject)
-        sizes = [np.array(c["image_size"]) for c in load_json_file(cameras)["subjects"][subject]]
+        image_sizes = [np.array(c["image_size"]) for c in calibration[subject]]
         actor = "S8" if args.validation else subject
         takes = [x for name, x in sorted(poses[actor].items()) if name.startswith(("walking", "directions"))]
         for v in range(len(rig.K)):
@@ -135,7 +129,7 @@ def main() -> None:
             cam = world @ R.T + t
             kp = cam[..., :2] / cam[..., 2:3] @ rig.K[v][:2, :2].T + rig.K[v][:2, 2]
             kp, conf = (kp, np.ones(kp.shape[:-1])) if args.exact else detector_noise(kp, rng)
-            conf = np.where(((kp >= 0) & (kp < sizes[v])).all(axis=-1) & (cam[..., 2] > 0), conf, 0.0)
+            conf = np.where(((kp >= 0) & (kp < image_sizes[v])).all(axis=-1) & (cam[..., 2] > 0), conf, 0.0)
             rays = normalized_rays(kp, rig.K[v])[..., :2]
             joints = track_sequences(model, cfg, rays, conf, None, np.arange(PERSONS), FPS)  # (F, P, 17, 3)
             times = np.arange(frames) / FPS
