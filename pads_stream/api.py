@@ -9,12 +9,14 @@ backend nothing here imports torch.
 from __future__ import annotations
 
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from . import multiview
 from .backends import BACKENDS, Backend, OnnxRuntimeBackend, TensorRTBackend, TorchBackend
+from .bones import fit_rays, held
 from .camera import camera_to_world, check_intrinsics, floor_scale, normalized_rays, sphere_start
 from .config import from_dict
 from .layout import get as get_layout
@@ -130,6 +132,11 @@ def _build(name: str, pt: Path, model_hash: str | None, threads: int, spinning: 
     return PoseModel(be, abar, float(m["scale"]), sampler, pt, m["hash"])
 
 
+def _held_normalised(x0: np.ndarray, bones: tuple[np.ndarray, ...], scale: float) -> np.ndarray:
+    """:func:`pads_stream.bones.held` on normalised poses (metres / ``scale``)."""
+    return held(x0 * scale, *bones) / scale
+
+
 def _as_array(value: object, name: str, shape: tuple[int | None, ...]) -> np.ndarray:
     try:
         arr = np.asarray(value, dtype=np.float64)
@@ -170,10 +177,13 @@ class PoseModel:
     # -- the loop ------------------------------------------------------------------------
 
     def _run(self, task: str, inputs: dict[str, np.ndarray], start: np.ndarray, t_start: int, steps: int,
-             rho: float, noise: np.ndarray | None = None, solver: str | None = None) -> np.ndarray:  # fmt: skip
+             rho: float, noise: np.ndarray | None = None, solver: str | None = None,
+             bones: tuple[np.ndarray, ...] | None = None) -> np.ndarray:  # fmt: skip
         """Sample from ``start`` (B, 17, 3) metres at ``t_start`` (noised with ``noise`` (B, 17, 3)
-        standard normal when given) with ``solver`` (default the sampler's); returns (B, 17, 3)
-        float32 pelvis-relative metres (rows may be non-finite: callers check)."""
+        standard normal when given) with ``solver`` (default the sampler's); with ``bones``
+        ((B, 16) skeleton metres, NaN rows unknown; (B,) weight; (B,) relative) each step's clean
+        pose keeps its bones (:func:`pads_stream.bones.held`). Returns (B, 17, 3) float32 pelvis-relative metres
+        (rows may be non-finite: callers check)."""
         t_start = _as_int(t_start, "t_start", 1, len(self.abar) - 1)
         key = (self.sampler, t_start, _as_int(steps, "steps", 1, t_start), solver)
         if key not in self._tables:  # the same few runs every frame: computed once
@@ -188,7 +198,12 @@ class PoseModel:
                 x = x + np.sqrt(1 - alpha * alpha) * noise[sl]
             chunk = {k: v[sl] for k, v in inputs.items()}
             denoise = self.backend.denoiser(task, chunk, len(x))
-            y = sample(denoise, tables, x.astype(np.float32), rho) * self.scale
+            hold = (
+                None
+                if bones is None
+                else partial(_held_normalised, bones=(bones[0][sl], bones[1][sl]), scale=self.scale)
+            )
+            y = sample(denoise, tables, x.astype(np.float32), rho, hold) * self.scale
             out[sl] = y - y[:, :1]
         return out
 
@@ -247,6 +262,18 @@ class PoseModel:
         return R, t
 
     @staticmethod
+    def _check_bones(bones: object, n: int) -> np.ndarray:
+        b = _as_array(bones, "bones", (n, NUM_JOINTS - 1))
+        known = np.isfinite(b).all(axis=1)
+        if np.isnan(b[~known]).sum() != (~known).sum() * (NUM_JOINTS - 1) or np.isinf(b).any():
+            raise ValueError("bones: each row must be 16 finite lengths in metres, or all NaN (unknown)")
+        if np.any((b[known] < 0.02) | (b[known] > 1.0)):
+            raise ValueError(
+                "bones must be metres in [0.02, 1.0] (a hip bone is ~0.13 m, a shin ~0.45 m; millimetres?)"
+            )
+        return b
+
+    @staticmethod
     def _check_root(root: object, n: int) -> np.ndarray:
         r = _as_array(root, "root", (n, 3))
         if not np.all(np.isfinite(r)) or np.any(np.abs(r) > 1e4):
@@ -272,6 +299,7 @@ class PoseModel:
         layout: str = "h36m17",
         return_root: bool = False,
         extrinsics: tuple[np.ndarray, np.ndarray] | None = None,
+        bones: np.ndarray | None = None,
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Lift 2D keypoints to 3D (perspective projection).
 
@@ -295,6 +323,11 @@ class PoseModel:
                 persons without. With ``root`` None, the depth then puts the lowest joint on the
                 floor (camera-frame output; :func:`pads_stream.camera.camera_to_world` gives world
                 joints).
+            bones: (N, 16) each person's bone lengths, metres, in H36M parent order (bone j runs
+                from joint ``H36M_PARENTS[j + 1]`` to joint j + 1); a row of NaN: unknown. The
+                estimate keeps them (a measurement in every sampler step and the final fit to the
+                rays); without them every bone stays within ±10 % of the mean adult's at the
+                person's size (:mod:`pads_stream.bones`).
 
         Returns:
             (N, 17, 3) float32 pelvis-relative joints in H36M-17 order, camera frame, metres
@@ -319,7 +352,9 @@ class PoseModel:
             if not np.all(np.isfinite(init)):
                 raise ValueError("init has NaN or infinite values")
         floor = None if extrinsics is None else self._check_extrinsics(extrinsics, n)
-        x, r, ok = self.lift(normalized_rays(kp, K)[..., :2], c, r, steps=steps, init=init, t_start=t0, floor=floor)
+        b = None if bones is None else self._check_bones(bones, n)
+        x, r, ok = self.lift(normalized_rays(kp, K)[..., :2], c, r, steps=steps, init=init, t_start=t0, floor=floor,
+                             bones=b)  # fmt: skip
         unsized = np.flatnonzero(~ok & np.isfinite(x).all(axis=(1, 2)))
         if unsized.size:
             raise ValueError(f"sample {unsized[0]}: no root given and no bone with both ends seen to size the person")
@@ -505,7 +540,8 @@ class PoseModel:
 
     def lift(self, rays: np.ndarray, conf: np.ndarray, root: np.ndarray | None = None, *, steps: int,
              init: np.ndarray | None = None, t_start: int | None = None, depth_guess: np.ndarray | None = None,
-             floor: tuple[np.ndarray, np.ndarray] | None = None,
+             floor: tuple[np.ndarray, np.ndarray] | None = None, bones: np.ndarray | None = None,
+             bone_weight: np.ndarray | None = None,
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
         """The estimation core, on inputs already validated (by :meth:`estimate`, or the node's wire
         decoder): the one path from rays to poses that the API, the node and the tools share.
@@ -524,6 +560,11 @@ class PoseModel:
                 taken along this frame's pelvis ray.
             floor: (R (N, 3, 3), t (N, 3)) extrinsics of a world whose floor is z = 0 (rows of NaN:
                 none); an estimated root then puts the lowest joint on the floor.
+            bones: (N, 16) the person's bone lengths, metres, H36M parent order (bone j ends at
+                joint j + 1; rows of NaN: unknown). With ``SamplerConfig.bone_hold`` on, every
+                estimate keeps its bones within the human range (:mod:`pads_stream.bones`), and
+                within that moves them towards these by ``bone_weight``.
+            bone_weight: (N,) in [0, 1], how sure each person's ``bones`` are (default 1).
 
         Returns:
             (rel (N, 17, 3) float32 pelvis-relative metres, root (N, 3) float32 metres, ok (N,)
@@ -543,13 +584,20 @@ class PoseModel:
             init = fill_from_ancestors(sphere_start(unit, r), conf > 0)
         first, restart = split_steps(steps, self.sampler.restart_fraction)
         rho = self.sampler.rho_at(steps)
-        x = self._lift(rays, unit, r, conf, init, t0, first, rho)
         estimated = ok & ~given
+        skeleton = None
+        if self.sampler.bone_hold:  # (bones, weight, relative): an estimated root's skeleton counts by its proportions
+            known = np.full((n, 16), np.nan) if bones is None else np.asarray(bones, dtype=np.float64)
+            weight = np.ones(n) if bone_weight is None else np.asarray(bone_weight, dtype=np.float64)
+            skeleton = (known, weight, estimated)
+        x = self._lift(rays, unit, r, conf, init, t0, first, rho, skeleton)
         # an estimated root moves with its pose along the rays: to the floor, else to a typical body size
         r, x = self._rescale(x, r, conf, estimated, floor, bone_scale(x, conf))
         if restart:
-            x = self._lift(rays, unit, r, conf, x, self.sampler.restart_t_start, restart, rho)
+            x = self._lift(rays, unit, r, conf, x, self.sampler.restart_t_start, restart, rho, skeleton)
         x = self._complete_unseen(x, conf, steps)
+        if skeleton is not None and (conf <= 0).any():  # completed joints keep the bones too (seen ones stay)
+            x = held(x, *skeleton, fixed=conf > 0).astype(np.float32)
         if floor is not None:  # the final pose's lowest joint onto the floor (no network pass)
             r, x = self._rescale(x, r, conf, estimated, floor, np.ones(n))
         ok &= np.isfinite(x).all(axis=(1, 2)) & np.isfinite(r).all(axis=1)
@@ -588,10 +636,14 @@ class PoseModel:
                       solver=s.complete_solver)  # fmt: skip
         return np.where(seen[..., None], y, x).astype(np.float32)
 
-    def _lift(self, rays, unit, r, c, x_init, t0, steps, rho) -> np.ndarray:
+    def _lift(self, rays, unit, r, c, x_init, t0, steps, rho, skeleton=None) -> np.ndarray:
+        """One sampler run of the estimation, then the final move onto the rays: keeping the bones
+        with ``skeleton`` (bones, weight; :func:`pads_stream.bones.fit_rays`), else free per joint."""
         inputs = {"rays": rays, "root": r, "weights": c}
-        x = self._run("projection", inputs, x_init, t0, steps, rho)
-        return snap_to_rays(x, unit, r, c, self.sampler.snap_power).astype(np.float32)
+        x = self._run("projection", inputs, x_init, t0, steps, rho, bones=skeleton)
+        if skeleton is None:
+            return snap_to_rays(x, unit, r, c, self.sampler.snap_power).astype(np.float32)
+        return fit_rays(x, r, unit, c, self.sampler.snap_power, *skeleton).astype(np.float32)
 
     def solve(self, operator, x_init: np.ndarray | None = None, n: int | None = None, steps: int = 20,
               t_start: int | None = None, rho: float = 2.0, seed: int = 0) -> np.ndarray:  # fmt: skip

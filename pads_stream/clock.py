@@ -60,5 +60,7 @@ class SenderClock:
             self.offset_ns = min(self.steps)
             self.steps.clear()
             return t_ns + self.offset_ns, t_ns, None
-        reason = f"t_ns stepped {jump / 1e9:+.3g} s from the stream's clock; timed by arrival until it settles"
+        move = -jump / 1e9  # how far the stamp moved from where the stream's clock puts this arrival, s
+        way = "ahead (later)" if move > 0 else "back (earlier)"
+        reason = f"t_ns jumped {abs(move):.3g} s {way} of the stream's clock; timed by arrival until it settles"
         return t_recv, t_recv - self.offset_ns, reason

@@ -46,6 +46,7 @@ from .placement import capacity, owner, preference, route_key
 from .shutdown import exit_on_stop_signals
 from .sockets import RateLimit, inbound
 from .wire import (
+    ALIVE,
     BYE,
     DATA,
     HEARTBEAT,
@@ -75,6 +76,7 @@ class ClusterConfig:
     collect: str = ""  # workers' PUBs connect here ("" = an ipc endpoint in a private folder)
     heartbeat_s: float = 0.25
     liveness: int = 3  # heartbeats a worker may miss before its streams move
+    busy_limit_s: float = 30.0  # a worker whose loop sent no heartbeat this long is lost, keep-alives or not
     balance: float = 1.0  # a worker takes at most ⌈balance · keys / workers⌉ streams and rigs (pads_stream.placement)
     max_keys: int = 4096  # streams and rigs with routing state (beyond it: routed, not remembered)
     key_ttl_s: float = 60.0  # a stream silent this long is forgotten (as a node forgets it)
@@ -94,7 +96,8 @@ class Worker:
 
     name: str
     alive: bool = False
-    heard: float = 0.0  # time.monotonic() of its last message
+    heard: float = 0.0  # time.monotonic() of its last heartbeat or keep-alive
+    heard_loop: float = 0.0  # time.monotonic() of its last heartbeat from its loop (a batch delays it)
     joined: int = 0
     lost: int = 0
     load: WorkerLoad | None = None
@@ -259,6 +262,8 @@ class Router:
         deadline = self.cfg.liveness * self.cfg.heartbeat_s
         for w in [w for w in self.workers.values() if w.alive and now - w.heard > deadline]:
             self.lose(w.name, f"no heartbeat for {now - w.heard:.2f} s")
+        for w in [w for w in self.workers.values() if w.alive and now - w.heard_loop > self.cfg.busy_limit_s]:
+            self.lose(w.name, f"alive but its loop silent for {now - w.heard_loop:.1f} s (hung?)")
         if now >= self.next_beat:
             self.next_beat = now + self.cfg.heartbeat_s
             for w in [w for w in self.workers.values() if w.alive]:
@@ -287,10 +292,15 @@ class Router:
                 if name in self.workers and self.workers[name].alive:
                     self.lose(name, "it said goodbye")
                 continue
+            if frames[0] == ALIVE and len(frames) == 2:  # a keep-alive: a joined worker's loop may be busy
+                known = self.workers.get(frames[1].decode(errors="replace"))
+                if known is not None and known.alive:
+                    known.heard = time.monotonic()
+                continue
             if frames[0] != HEARTBEAT:
                 continue
             w = self.workers.setdefault(name, Worker(name))
-            w.heard = time.monotonic()
+            w.heard = w.heard_loop = time.monotonic()
             try:
                 w.load = decode_heartbeat(frames) or w.load
             except WireError:

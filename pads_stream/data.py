@@ -102,6 +102,9 @@ class AugmentConfig:
     roll_std: float = 3.0  # camera roll, clipped at 3 std
     scale: tuple[float, float] = (0.88, 1.12)  # whole-body size
     bone_std: float = 0.05  # per-bone length factor, left and right alike
+    # body proportions: one factor each for the arms, the legs and the trunk (with neck and head),
+    # std per group, clipped at 2.5 std (0: off); real adults' limb/trunk ratios differ by about ±6 %
+    proportion_std: float = 0.0
     mirror: bool = True  # mirror half the poses (left and right swapped)
 
 
@@ -117,7 +120,7 @@ def augment_to_camera(poses: np.ndarray, rng: np.random.Generator, cfg: AugmentC
         (N, 17, 3) float32 pelvis-relative joints in the camera frame (OpenCV), metres.
     """
     n = poses.shape[0]
-    x = vary_bones(poses.astype(np.float64), rng, cfg.scale, cfg.bone_std)
+    x = vary_bones(poses.astype(np.float64), rng, cfg.scale, cfg.bone_std, cfg.proportion_std)
     heading = rng.uniform(0, 2 * np.pi, n)
     pitch = np.deg2rad(rng.uniform(*cfg.pitch, n))
     roll = np.deg2rad(np.clip(rng.normal(0, cfg.roll_std, n), -3 * cfg.roll_std, 3 * cfg.roll_std))
@@ -131,8 +134,14 @@ def augment_to_camera(poses: np.ndarray, rng: np.random.Generator, cfg: AugmentC
     return x.astype(np.float32)
 
 
-def vary_bones(poses: np.ndarray, rng: np.random.Generator, scale: tuple[float, float], bone_std: float) -> np.ndarray:
-    """Rescale every bone of (N, 17, 3) poses: one body factor times a per-bone factor.
+# Bone groups for body proportions, by the joint each bone ends at (H36M-17): arms, legs, trunk.
+PROPORTION_GROUPS = ((12, 13, 15, 16), (2, 3, 5, 6), (1, 4, 7, 8, 9, 10, 11, 14))
+
+
+def vary_bones(poses: np.ndarray, rng: np.random.Generator, scale: tuple[float, float], bone_std: float,
+               proportion_std: float = 0.0) -> np.ndarray:  # fmt: skip
+    """Rescale every bone of (N, 17, 3) poses: one body factor times a per-bone factor, times
+    (when ``proportion_std`` > 0) one factor per group of :data:`PROPORTION_GROUPS`.
 
     Left and right bones get the same factor; joints are rebuilt from the pelvis outward, so
     joint angles are kept and only lengths change.
@@ -142,6 +151,10 @@ def vary_bones(poses: np.ndarray, rng: np.random.Generator, scale: tuple[float, 
     for left, right in H36M_LR_PAIRS:
         factor[:, left] = factor[:, right]
     factor *= rng.uniform(*scale, (n, 1))
+    if proportion_std > 0:
+        for group in PROPORTION_GROUPS:
+            g = rng.normal(1.0, proportion_std, (n, 1)).clip(1 - 2.5 * proportion_std, 1 + 2.5 * proportion_std)
+            factor[:, list(group)] *= g
     out = np.zeros_like(poses)
     for j in range(1, NUM_JOINTS):  # parents precede children in H36M order
         p = H36M_PARENTS[j]

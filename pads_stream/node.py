@@ -43,10 +43,11 @@ from .fusion import FusionConfig, RigFrames, RigTracks, ViewPerson, Waiting, fus
 from .layout import to_h36m
 from .rootfind import initial_root
 from .shutdown import DeferredStop, exit_on_stop_signals
+from .skeleton import H36M_PARENTS
 from .smoothing import OneEuroConfig
 from .sockets import RateLimit, add_curve_argument, inbound
 from .stepgraph import package_file
-from .tracker import Observation, StreamTracks, TrackerConfig, estimate_persons
+from .tracker import Estimate, Observation, StreamTracks, TrackerConfig, estimate_persons
 from .wire import (
     DROP_KINDS,
     ERROR_KINDS,
@@ -118,6 +119,7 @@ class StreamState:
     clock: SenderClock = field(default_factory=SenderClock)
     tracks: StreamTracks = field(default_factory=StreamTracks)
     floor: FloorTracker = field(default_factory=FloorTracker)  # without extrinsics: the floor its people show
+    error_budget: RateLimit | None = None  # this stream's rejections on `error` (made with the state)
 
 
 @dataclass
@@ -339,7 +341,7 @@ class Node:
             if len(self.streams) >= self.cfg.max_streams:
                 raise WireError("too_many_streams", f"{self.cfg.max_streams} streams have state; none has been "
                                 f"silent for {self.cfg.stream_ttl_s:g} s", stream, frame)  # fmt: skip
-            state = self.streams[stream] = StreamState()
+            state = self.streams[stream] = StreamState(error_budget=RateLimit(self.cfg.max_errors_per_s))
         state.last_seen = time.monotonic()
         return state
 
@@ -394,7 +396,10 @@ class Node:
             if not np.any(conf[k] > 0):
                 self.reject(WireError("no_joints", "no joint with confidence > 0", frame.stream, frame.frame, p.id))
             elif p.root is None and not root_ok[k]:
-                self.reject(WireError("no_root", "root not sent and no bone observed to size it",
+                seen = (conf[k, 1:] > 0) & (conf[k, list(H36M_PARENTS[1:])] > 0)
+                why = ("every bone seen has no 2D length (all its joints on one pixel?)" if seen.any()
+                       else "no bone with both ends seen")  # fmt: skip
+                self.reject(WireError("no_root", f"root not sent and nothing to size the person: {why}",
                                       frame.stream, frame.frame, p.id))  # fmt: skip
             elif not np.isfinite(rays[k][conf[k] > 0]).all():
                 self.reject(WireError("value", "keypoints undistort to non-finite rays", frame.stream, frame.frame,
@@ -414,10 +419,17 @@ class Node:
         self.answer(WireError(kind, DROP_KINDS[kind], frame.stream, frame.frame))
 
     def answer(self, err: WireError) -> None:
-        """Publish ``err`` on ``error`` (rate-limited: the excess is only counted as unsent)."""
-        if not self.error_budget.take():
-            self.stats.errors_unsent += 1
-            return
+        """Publish ``err`` on ``error``. The answers to accepted frames (drop notices and
+        ``estimate_failed``, at most one per frame or person that passed validation) always go out;
+        other rejections are rate-limited per stream (the stream's own budget, or the node's for a
+        message naming no stream with state), the excess only counted as unsent: one sender's
+        garbage never silences another stream's answers."""
+        if err.kind not in DROP_KINDS and err.kind != "estimate_failed":
+            state = self.streams.get(err.stream) if err.stream is not None else None
+            budget = state.error_budget if state is not None and state.error_budget is not None else self.error_budget
+            if not budget.take():
+                self.stats.errors_unsent += 1
+                return
         self.pub.send_multipart(
             encode_error(ErrorMessage(err.stream, err.frame, err.person, err.kind, str(err.reason)))
         )
@@ -459,12 +471,12 @@ class Node:
                                           "human range, off its 2D rays, ...)", f.frame.stream, f.frame.frame,
                                           person.id))  # fmt: skip
                 else:
-                    results[id(f)].append((person, *result))
+                    results[id(f)].append((person, result))
         for f in frames:
             self.publish(f, results[id(f)])
 
-    def estimate(self, batch: list[tuple[Pending, Person]]) -> list[tuple[np.ndarray, np.ndarray] | None]:
-        """(rel (17, 3), root (3,)) per person of ``batch``, None where the estimate failed: the
+    def estimate(self, batch: list[tuple[Pending, Person]]) -> list[Estimate | None]:
+        """An :class:`pads_stream.tracker.Estimate` per person of ``batch``, None where it failed: the
         socket-free tracker (:func:`pads_stream.tracker.estimate_persons`) on each stream's tracks."""
         items = []
         for f, p in batch:
@@ -533,24 +545,25 @@ class Node:
 
     # -- output --------------------------------------------------------------------------
 
-    def publish(self, f: Pending, items: list[tuple[Person, np.ndarray, np.ndarray]]) -> None:
+    def publish(self, f: Pending, items: list[tuple[Person, Estimate]]) -> None:
         floor = None
         state = self.streams.get(f.frame.stream)
         if self.cfg.floor_estimate and state is not None and items and items[0][0].camera.R is None:
-            for person, rel, root in items:  # no extrinsics: the floor its people stand on
-                state.floor.add(person.id, f.t_sender * 1e-9, rel + root)
+            for person, est in items:  # no extrinsics: the floor its people stand on
+                state.floor.add(person.id, f.t_sender * 1e-9, est.rel + est.root)
             found = state.floor.update(f.t_sender * 1e-9)
             floor = found if found is not None and found.confidence >= self.cfg.floor_min_confidence else None
         estimated = None if floor is None else floor.extrinsics()
         persons = []
-        for person, rel, root in items:
+        for person, est in items:
+            rel, root = est.rel, est.root
             joints = rel + root
             err = np.linalg.norm(project(joints[None], person.K[None])[0] - person.kp, axis=-1)
             cam = person.camera
             R, t = (cam.R, cam.t) if cam.R is not None else (estimated if estimated is not None else (None, None))
             world = None if R is None else camera_to_world(joints[None], R[None], t[None])[0]
             persons.append(PosePerson(person.id, joints, root, rel, float(err[person.conf > 0].mean()), person.conf,
-                                      world))  # fmt: skip
+                                      world, bones=est.bones, bones_weight=est.bones_weight))  # fmt: skip
         t_pub = time.time_ns()
         frame = f.frame
         info = None if floor is None else {"height_m": floor.height, "height_sd_m": floor.height_sd,

@@ -18,7 +18,13 @@ runs. Per person of a frame (an :class:`Observation`), :func:`estimate_persons`:
    frames, and replaces it by the cold one when they keep disagreeing (:func:`cold_check`);
 5. gates the result (:func:`plausible`): a failed estimate is never remembered;
 6. remembers the accepted pose under the person's id, and smooths the published joints with the
-   One Euro filter along the same track, when asked.
+   One Euro filter along the same track, when asked;
+7. learns the person's skeleton (:class:`Skeleton`: each bone's median over the first
+   ``skeleton_frames`` accepted frames, as the 2D rays measure it (:func:`measured_bones`), then
+   held) and gives it to the sampler as a measurement, weighted by how many frames it rests on
+   (:mod:`pads_stream.bones`). Measured, not as estimated: an estimate's
+   bones are pulled into the mean adult's range, and a skeleton learned from them would never
+   leave it.
 
 Times: ``t_ns`` is this host's clock (freshness of a track); ``t_sender_s`` the capture time on
 the sender's clock, seconds (the filters' time). Units: metres, camera frame (OpenCV axes).
@@ -31,8 +37,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .api import PoseModel
-from .sampler import DEFAULT_STEPS
-from .skeleton import bones_plausible
+from .sampler import DEFAULT_STEPS, snap_to_rays
+from .skeleton import bone_lengths, bones_plausible
 from .smoothing import (
     DepthFilterConfig,
     DepthFilterState,
@@ -70,6 +76,31 @@ class TrackerConfig:
     one_euro: bool = False  # One Euro filter on published joints, per track (the warm start stays unfiltered)
     one_euro_min_cutoff: float = 1.0  # Hz
     one_euro_beta: float = 0.5  # Hz per m/s
+    # a track learns its person's 16 bones from this many accepted frames (their medians), then holds them;
+    # the sampler weighs the skeleton by frames seen / skeleton_frames (0: no per-person skeleton)
+    skeleton_frames: int = 25
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    """A track's bones as measured in its first accepted frames (at most ``skeleton_frames``):
+    lengths (k, 16), metres, H36M parent order (bone j ends at joint j + 1)."""
+
+    lengths: np.ndarray
+
+    def bones(self) -> np.ndarray:
+        """(16,) each bone's median length, metres."""
+        return np.median(self.lengths, axis=0)
+
+    def weight(self, cfg: TrackerConfig) -> float:
+        """How sure the skeleton is, in [0, 1]: frames seen over ``skeleton_frames``."""
+        return min(1.0, len(self.lengths) / max(cfg.skeleton_frames, 1))
+
+    def add(self, lengths: np.ndarray, cfg: TrackerConfig) -> Skeleton:
+        """This skeleton with one frame's measured bones (16,) added, while it is learning."""
+        if len(self.lengths) >= cfg.skeleton_frames or not np.isfinite(lengths).all():
+            return self
+        return Skeleton(np.concatenate([self.lengths, lengths[None]]))
 
 
 @dataclass
@@ -84,6 +115,7 @@ class Track:
     smooth: OneEuroState | None = None
     since_check: int = 0  # warm frames since its last cold check
     disagreed: int = 0  # cold checks in a row that differed from it by more than cold_check_mm
+    skeleton: Skeleton | None = None
 
 
 @dataclass(frozen=True)
@@ -127,9 +159,13 @@ class StreamTracks:
     tracks: dict[int, Track] = field(default_factory=dict)
 
     def source(self, obs: Observation, cfg: TrackerConfig) -> Track | None:
-        """The track ``obs`` continues, or None (a cold start); see the module docstring, step 1."""
-        if not cfg.warm_start:
-            return None
+        """The track whose pose starts ``obs``'s estimate, or None (a cold start); see the module
+        docstring, step 1."""
+        return self.continued(obs, cfg) if cfg.warm_start else None
+
+    def continued(self, obs: Observation, cfg: TrackerConfig) -> Track | None:
+        """The track ``obs`` continues (its skeleton, and its pose when warm starts are on): a fresh
+        one whose pose reprojects onto the new 2D within ``warm_max_reproj_m``, or None."""
         fresh = [(pid, tr) for pid, tr in self.tracks.items() if obs.t_ns - tr.t_ns <= cfg.warm_max_gap_ms * 1e6]
         if not fresh:
             return None
@@ -158,7 +194,18 @@ class StreamTracks:
             del self.tracks[pid]
 
 
-Result = tuple[np.ndarray, np.ndarray] | None  # (rel (17, 3), root (3,)) metres, or None: the estimate failed
+@dataclass(frozen=True)
+class Estimate:
+    """One person's accepted estimate: rel (17, 3) pelvis-relative and root (3,), metres, camera
+    frame; the track's skeleton (16,) metres and its weight in [0, 1] (None before its first frame)."""
+
+    rel: np.ndarray
+    root: np.ndarray
+    bones: np.ndarray | None = None
+    bones_weight: float = 0.0
+
+
+Result = Estimate | None  # None: the estimate failed
 
 
 def estimate_persons(
@@ -168,8 +215,8 @@ def estimate_persons(
     those tracks (module docstring, steps 1-6).
 
     Returns:
-        per item (rel (17, 3), root (3,)) in metres, camera frame (smoothed when ``one_euro``),
-        or None where the estimate was non-finite or implausible.
+        per item an :class:`Estimate` (metres, camera frame; smoothed when ``one_euro``), or None
+        where the estimate was non-finite or implausible.
     """
     if not items:
         return []
@@ -178,7 +225,11 @@ def estimate_persons(
     rays = np.stack([o.rays for o in obs])
     given = np.array([o.root is not None for o in obs])
     root = np.stack([o.root if o.root is not None else np.full(3, np.nan) for o in obs])  # NaN: estimate
-    sources = [tracks.source(o, cfg) for tracks, o in items]
+    continued = [tracks.continued(o, cfg) for tracks, o in items]
+    sources = continued if cfg.warm_start else [None] * len(items)
+    skeletons = [tr.skeleton if tr is not None and cfg.skeleton_frames > 0 else None for tr in continued]
+    bones = np.stack([sk.bones() if sk is not None else np.full(16, np.nan) for sk in skeletons])
+    bone_weight = np.array([sk.weight(cfg) if sk is not None else 0.0 for sk in skeletons])
     gap = np.array([o.t_ns - s.t_ns if s is not None else np.inf for s, o in zip(sources, obs, strict=True)])
     warm = (gap <= cfg.warm_pose_max_gap_ms * 1e6) | (given & np.isfinite(gap))  # the previous pose seeds the sampler
     init = np.stack([s.rel if s is not None else np.zeros((17, 3)) for s in sources])
@@ -204,7 +255,7 @@ def estimate_persons(
             rel[g], out_root[g], ok[g] = model.lift(
                 rays[r], conf[r], root[r], steps=cfg.warm_steps if is_warm else cfg.steps,
                 init=init[r] if is_warm else None, t_start=cfg.warm_t_start if is_warm else None,
-                depth_guess=prev_root[r, 2], floor=(R[r], t[r]),
+                depth_guess=prev_root[r, 2], floor=(R[r], t[r]), bones=bones[r], bone_weight=bone_weight[r],
             )  # fmt: skip
     cold_check(rel, out_root, ok, rows, checks, cfg)
     rel, out_root, ok = rel[:n], out_root[:n], ok[:n]
@@ -215,6 +266,7 @@ def estimate_persons(
             state = sources[k].depth if sources[k] is not None else None
             rel[k], out_root[k], depth[k] = filter_root_depth(state, rel[k], out_root[k], obs[k].t_sender_s, depth_cfg)
     ok &= plausible(rel, out_root, rays, conf)
+    measured = measured_bones(model, rel, out_root, rays, conf) if cfg.skeleton_frames > 0 else None
     smooth_cfg = OneEuroConfig(cfg.one_euro_min_cutoff, cfg.one_euro_beta)
     out: list[Result] = []
     for k, (tracks, o) in enumerate(items):
@@ -223,15 +275,31 @@ def estimate_persons(
             out.append(None)
             continue
         since_check, disagreed = checks[k]
-        track = Track(o.t_ns, rel[k], out_root[k], depth[k], since_check=since_check, disagreed=disagreed)
+        skeleton = None
+        if cfg.skeleton_frames > 0:
+            skeleton = (skeletons[k] or Skeleton(np.empty((0, 16)))).add(measured[k], cfg)
+        track = Track(o.t_ns, rel[k], out_root[k], depth[k], since_check=since_check, disagreed=disagreed,
+                      skeleton=skeleton)  # fmt: skip
         tracks.remember(o, track, cfg)
+        known = (skeleton.bones(), skeleton.weight(cfg)) if skeleton is not None else (None, 0.0)
         if cfg.one_euro:  # joints (root + rel) on the sender's clock, along the continued track
             source = sources[k].smooth if sources[k] is not None else None
             joints, track.smooth = one_euro(source, rel[k] + out_root[k], o.t_sender_s, smooth_cfg)
-            out.append((joints - joints[0], joints[0]))
+            out.append(Estimate(joints - joints[0], joints[0], *known))
         else:
-            out.append((rel[k], out_root[k]))
+            out.append(Estimate(rel[k], out_root[k], *known))
     return out
+
+
+def measured_bones(model: PoseModel, rel: np.ndarray, root: np.ndarray, rays: np.ndarray,
+                   conf: np.ndarray) -> np.ndarray:  # fmt: skip
+    """(N, 16) bone lengths (metres) of estimates (rel (N, 17, 3), root (N, 3)) as the 2D rays
+    (N, 17, 2) measure them: the joints moved onto their rays by the sampler's final pull
+    (``conf ** snap_power``), before any pull into the human range."""
+    hom = np.concatenate([rays, np.ones_like(rays[..., :1])], axis=-1)
+    unit = hom / np.linalg.norm(hom, axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        return bone_lengths(snap_to_rays(rel.astype(np.float64), unit, root, conf, model.sampler.snap_power))
 
 
 def cold_check(rel: np.ndarray, root: np.ndarray, ok: np.ndarray, rows: np.ndarray,
@@ -277,5 +345,5 @@ def track_sequences(model: PoseModel, cfg: TrackerConfig, rays: np.ndarray, conf
                                                              t_sender_s=f / fps)))  # fmt: skip
         for p, result in enumerate(estimate_persons(model, cfg, items)):
             if result is not None:
-                out[f, p] = result[0] + result[1]
+                out[f, p] = result.rel + result.root
     return out

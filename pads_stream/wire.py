@@ -28,7 +28,9 @@ MAX_STREAM_NAME = 128
 MAX_ARRAY = 1024  # msgpack array length limit (the longest legitimate array has 64 persons)
 MAX_DEPTH = 6  # nesting of maps and lists in a payload (a kp2d message needs 5)
 MAX_PX = 1e6  # |pixel coordinate| bound
-MAX_ROOT_M = 1e4  # |root coordinate| bound, metres
+MAX_ROOT_M = 1e4  # |root coordinate| and |camera t| bound, metres
+MAX_ROOT_DEPTH_M = 1e3  # a root's Z bound, metres: beyond it no pose is published (millimetres sent?)
+MIN_FOCAL_PX = 1.0  # fx, fy bound, pixels: below it K is no pixel camera (a normalised K?)
 MAX_K = 1e7  # |intrinsics entry| bound, pixels
 ROTATION_TOL = 1e-3  # largest |R Rᵀ − I| entry accepted as a rotation
 ERROR_KINDS = {
@@ -149,6 +151,8 @@ def decode(frames: list[bytes]) -> tuple[str, dict[str, Any]]:
     except ValueError as err:
         if "max_array_len" in str(err):  # refused inside msgpack, before building the objects
             raise WireError("too_large", f"an array longer than {MAX_ARRAY} (at most {MAX_PERSONS} persons)") from err
+        if "map key" in str(err):  # one msgpack object, with a key that is no string
+            raise WireError("schema", "a map key is not a string (every key must be a msgpack str)") from err
         raise WireError("not_msgpack", f"payload is not one msgpack object ({type(err).__name__})") from err
     except Exception as err:  # msgpack raises several unrelated types on bad input
         raise WireError("not_msgpack", f"payload is not one msgpack object ({type(err).__name__})") from err
@@ -210,8 +214,12 @@ def _camera(value: Any) -> Camera:
     K = _floats(value["K"], (3, 3), "camera.K")
     if not np.all(np.isfinite(K)) or np.any(np.abs(K) > MAX_K):
         raise WireError("camera", f"camera.K must be finite with entries within {MAX_K:g}")
-    if abs(np.linalg.det(K)) < 1e-9 or K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise WireError("camera", "camera.K must be invertible with positive focal lengths")
+    if K[0, 0] < MIN_FOCAL_PX or K[1, 1] < MIN_FOCAL_PX:
+        raise WireError(
+            "camera", f"camera.K's focal lengths must be >= {MIN_FOCAL_PX:g} px (a normalised K? K is pixels)"
+        )
+    if abs(np.linalg.det(K)) < 1e-9:
+        raise WireError("camera", "camera.K must be invertible")
     if np.abs(K[2] - [0.0, 0.0, 1.0]).max() > 1e-6:
         raise WireError("camera", "camera.K's bottom row must be [0, 0, 1] (a transposed K?)")
     dist = None
@@ -309,6 +317,9 @@ def decode_inbound(frames: list[bytes]) -> Kp2dFrame | CameraUpdate:
                 root = _floats(person["root"], (3,), f"persons[{k}].root")
                 if not np.all(np.isfinite(root)) or root[2] <= 0 or np.any(np.abs(root) > MAX_ROOT_M):
                     raise WireError("value", f"persons[{k}].root must be finite metres, 0 < Z, |X, Y, Z| <= 1e4")
+                if root[2] >= MAX_ROOT_DEPTH_M:
+                    raise WireError("value", f"persons[{k}].root is {MAX_ROOT_DEPTH_M:g} m or more from the camera: "
+                                    "roots are metres (millimetres sent?)")  # fmt: skip
             out.append(Person(id=pid, kp=np.where(conf[:, None] > 0, kp[:, :2], 0.0), conf=conf, root=root))
     except WireError as err:
         err.stream, err.frame = stream, frame
@@ -370,6 +381,10 @@ class PosePerson:
     conf: np.ndarray
     joints_world: np.ndarray | None = None
     views: tuple[PersonView, ...] = ()  # a rig's person: the detections fused into it, one per view
+    bones: np.ndarray | None = (
+        None  # (16,) the track's skeleton, metres, H36M parent order (bone j ends at joint j + 1)
+    )
+    bones_weight: float = 0.0  # how sure that skeleton is, in [0, 1] (1: learned, held)
 
 
 @dataclass(frozen=True)
@@ -465,6 +480,9 @@ def encode_pose3d(msg: Pose3d) -> list[bytes]:
             person["joints_world"] = as_list(p.joints_world)
         if p.views:
             person["views"] = [{"stream": v.stream, "id": v.id, "reproj_px": float(v.reproj_px)} for v in p.views]
+        if p.bones is not None:
+            person["bones"] = as_list(p.bones)
+            person["bones_weight"] = float(p.bones_weight)
         persons.append(person)
     payload = {"v": VERSION, "stream": msg.stream, "frame": msg.frame, "t_ns": msg.t_ns, "t_recv_ns": msg.t_recv_ns,
                "t_pub_ns": msg.t_pub_ns, "layout": "h36m17", "persons": persons}  # fmt: skip
@@ -504,6 +522,8 @@ def decode_pose3d(frames: list[bytes]) -> Pose3d:
                 conf=_floats(q["conf"], (17,), "conf"),
                 joints_world=None if q.get("joints_world") is None else _floats(q["joints_world"], (17, 3), "world"),
                 views=tuple(PersonView(v["stream"], v["id"], float(v["reproj_px"])) for v in q.get("views", ())),
+                bones=None if q.get("bones") is None else _floats(q["bones"], (16,), "bones"),
+                bones_weight=float(q.get("bones_weight", 0.0)),
             )
             for q in p["persons"]
         )  # fmt: skip
@@ -553,6 +573,9 @@ def decode_status(frames: list[bytes]) -> Status:
 # -- a cluster: router <-> workers, and the router's own ``cluster`` message (docs/cluster.md) ----
 
 DATA, HEARTBEAT, BYE = b"D", b"H", b"B"  # the first frame of every router <-> worker message
+# a worker's keep-alive, [ALIVE, name]: sent by a thread of its own on a second connection, so a long batch
+# never silences it (docs/cluster.md); it keeps a joined worker alive, never makes one join
+ALIVE = b"A"
 
 
 @dataclass(frozen=True)

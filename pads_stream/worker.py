@@ -3,22 +3,25 @@
 In a cluster (``docs/cluster.md``) a node takes its input from the router instead of a SUB
 socket: one DEALER, named for the worker, connected to the router's ROUTER socket. Every message
 on it starts with one envelope frame (:data:`pads_stream.wire.DATA`, ``HEARTBEAT`` or ``BYE``).
-The worker sends a heartbeat with its load every ``heartbeat_s``; the router sends its own. When
-the router has been silent for ``liveness`` heartbeats the link drops its socket and connects a new
-one (the router may have restarted, or moved); a clean stop says goodbye, so the router moves the
-worker's streams at once instead of after the liveness timeout. The node owns this link and
-closes it.
+The worker sends a heartbeat with its load every ``heartbeat_s`` from its loop; the router sends
+its own. A thread of the link's own sends a keep-alive (``ALIVE``) on a second connection at the
+same rate, whatever the loop is doing: a batch that takes longer than the router's liveness
+timeout leaves a worker slow, not lost. When the router has been silent for ``liveness``
+heartbeats the link drops its socket and connects a new one (the router may have restarted, or
+moved); a clean stop says goodbye, so the router moves the worker's streams at once instead of
+after the liveness timeout. The node owns this link and closes it.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
 import zmq
 
 from .sockets import Curve
-from .wire import BYE, DATA, WorkerLoad, encode_heartbeat
+from .wire import ALIVE, BYE, DATA, WorkerLoad, encode_heartbeat
 
 
 class RouterLink:
@@ -33,10 +36,13 @@ class RouterLink:
         self.heard = self.next_beat = time.monotonic()  # the router counts as heard at the start
         self.reconnects = 0
         self.socket = self._connect()
+        self._stop = threading.Event()
+        self._alive = threading.Thread(target=self._keep_alive, name=f"{name}-alive", daemon=True)
+        self._alive.start()
 
-    def _connect(self) -> zmq.Socket:
+    def _connect(self, identity: bytes | None = None) -> zmq.Socket:
         sock = self.context.socket(zmq.DEALER)
-        sock.setsockopt(zmq.IDENTITY, self.name.encode())
+        sock.setsockopt(zmq.IDENTITY, self.name.encode() if identity is None else identity)
         sock.setsockopt(zmq.RCVHWM, self.receive_hwm)
         sock.setsockopt(zmq.SNDHWM, 16)  # heartbeats only; a stale one is worth nothing
         sock.setsockopt(zmq.LINGER, 0)
@@ -78,8 +84,23 @@ class RouterLink:
                 pass
         return False
 
+    def _keep_alive(self) -> None:
+        """The keep-alive thread: its own DEALER (this thread alone uses it), ``[ALIVE, name]``
+        every ``heartbeat_s`` until :meth:`close`."""
+        sock = self._connect(self.name.encode() + b"\x00alive")
+        try:
+            while not self._stop.wait(self.heartbeat_s):
+                try:
+                    sock.send_multipart([ALIVE, self.name.encode()], zmq.NOBLOCK)
+                except zmq.Again:  # the router is not reading; liveness decides
+                    pass
+        finally:
+            sock.close(0)
+
     def close(self) -> None:
-        """Say goodbye (the router moves this worker's streams now) and close."""
+        """Stop the keep-alive, say goodbye (the router moves this worker's streams now) and close."""
+        self._stop.set()
+        self._alive.join(timeout=5)
         try:
             self.socket.send(BYE, zmq.NOBLOCK)
         except zmq.ZMQError:

@@ -141,7 +141,7 @@ def announce(c: Cluster, streams: list[str], cameras: dict[str, dict]) -> None:
 
 @pytest.fixture
 def cluster():
-    c = Cluster(load_model())
+    c = Cluster(load_model(), router_cfg={"busy_limit_s": 1.5})
     yield c
     c.close()
 
@@ -206,10 +206,10 @@ def test_a_lost_worker_s_streams_move_to_the_survivor_and_come_back(cluster, tes
         last = n
         c.until(lambda: all((s, last) in answered(c.received) for s in streams), f"every stream answered after {event}")
 
-    # w1 hangs: no heartbeats, nothing read; after `liveness` heartbeats its streams move to w0,
-    # which gets their cameras from the router (they were sent only once, at the start)
+    # w1 hangs: its loop sends no heartbeats and reads nothing (its keep-alive thread goes on); after
+    # busy_limit_s its streams move to w0, which gets their cameras from the router (sent only once)
     c.running.discard("w1")
-    after("w1 lost (no heartbeat")
+    after("w1 lost (alive but its loop silent")
     assert all(c.owner_of(s) == "w0" for s in mine)
     assert not [e for t, e in c.received if t == "error" and e["kind"] == "no_camera"]
     status = [p for t, p in c.received if t == "cluster"][-1]
@@ -345,5 +345,39 @@ def test_two_workers_that_crash_together_leave_their_streams_to_the_third(test_s
         crash(c, ["w0", "w1"], streams, test_set)
         assert all(c.owner_of(s) == "w2" for s in streams)
         assert not any("no worker left" in e for e in c.events())
+    finally:
+        c.close()
+
+
+def test_a_slow_worker_is_slow_not_lost_and_a_killed_one_is_lost(test_set):
+    """Issue 28, item 5: w1's batches take 2 s (longer than liveness x heartbeat): its keep-alive
+    thread keeps it in the cluster and every frame is answered; killed (both connections closed,
+    no goodbye), it is lost by the liveness timeout as before."""
+    c = Cluster(load_model())
+    try:
+        streams = [f"cam{k}" for k in range(4)]
+        announce(c, streams, {})
+        node = c.nodes["w1"]
+        estimate = node.estimate
+
+        def slow(batch):
+            time.sleep(2.0)
+            return estimate(batch)
+
+        node.estimate = slow
+        for n in range(1, 4):
+            for s in streams:
+                c.pub.send_multipart(kp2d_message(s, n, time.time_ns(), persons_of(test_set, [n])))
+            c.spin(3)
+        c.until(lambda: all((s, 3) in answered(c.received) for s in streams), "every stream answered")
+        assert not [e for e in c.events() if "lost" in e], c.events()
+        assert all(w["alive"] for w in [p for t, p in c.received if t == "cluster"][-1]["workers"])
+        c.running.discard("w1")  # killed: neither connection says goodbye
+        node.link._stop.set()
+        node.link.socket.close(0)
+        c.until(lambda: any("w1 lost" in e for e in c.events()), "w1 lost", 10)
+        # by the liveness timeout (0.5 s here) or a failed send, not by the 30 s limit on a silent loop
+        (event,) = [e for e in c.events() if "w1 lost" in e]
+        assert "no heartbeat" in event or "connection closed" in event, event
     finally:
         c.close()

@@ -499,3 +499,41 @@ def test_every_client_command_takes_curve_keys(command, capsys):
     with pytest.raises(SystemExit):
         cli.main([command, "--help"])
     assert "--curve NODE_KEY CLIENT_SECRET" in capsys.readouterr().out
+
+
+def test_a_flood_of_garbage_never_silences_another_streams_answers(test_set):
+    """Issue 28, item 1: with the error budget spent on a flood of malformed messages, every frame of
+    two valid streams still gets its one answer (a pose3d or a drop notice), and the flood's own
+    errors are limited and counted as unsent."""
+    h = Harness(load_model(), steps=3, warm_steps=3, status_period_s=0.05, max_errors_per_s=20)
+    try:
+        sent, out = [], []
+        out += h.exchange(*(h.frame(s, 0, persons_of(test_set, [0]), camera=True) for s in ("a", "b")))
+        sent += [("a", 0), ("b", 0)]
+        for n in range(1, 9):
+            for _ in range(100):
+                h.rig.send_multipart(MALFORMED["not_msgpack"])
+            frames = [h.frame(s, f, persons_of(test_set, [n])) for f in (2 * n - 1, 2 * n) for s in ("a", "b")]
+            sent += [(s, f) for f in (2 * n - 1, 2 * n) for s in ("a", "b")]
+            out += h.exchange(*frames, spins=5)
+        out += h.exchange(spins=30)
+        answers = [(p["stream"], p["frame"]) for t, p in out if t.startswith("pose3d/") and p["stream"] in "ab"]
+        answers += [(p["stream"], p["frame"]) for t, p in out
+                    if t == "error" and p["kind"] in ("superseded", "stale") and p["stream"] in ("a", "b")]  # fmt: skip
+        assert sorted(answers) == sorted(sent)  # each valid frame answered exactly once
+        flood = [p for t, p in out if t == "error" and p["kind"] == "not_msgpack"]
+        status = [p for t, p in out if t == "status"][-1]
+        assert len(flood) < 800 and status["errors_unsent"] > 0
+    finally:
+        h.close()
+
+
+def test_a_person_on_one_pixel_is_told_why_it_cannot_be_sized(harness, test_set):
+    """Issue 28, item 3: bones are seen but all of zero 2D length: no_root says so (not "no bone seen")."""
+    kp = np.tile([500.0, 500.0, 1.0], (17, 1))
+    one_hip = np.zeros((17, 3))
+    one_hip[1] = [500.0, 500.0, 1.0]
+    out = harness.exchange(harness.frame("p", 0, [{"id": 1, "kp": kp.tolist()}, {"id": 2, "kp": one_hip.tolist()}],
+                                         camera=True))  # fmt: skip
+    reasons = {e["id"]: e["reason"] for t, e in out if t == "error" and e["kind"] == "no_root"}
+    assert "one pixel" in reasons[1] and "no bone with both ends seen" in reasons[2]

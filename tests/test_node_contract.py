@@ -84,6 +84,9 @@ def test_one_future_timestamp_never_silences_a_stream(node, test_set):
     out = until(node, answered(0), kp2d_message("c", 0, t0, person, camera={"K": K.tolist()}))
     out += until(node, answered(1), kp2d_message("c", 1, t0 + 10_000_000_000, person))
     assert [e["frame"] for e in errors(out, "clock")] == [1]
+    (reason,) = [e["reason"] for e in errors(out, "clock")]  # issue 28: which way the stamp moved, and how far
+    moved = float(reason.split("jumped ")[1].split(" s ")[0])  # 10 s less the time since frame 0
+    assert "ahead" in reason and 8.0 < moved <= 10.0, reason
     for n in range(2, 6):
         out += until(node, answered(n), kp2d_message("c", n, time.time_ns(), person))
     assert [m["frame"] for m in poses(out, "c")] == [0, 1, 2, 3, 4, 5]

@@ -52,9 +52,12 @@ def test_shipped_model_denoises_even_small_noise_at_its_estimated_level(test_set
 
 def test_unseen_joints_are_completed_from_the_seen_ones(test_set):
     """Issue 15: a joint unseen in the 2D comes out as ``complete()`` makes it from the estimate's
-    seen joints (the prior's posterior mean, not one sample), nearer the truth than the sample; a
-    person with every joint seen is estimated as without the completion."""
+    seen joints (the prior's posterior mean, not one sample), its bones then held with the seen
+    joints pinned (issue 27), nearer the truth than the sample; a person with every joint seen is
+    estimated as without the completion."""
     import dataclasses
+
+    from pads_stream.bones import held
 
     model = pads_stream.load_model()
     idx = np.random.default_rng(6).choice(len(test_set["gt"]), 48, replace=False)
@@ -67,7 +70,8 @@ def test_unseen_joints_are_completed_from_the_seen_ones(test_set):
     plain.sampler = dataclasses.replace(plain.sampler, complete_unseen=0.0)
     sampled = plain.estimate(np.where(seen[..., None], kp, 0.0), K, root, conf=conf)
     np.testing.assert_array_equal(x[seen], sampled[seen])  # the seen joints are the estimate's
-    np.testing.assert_allclose(x, model.complete(sampled, seen), atol=1e-6)  # unseen: completed from them
+    completed = held(model.complete(sampled, seen), np.full((48, 16), np.nan), np.ones(48), fixed=seen)
+    np.testing.assert_allclose(x, completed, atol=1e-5)  # unseen: completed from them, bones held
     assert np.abs(x[24:] - sampled[24:]).max() == 0.0  # every joint seen: nothing added
     err = lambda y: np.linalg.norm(y - gt, axis=-1)[~seen].mean()  # noqa: E731
     assert err(x) < err(sampled) - 0.01  # m (173 -> 140 mm on held-out S8 views)

@@ -294,3 +294,25 @@ def test_a_pose3d_floor_decodes_to_numbers_or_is_refused(floor, kind):
     with pytest.raises(WireError) as err:
         decode_pose3d([topic, msgpack.packb({**msgpack.unpackb(payload), "floor": floor})])
     assert err.value.kind == kind
+
+
+@pytest.mark.parametrize(
+    "message, kind, words",
+    [
+        ([b"kp2d/s", msgpack.packb({1: 2, "v": 1})], "schema", "map key is not a string"),  # one msgpack object
+        (good(persons=person(root=[0.0, 0.0, 4500.0])), "value", "millimetres"),
+        (good(camera={"K": [[1e-30, 0, 0.5], [0, 1e-30, 0.5], [0, 0, 1]]}), "camera", "normalised"),
+        (good(camera={"K": [[0.9, 0, 0.5], [0, 0.9, 0.5], [0, 0, 1]]}), "camera", "normalised"),
+        ([b"", b""], "not_msgpack", "msgpack"),  # the payload is read before the topic (documented)
+    ],
+)
+def test_reasons_say_what_is_wrong(message, kind, words):
+    """Issue 28, item 3: each refusal's kind and reason name the actual mistake."""
+    with pytest.raises(WireError) as err:
+        decode_inbound(message)
+    assert err.value.kind == kind and words in err.value.reason, err.value.reason
+
+
+def test_a_focal_length_of_one_pixel_is_a_camera():
+    frame = decode_inbound(good(camera={"K": [[1.0, 0, 0.5], [0, 1.0, 0.5], [0, 0, 1]]}))
+    assert frame.camera is not None and frame.camera.K[0, 0] == 1.0
