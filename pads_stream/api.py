@@ -505,7 +505,7 @@ class PoseModel:
         p = x + multiview.fitted_root(x, forms)[:, None]
         if s.rig_snap > 0:  # fuse the pose with the rays, trusting them as much as the views agree
             noise = np.maximum(np.nan_to_num(multiview.ray_noise(r), nan=1.0), 1e-4)
-            gain = (s.rig_snap / noise)[None, :, None] ** 2 * conf**s.snap_power
+            gain = (s.rig_snap / noise)[None, :, None] ** s.rig_snap_power * conf**s.snap_power
             p = multiview.pull_to_rays(p, multiview.Rays(r.foot, r.direction, gain))
         return np.einsum("nji,nkj->nki", R_ref, p) + origin[:, None]
 

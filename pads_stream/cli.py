@@ -7,6 +7,12 @@ import sys
 
 from .shutdown import exit_on_stop_signals
 
+
+class UsageError(ValueError):
+    """A mistake in a command's arguments or inputs that the user can fix: printed as one line
+    ``pads-stream COMMAND: message``, exit code 2."""
+
+
 # command -> (module, one line, the extra that brings its packages beyond the base install)
 COMMANDS = {
     "train": ("pads_stream.train", "train the pose prior"),
@@ -50,7 +56,40 @@ def main(argv: list[str] | None = None) -> None:
             raise
         extra = EXTRAS.get(argv[0], "test")
         sys.exit(f"pads-stream {argv[0]} needs {err.name}, which is not installed: pip install 'pads-stream[{extra}]'")
-    module.main(argv[1:])
+    try:
+        module.main(argv[1:])
+    except Exception as err:  # a mistake a user can fix: one line saying what and how, exit code 2
+        line = usage_error(err)
+        if line is None:
+            raise
+        print(f"pads-stream {argv[0]}: {line}", file=sys.stderr)
+        sys.exit(2)
+
+
+def usage_error(err: Exception) -> str | None:
+    """One line for an error a user can fix by changing the command (None: a bug, raised as it is)."""
+    import errno
+
+    import zmq
+
+    from .stepgraph import BackendUnavailable
+
+    if isinstance(err, zmq.ZMQError):
+        if err.errno == errno.EADDRINUSE:
+            return "address already in use: another node (or program) has that port; stop it or pick another port"
+        if err.errno in (errno.EINVAL, errno.EPROTONOSUPPORT, getattr(zmq, "EPROTONOSUPPORT", -1)):
+            return ("not a ZeroMQ address: write tcp://HOST:PORT (tcp://127.0.0.1:5555; tcp://*:5555 listens on "
+                    "every interface) or ipc://PATH")  # fmt: skip
+        if err.errno == errno.EADDRNOTAVAIL or err.errno == getattr(zmq, "ENODEV", -1):
+            return "no such interface or host on this machine: bind to 127.0.0.1, * or one of its own addresses"
+        return None
+    if isinstance(err, UsageError):
+        return str(err)
+    if isinstance(err, BackendUnavailable):
+        return f"backend unavailable: {err}"
+    if isinstance(err, FileNotFoundError) and "not found" in str(err):
+        return str(err)
+    return None
 
 
 if __name__ == "__main__":

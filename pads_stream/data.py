@@ -28,7 +28,10 @@ def data_file(data: str | Path, *parts: str) -> Path:
     """``data/parts...``, or FileNotFoundError naming the ``--data`` option when it is absent."""
     path = Path(data, *parts)
     if not path.exists():
-        raise FileNotFoundError(f"{path} not found: pass --data DIR, a folder holding {'/'.join(parts)}")
+        hint = ""
+        if Path(data).name == parts[0] and Path(Path(data).parent, *parts).exists():  # --data .../h36m
+            hint = f" (did you mean --data {Path(data).parent}?)"
+        raise FileNotFoundError(f"{path} not found: pass --data DIR, a folder holding {'/'.join(parts)}{hint}")
     return path
 
 

@@ -111,10 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--node-config", help="node config JSON (default: the package's configs/node.json)")
     parser.set_defaults(frames=150, streams=2, persons=2, rate=25.0)
     args = parser.parse_args(argv)
-    try:
-        load_recording(args)  # fail early, naming --data, when the data is missing
-    except FileNotFoundError as err:
-        raise SystemExit(f"pads-stream demo: {err}") from None
+    load_recording(args)  # fail early (naming --data when the data is missing): pads-stream demo: one line
     node_args = ["--backend", args.backend] + (["--model", args.model] if args.model else [])
     node_args += ["--config", args.node_config] if args.node_config else []
     os.environ.setdefault("PYTHONUNBUFFERED", "1")

@@ -177,13 +177,20 @@ def pull_to_rays(p: np.ndarray, r: Rays) -> np.ndarray:
 
 
 def ray_noise(r: Rays) -> np.ndarray:
-    """Each person's 2D noise as a distance across the rays (N,) metres: the views' disagreement
-    about where the joints are, √(Σ_j k_j / Σ_j (2 V_j − 3)) over joints seen in V_j ≥ 2 views with
-    unit weights (each view measures 2 coordinates, a point has 3). NaN where no joint is seen twice."""
+    """Each person's 2D noise as a distance across the rays (N,) metres: how far the views' rays
+    miss the triangulated joints, once each view's common offset is taken out (a view whose
+    extrinsics are a little off shifts all its rays alike, which moves the person but hardly its
+    pose), √(Σ ‖residual‖² / Σ_j (2 V_j − 3)) over joints seen in V_j ≥ 2 views with unit weights
+    (each view measures 2 coordinates, a point has 3). NaN where no joint is seen twice."""
     seen = r.weight > 0
-    forms = joint_forms(Rays(r.foot, r.direction, seen.astype(np.float64)))
+    unit = Rays(r.foot, r.direction, seen.astype(np.float64))
+    p = triangulate(unit, trust=0.0)
+    m = np.eye(3) - r.direction[..., :, None] * r.direction[..., None, :]  # (V, N, 17, 3, 3)
+    residual = np.einsum("vnjab,vnjb->vnja", m, p[None] - r.foot) * seen[..., None]
     views = seen.sum(axis=0)  # (N, 17)
-    dof = np.where((views >= 2) & (forms.rank == 3), 2 * views - 3, 0)
-    k = np.where(dof > 0, forms.slack**2, 0.0)
-    total = dof.sum(axis=1)
-    return np.where(total > 0, np.sqrt(k.sum(axis=1) / np.maximum(total, 1)), np.nan)
+    counted = seen & ((views >= 2) & (joint_forms(unit).rank == 3))[None]
+    offset = (residual * counted[..., None]).sum(axis=2) / np.maximum(counted.sum(axis=2), 1)[..., None]
+    residual = (residual - np.einsum("vnjab,vnb->vnja", m, offset)) * counted[..., None]
+    dof = np.where(counted.any(axis=0), 2 * views - 3, 0).sum(axis=1) - 3 * (counted.sum(axis=2) > 3).sum(axis=0)
+    total = (residual**2).sum(axis=(0, 2, 3))
+    return np.where(dof > 0, np.sqrt(total / np.maximum(dof, 1)), np.nan)

@@ -159,6 +159,12 @@ class Stats:
         self.started = time.monotonic()
         self.busy_s = 0.0  # time spent estimating, s
         self.window = (self.started, 0.0)  # (when, busy_s) at the last status
+        # per rig and member stream: the fused persons' reprojection errors there (px), the last 500
+        self.rig_residuals: dict[str, dict[str, collections.deque[float]]] = {}
+
+    def residual(self, rig: str, stream: str, px: float) -> None:
+        """Count one fused person's reprojection error (px) in a rig's member camera."""
+        self.rig_residuals.setdefault(rig, {}).setdefault(stream, collections.deque(maxlen=500)).append(px)
 
     def status(self, backend: str, model_hash: str, streams: int, tracks: int, worker: str | None = None) -> Status:
         lat = np.asarray(self.latency_ms) if self.latency_ms else np.zeros(1)
@@ -173,6 +179,8 @@ class Stats:
             age_ms={"p50": float(np.percentile(age, 50)), "p99": float(np.percentile(age, 99))},
             streams=streams, tracks=tracks, backend=backend, model_hash=model_hash,
             uptime_s=now - self.started, busy=busy, worker=worker,
+            rigs={rig: {stream: float(np.median(e)) for stream, e in cams.items()}
+                  for rig, cams in self.rig_residuals.items()},
         )  # fmt: skip
 
 
@@ -529,6 +537,8 @@ class Node:
             views_of = tuple(PersonView(members[v].frame.stream, members[v].persons[i].id, e)
                              for v, i, e in person.detections)  # fmt: skip
             used |= {v for v, _, _ in person.detections}
+            for v, _, e in person.detections:
+                self.stats.residual(rig, members[v].frame.stream, e)
             conf = np.max([members[v].persons[i].conf for v, i, _ in person.detections], axis=0)
             reproj = float(np.mean([e for _, _, e in person.detections]))
             persons.append(PosePerson(person.id, cam, cam[0], cam - cam[0], reproj, conf, world, views_of))

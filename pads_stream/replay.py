@@ -25,6 +25,7 @@ import zmq
 
 from .bvh import JointMapping, load_bvh_h36m
 from .camera import camera_to_world
+from .cli import UsageError
 from .data import (
     DEFAULT_DATA,
     HOLDOUT_TAKES,
@@ -135,17 +136,36 @@ def from_file(fmt: str, path: str, K: str, sequence: str, fps: float) -> Recordi
     subject, action, camera = (sequence.split("/") + ["S9", "Walking 1", "0"])[:3] if sequence else ("", "", "0")
     try:
         k2 = read(fmt, path, subject, action, int(camera))
-    except ValueError as err:
-        raise SystemExit(f"pads-stream replay: {err}") from None
+    except (ValueError, OSError) as err:
+        raise UsageError(str(err)) from None
     try:
         fx, fy, cx, cy = (float(v) for v in K.split(","))
     except ValueError:
-        raise SystemExit("--K must be fx,fy,cx,cy in pixels") from None
+        raise UsageError("--K must be fx,fy,cx,cy in pixels") from None
+    check_K_against_keypoints(fx, fy, cx, cy, k2.kp[k2.conf > 0])
     f, m = k2.kp.shape[:2]
     Ks = np.broadcast_to(np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]]), (1, f, 3, 3))
     nan = np.full((1, f, m, 17, 3), np.nan)
     ids = np.broadcast_to(np.arange(m), (1, f, m))
     return Recording(k2.kp[None], k2.conf[None], Ks, nan[..., 0, :], nan, ids, fps, layout=k2.layout)
+
+
+def check_K_against_keypoints(fx: float, fy: float, cx: float, cy: float, kp: np.ndarray) -> None:
+    """Refuse an intrinsics guess that cannot belong to these keypoints (M, 2) px, naming the likely
+    mistake: a focal length below 1 px (a normalised K), or a principal point far beyond the
+    keypoints with a smaller focal length (the four numbers in another order)."""
+    if not (np.isfinite([fx, fy, cx, cy]).all() and fx >= 1 and fy >= 1):
+        raise UsageError(f"--K {fx:g},{fy:g},{cx:g},{cy:g}: focal lengths must be >= 1 px (a normalised K? "
+                         "give fx,fy,cx,cy in pixels)")  # fmt: skip
+    if len(kp) == 0:
+        return
+    hi = kp.max(axis=0)
+    # the principal point sits near the image's centre and the focal length is usually larger than it; a
+    # point beyond 1.5x the keypoints' largest coordinate with a smaller focal length is the order mixed up
+    if (cx > 1.5 * hi[0] or cy > 1.5 * hi[1]) and max(fx, fy) < max(cx, cy):
+        raise UsageError(f"--K {fx:g},{fy:g},{cx:g},{cy:g}: the principal point ({cx:g}, {cy:g}) lies beyond the "
+                         f"keypoints (up to x {hi[0]:.0f}, y {hi[1]:.0f} px) and exceeds the focal length: the "
+                         "order is fx,fy,cx,cy (swapped?)")  # fmt: skip
 
 
 def through_camera(seqs: list[np.ndarray], streams: int, persons: int, frames: int, rng: np.random.Generator,
@@ -208,10 +228,10 @@ def load_recording(args: argparse.Namespace) -> Recording:
         return with_id_switches(rec, args.id_switch_every) if args.id_switch_every else rec
     if args.source in ("coco", "openpose", "vp3d"):
         if not args.input or not args.K:
-            raise SystemExit(f"--source {args.source} needs --input PATH and --K fx,fy,cx,cy")
+            raise UsageError(f"--source {args.source} needs --input PATH and --K fx,fy,cx,cy")
         return from_file(args.source, args.input, args.K, args.sequence, args.rate)
     if not args.bvh:
-        raise SystemExit("--source bvh needs --bvh FILE")
+        raise UsageError("--source bvh needs --bvh FILE")
     poses, fps = load_bvh_h36m(args.bvh, JointMapping.from_json(args.mapping))
     return through_camera([to_17(poses)], args.streams, args.persons, args.frames, rng, args.detected, fps)
 
@@ -399,10 +419,7 @@ def main(argv: list[str] | None = None) -> None:
     add_curve_argument(parser)
     add_arguments(parser)
     args = parser.parse_args(argv)
-    try:
-        rec = load_recording(args)
-    except FileNotFoundError as err:
-        raise SystemExit(f"pads-stream replay: {err}") from None
+    rec = load_recording(args)
     if args.occlude:
         rec = rec.occluded(LIMBS[args.occlude], [int(v) for v in args.occlude_streams.split(",")])
     delay = None if args.delay_camera is None else (int(args.delay_camera[0]), args.delay_camera[1] / 1000)
@@ -411,7 +428,7 @@ def main(argv: list[str] | None = None) -> None:
                        curve=args.curve, rig=args.rig, drop=args.drop_camera and tuple(args.drop_camera),
                        delay=delay)  # fmt: skip
     except ValueError as err:
-        raise SystemExit(f"pads-stream replay: {err}") from None
+        raise UsageError(str(err)) from None
     if args.node_out:
         with closing(Listener(args.node_out, curve=args.curve)) as listener:
             answered = wait_until_answered(rep, listener, args.wait)

@@ -68,7 +68,10 @@ class SamplerConfig:
     rig_t_start: tuple[int, int] = (500, 250)
     rig_rho: tuple[float, float] = (4.0, 2.8)
     rig_conf_power: float = 1.5  # rigs: a view's joint weighs conf ** rig_conf_power
-    rig_snap: float = 0.005  # rigs: the sampled pose's error (m) in the final fusion with the views' rays; 0 = off
+    rig_snap: float = 0.015  # rigs: the sampled pose's error (m) in the final fusion with the views' rays; 0 = off
+    # rigs: the fusion's gain on the rays is (rig_snap / the views' disagreement) ** rig_snap_power: the sampled
+    # pose already holds what noisy rays say, so the gain must fall fast with the noise and rise fast without it
+    rig_snap_power: float = 4.0
 
     def rho_at(self, steps: int) -> float:
         """The estimation guidance step of a ``steps``-step budget: the total pull of the guidance
@@ -96,7 +99,16 @@ class SamplerConfig:
             raise ValueError(f"restart_fraction must be in [0, 1), got {self.restart_fraction!r}")
         if not (np.isfinite(self.denoise_level) and self.denoise_level > 0):
             raise ValueError(f"denoise_level must be finite and > 0, got {self.denoise_level!r}")
-        for name in ("rho", "rho_power", "complete_rho", "complete_unseen", "snap_power", "rig_conf_power", "rig_snap"):
+        for name in (
+            "rho",
+            "rho_power",
+            "complete_rho",
+            "complete_unseen",
+            "snap_power",
+            "rig_conf_power",
+            "rig_snap",
+            "rig_snap_power",
+        ):
             if not (np.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 raise ValueError(f"{name} must be finite and >= 0, got {getattr(self, name)!r}")
 

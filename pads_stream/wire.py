@@ -458,6 +458,9 @@ class Status:
     uptime_s: float
     busy: float = 0.0  # share of the last status period the node spent estimating (1: it cannot take more)
     worker: str | None = None  # in a cluster: the worker that sent it (``docs/cluster.md``); None for a lone node
+    # per rig, per member stream: the median reprojection error (px) of the fused persons there, over the last
+    # 500; one camera far above the others is off its calibration (bumped)
+    rigs: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
 
 
 def decode_as(frames: list[bytes], topic: str) -> dict[str, Any]:
@@ -562,7 +565,7 @@ def encode_status(msg: Status) -> list[bytes]:
 def decode_status(frames: list[bytes]) -> Status:
     """A ``status`` message as a record."""
     p = decode_as(frames, "status")
-    optional = {"busy", "worker"}  # later additions: a status without them is still one
+    optional = {"busy", "worker", "rigs"}  # later additions: a status without them is still one
     try:
         fields = [f.name for f in dataclasses.fields(Status) if f.name in p or f.name not in optional]
         return Status(**{name: p[name] for name in fields})

@@ -193,3 +193,33 @@ def test_a_command_without_its_extra_says_which_to_install(monkeypatch, capsys, 
     with pytest.raises(SystemExit) as err:
         cli.main([command, "--help"])
     assert f"pip install 'pads-stream[{cli.EXTRAS[command]}]'" in str(err.value) and "torch" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["demo", "--source", "coco", "--input", "/nope.json", "--K", "1145,1145,512,515"], "pads-stream demo: /nope"),
+        (
+            ["replay", "--source", "coco", "--input", "examples/coco_results.json", "--K", "0.9,0.9,0.5,0.5"],
+            "normalised K",
+        ),
+        (
+            ["replay", "--source", "coco", "--input", "examples/coco_results.json", "--K", "512,515,1145,1145"],
+            "swapped",
+        ),
+        (["demo", "--data", "../shared/data/h36m"], "did you mean --data ../shared/data"),
+    ],
+)
+def test_a_wrong_input_or_K_is_one_line_naming_the_mistake(argv, words, capsys):
+    """Issue 31, items 2 and 4: the command that ran names itself, and a normalised or reordered K, or
+    a --data one folder too deep, is refused with the likely mistake (exit code 2)."""
+    from pathlib import Path
+
+    from pads_stream.cli import main
+
+    if "--data" in argv and not Path("../shared/data/h36m/test_vh36m.npz").exists():
+        pytest.skip("the data folder is absent")
+    with pytest.raises(SystemExit) as err:
+        main(argv)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert err.value.code == 2 and len(lines) == 1 and words in lines[0], lines

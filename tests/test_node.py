@@ -537,3 +537,28 @@ def test_a_person_on_one_pixel_is_told_why_it_cannot_be_sized(harness, test_set)
                                          camera=True))  # fmt: skip
     reasons = {e["id"]: e["reason"] for t, e in out if t == "error" and e["kind"] == "no_root"}
     assert "one pixel" in reasons[1] and "no bone with both ends seen" in reasons[2]
+
+
+@pytest.mark.parametrize("mistake", ["in_use", "no_scheme", "no_tensorrt"])
+def test_a_users_mistake_is_one_line_and_exit_code_2(tiny_checkpoint, tmp_path, mistake):
+    """Issue 31, item 3: an address in use, an address without tcp://, a backend that cannot run:
+    one line saying what is wrong and what to do, exit code 2, no traceback."""
+    cmd, inp, out = node_command(tmp_path, tiny_checkpoint)
+    ctx = zmq.Context()
+    taken = ctx.socket(zmq.PUB)
+    port = taken.bind_to_random_port("tcp://127.0.0.1")  # (ipc:// rebinds a path in use silently)
+    try:
+        cmd[cmd.index("--in") + 1] = {"in_use": f"tcp://127.0.0.1:{port}", "no_scheme": "127.0.0.1:5555",
+                                      "no_tensorrt": inp}[mistake]  # fmt: skip
+        if mistake == "no_tensorrt":
+            cmd[cmd.index("--backend") + 1] = "tensorrt"
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    finally:
+        taken.close(0)
+        ctx.term()
+    if mistake == "no_tensorrt" and proc.returncode == 0:
+        pytest.skip("TensorRT runs here")
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    words = {"in_use": "address already in use", "no_scheme": "tcp://HOST:PORT", "no_tensorrt": "backend unavailable"}
+    assert lines[0].startswith("pads-stream node: ") and words[mistake] in lines[0]

@@ -216,3 +216,30 @@ def test_a_rig_persons_filter_follows_its_id_and_forgets_it_with_the_person():
     assert jitter(out) < 0.5 * jitter(raw)
     tracks.assign(np.full((1, 17, 3), 5.0), 10_000 * MS, cfg)  # much later: the first person is forgotten
     assert pid not in tracks.smooth and pid not in tracks.pelvis
+
+
+def test_status_says_which_rig_camera_is_off_its_calibration(node, scene):
+    """Issue 29, item 2: ``status.rigs`` reports each member camera's median reprojection error (px);
+    a camera whose latched extrinsics are 2 degrees off (bumped) reads well above the others."""
+    rig = scene["rig"]
+    a = np.deg2rad(2.0)
+    bump = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+
+    def member(v, f, t_ns):
+        msg = node.member(v, f, scene, [[0, 1]] * 4, t_ns)
+        if v == 3:  # the same 2D, sent with camera 3's extrinsics rotated by 2 degrees
+            persons = [{"id": m, "kp": np.concatenate([scene["kp"][f, 3, m], np.ones((17, 1))], -1).tolist()}
+                       for m in range(2)]  # fmt: skip
+            camera = camera_map(rig.K[3], R=bump @ rig.R[3], t=rig.t[3], rig="studio")
+            msg = kp2d_message("cam3", f, t_ns, persons, camera=camera)
+        return msg
+
+    t0 = time.time_ns()
+    for f in range(3):
+        until(node, lambda o: rig_frames(o), *[member(v, f, t0 + f * 40 * MS) for v in range(4)])
+    out = node.exchange(spins=10)
+    status = [p for t, p in out if t == "status"][-1]
+    px = status["rigs"]["studio"]
+    assert set(px) == {"cam0", "cam1", "cam2", "cam3"}
+    others = [px["cam0"], px["cam1"], px["cam2"]]
+    assert px["cam3"] > max(others) and px["cam3"] > 2 * np.median(others), px  # (the fusion shares the blame)

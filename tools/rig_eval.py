@@ -20,7 +20,14 @@ S8 poses placed in the S9 rig instead (for tuning; never tune on the test set).
 ``--cost`` prints only the cost table instead: ms per person of one view's ``estimate`` and of
 ``estimate_rig`` from 2 and 4 views, interleaved repeats in one run (the median).
 
-Usage: python tools/rig_eval.py [--data DIR] [--samples N] [--limb] [--validation] [--cost] [--out FILE]
+``--grid`` prints only the calibration-and-noise table instead: every camera's assumed extrinsics
+off by a random rotation (degrees) and shift (mm), Gaussian 2D noise (px), with or without
+detector outliers (5 % of joints 20-60 px, with their confidences), for 4 views and every pair:
+MPJPE of DLT and of ``estimate_rig`` (and of each ``--rig-snap`` value given, the final fusion's
+prior error in metres, with its power after a colon).
+
+Usage: python tools/rig_eval.py [--data DIR] [--samples N] [--limb] [--validation] [--cost] [--grid]
+       [--rig-snap 0.005,0.01:4] [--out FILE]
 """
 
 from __future__ import annotations
@@ -218,6 +225,68 @@ def cost_table(model: PoseModel, sets: dict[str, RigSet], batches: tuple[int, ..
     return lines
 
 
+GRID = (
+    (0.0, 0.0, 0.0, False),
+    (0.0, 0.0, 1.0, False),
+    (0.3, 5.0, 0.0, False),
+    (0.3, 5.0, 1.0, False),
+    (0.5, 10.0, 2.0, False),
+    (0.1, 2.0, 0.5, False),
+    (1.0, 20.0, 0.0, False),
+    (0.5, 10.0, 4.0, False),
+    (0.3, 5.0, 8.0, False),
+    (0.3, 5.0, 2.0, True),
+    (1.0, 20.0, 4.0, True),
+)  # (deg, mm, px, outliers)
+
+
+def perturbed(s: RigSet, deg: float, mm: float, px: float, outliers: bool, rng: np.random.Generator) -> RigSet:
+    """``s`` with each camera's assumed R, t off by ``deg`` about a random axis and ``mm`` in a random
+    direction (the 2D still from the true cameras), and 2D noise of ``px`` (with detector outliers)."""
+    R, t = s.R.copy(), s.t.copy()
+    for v in range(len(R)):
+        axis = rng.normal(size=3)
+        axis /= np.linalg.norm(axis)
+        a = np.deg2rad(deg)
+        k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+        dR = np.eye(3) + np.sin(a) * k + (1 - np.cos(a)) * k @ k
+        shift = rng.normal(size=3)
+        R[v] = dR @ R[v]
+        t[v] = t[v] + 1e-3 * mm * shift / np.linalg.norm(shift)
+    kp, conf = s.kp2d, None
+    if outliers:
+        kp, conf = detector_noise(kp, rng, std_px=max(px, 1.0))
+    elif px > 0:
+        kp = kp + rng.normal(0, px, kp.shape)
+    return RigSet(kp, conf, s.K, R, t, s.world)
+
+
+def grid_table(model: PoseModel, full: RigSet, snaps: list[str], det: RigSet) -> list[str]:
+    rows = [[0, 1, 2, 3], *map(list, itertools.combinations(range(4), 2))]
+    head = "| calibration error | 2D noise | views | DLT | rig |" + "".join(f" rig, snap {x} |" for x in snaps)
+    lines = [head, "|" + "---|" * (5 + len(snaps))]
+    shipped = model.sampler
+    for deg, mm, px, outliers in [*GRID, (None, None, None, None)]:
+        rng = np.random.default_rng(7)
+        s = det if deg is None else perturbed(full, deg, mm, px, outliers, rng)
+        for v in rows:
+            sub = s.views(v)
+            err = [score(dlt(sub), sub.world)["mpjpe"]]
+            for snap in [None, *snaps]:
+                if snap is not None:
+                    value, _, power = snap.partition(":")
+                    change = {"rig_snap": float(value)} | ({"rig_snap_power": float(power)} if power else {})
+                    model.sampler = dataclasses.replace(shipped, **change)
+                err.append(score(model.estimate_rig(sub.kp2d, sub.K, sub.R, sub.t, conf=sub.conf), sub.world)["mpjpe"])
+            model.sampler = shipped
+            cells = " | ".join(f"{e:.1f}" for e in err)
+            what = "| none | the set's detector-like 2D" if deg is None else (
+                f"| {deg:g}°, {mm:g} mm | {px:g} px" + (" + outliers" if outliers else ""))  # fmt: skip
+            lines.append(f"{what} | {''.join(map(str, v))} | {cells} |")
+            print(lines[-1], flush=True)
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=DEFAULT_DATA, help="folder holding h36m/")
@@ -227,12 +296,24 @@ def main() -> None:
     parser.add_argument("--limb", action="store_true", help="add the table of a limb seen by one view only")
     parser.add_argument("--validation", action="store_true", help="held-out S8 poses in the S9 rig (tuning)")
     parser.add_argument("--cost", action="store_true", help="only the table of ms per person (one view, 2, 4)")
+    parser.add_argument("--grid", action="store_true", help="only the calibration-error and 2D-noise table")
+    parser.add_argument(
+        "--rig-snap",
+        default="",
+        help="--grid: more rig columns, comma-separated rig_snap values (value or value:rig_snap_power)",
+    )
     parser.add_argument("--out", help="write the tables (markdown) here")
     args = parser.parse_args()
     model = load_model(args.model, backend=args.backend)
     sets = (validation_sets if args.validation else test_sets)(args.data, args.samples)
     where = "held-out S8 in the S9 rig" if args.validation else "V-H36M test set, S9/S11 rig"
     lines = [f"{where}, {len(sets['exact'].world)} persons, 10 steps, backend {model.backend.name}", ""]
+    if args.grid:
+        lines += grid_table(model, sets["exact"], [x for x in args.rig_snap.split(",") if x], sets["det"])
+        if args.out:
+            with open(args.out, "w") as f:
+                f.write("\n".join(lines) + "\n")
+        return
     if args.cost:
         lines += cost_table(model, sets)
         if args.out:
