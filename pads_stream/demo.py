@@ -77,7 +77,7 @@ def run(args: argparse.Namespace, node_args: list[str], command: str = "node") -
         "frames_sent": replayer.frame * len(replayer.names), "frames_received": received,
         "fps_in": replayer.frame * len(replayer.names) / sent, "fps_out": received / sent,
         "dropped": status.dropped if status else {}, "errors": status.errors if status else {},
-        "backend": status.backend if status else None,
+        "backend": status.backend if status else None, "steps": status.steps if status else {},
         "node_exit_code": code, **listener.latency(), **scores,
         "poses": listener.poses,  # (stream, frame, id) -> (rel, root), for comparisons between runs
     }  # fmt: skip

@@ -257,7 +257,7 @@ def summary(listener: Listener, seconds: float) -> str:
     ]
     for stream, floor in sorted(listener.floors.items()):
         fl = {k: floor.get(k, float("nan")) for k in ("height_m", "height_sd_m", "pitch_deg", "roll_deg", "confidence")}
-        lines.append(f"floor of {stream} (estimated, no extrinsics): camera {fl['height_m']:.2f} "
+        lines.append(f"floor of {stream} (a guess from the people's feet, no extrinsics): camera {fl['height_m']:.2f} "
                      f"± {fl['height_sd_m']:.2f} m above it, pitch {fl['pitch_deg']:.1f}°, roll {fl['roll_deg']:.1f}°, "
                      f"confidence {fl['confidence']:.2f}")  # fmt: skip
     if listener.status:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import os
 import signal
 import socket
@@ -35,6 +36,7 @@ import numpy as np
 import zmq
 
 from .api import PoseModel, load_model
+from .budget import StepCost
 from .camera import camera_to_world, normalized_rays, project, undistort_points
 from .clock import ClockConfig, SenderClock
 from .config import from_dict, load_json, to_dict
@@ -94,6 +96,10 @@ class NodeConfig(TrackerConfig, FusionConfig):
     max_streams: int = 256  # streams with state (camera, tracks); beyond it new streams are refused
     stream_ttl_s: float = 60.0  # a stream that sent nothing for this long is forgotten
     max_batch: int = 512  # persons per sampler call
+    # steps chosen per batch from the time available (pads_stream.budget): as many as let the batch finish
+    # before its streams' next frames are due (and within latency_budget_ms), from `steps` up to steps_max;
+    # a warm start gets warm_steps / steps as many. steps_max <= steps: always `steps`
+    steps_max: int = 0
     max_drain: int = 2000  # messages read per loop iteration before processing
     max_errors_per_s: float = 2000.0  # error messages published per second; the rest are only counted
     receive_hwm: int = 1000  # ZeroMQ queue bound, messages
@@ -120,6 +126,8 @@ class StreamState:
     tracks: StreamTracks = field(default_factory=StreamTracks)
     floor: FloorTracker = field(default_factory=FloorTracker)  # without extrinsics: the floor its people show
     error_budget: RateLimit | None = None  # this stream's rejections on `error` (made with the state)
+    last_sender_s: float | None = None  # the capture time of its last admitted frame, s on the sender's clock
+    interval_s: float | None = None  # its frame interval, s (an exponential average)
 
 
 @dataclass
@@ -159,6 +167,7 @@ class Stats:
         self.started = time.monotonic()
         self.busy_s = 0.0  # time spent estimating, s
         self.window = (self.started, 0.0)  # (when, busy_s) at the last status
+        self.steps: collections.deque[int] = collections.deque(maxlen=2000)  # sampler steps of recent batches
         # per rig and member stream: the fused persons' reprojection errors there (px), the last 500
         self.rig_residuals: dict[str, dict[str, collections.deque[float]]] = {}
 
@@ -181,6 +190,8 @@ class Stats:
             uptime_s=now - self.started, busy=busy, worker=worker,
             rigs={rig: {stream: float(np.median(e)) for stream, e in cams.items()}
                   for rig, cams in self.rig_residuals.items()},
+            steps={"p50": int(np.median(self.steps)), "min": int(min(self.steps)), "max": int(max(self.steps))}
+            if self.steps else {"p50": 0, "min": 0, "max": 0},
         )  # fmt: skip
 
 
@@ -231,6 +242,8 @@ class Node:
         self.stopping = False
         self.next_status = self.next_log = time.monotonic()
         self.logged_drops = 0  # drops counted at the last log line
+        self.step_cost = StepCost()  # seconds per sampler step, learned from the batches run (steps_max)
+        self.scaled: dict[int, NodeConfig] = {}  # the config at each step count chosen
         self.error_budget = RateLimit(cfg.max_errors_per_s)
         self.clock_cfg = ClockConfig(cfg.clock_step_s, cfg.clock_confirm)
         model.check_steps(cfg.steps, model.sampler.t_start)  # a bad config fails here, not per frame
@@ -375,6 +388,10 @@ class Node:
             self.drop(frame, "stale")
             return
         pending = Pending(frame, t_recv, t_capture, t_sender, persons)
+        if state.last_sender_s is not None and 0 < t_sender * 1e-9 - state.last_sender_s < 5.0:
+            gap = t_sender * 1e-9 - state.last_sender_s
+            state.interval_s = gap if state.interval_s is None else state.interval_s + 0.1 * (gap - state.interval_s)
+        state.last_sender_s = t_sender * 1e-9
         if rig is not None:  # one view of a rig: fused with the rig's other views of the same moment
             if rig not in self.rigs and len(self.rigs) >= self.cfg.max_streams:
                 raise WireError("too_many_streams", f"{self.cfg.max_streams} rigs have state", frame.stream,
@@ -471,9 +488,17 @@ class Node:
         self.pending.clear()
         items = [(f, p) for f in frames for p in f.persons]
         results: dict[int, list] = {id(f): [] for f in frames}
+        steps = {id(f): self.cfg.steps for f in frames}
         for lo in range(0, len(items), self.cfg.max_batch):
             batch = items[lo : lo + self.cfg.max_batch]
-            for (f, person), result in zip(batch, self.estimate(batch), strict=True):
+            n = self.batch_steps(batch, lo + len(batch) < len(items))
+            started = time.monotonic()
+            estimates = self.estimate(batch, n)
+            self.step_cost.observe(len(batch), n, time.monotonic() - started)
+            self.stats.steps.append(n)
+            for f, _ in batch:
+                steps[id(f)] = n
+            for (f, person), result in zip(batch, estimates, strict=True):
                 if result is None:
                     self.reject(WireError("estimate_failed", "non-finite or implausible result (a bone out of the "
                                           "human range, off its 2D rays, ...)", f.frame.stream, f.frame.frame,
@@ -481,16 +506,42 @@ class Node:
                 else:
                     results[id(f)].append((person, result))
         for f in frames:
-            self.publish(f, results[id(f)])
+            self.publish(f, results[id(f)], steps[id(f)])
 
-    def estimate(self, batch: list[tuple[Pending, Person]]) -> list[Estimate | None]:
+    def batch_steps(self, batch: list[tuple[Pending, Person]], more: bool) -> int:
+        """Sampler steps for ``batch``: ``steps``, or (``steps_max`` > ``steps``) as many as finish
+        before the first of its streams' next frames is due and within the latency budget, by the
+        cost measured so far (:class:`pads_stream.budget.StepCost`); ``steps`` when another batch
+        follows in this round."""
+        lo, hi = self.cfg.steps, self.cfg.steps_max
+        if hi <= lo or more:
+            return lo
+        now_ns = time.time_ns()
+        budget_s = self.cfg.latency_budget_ms * 1e-3
+        for f, _ in batch:
+            state = self.streams.get(f.frame.stream)
+            age_s = (now_ns - f.t_capture) * 1e-9
+            budget_s = min(budget_s, self.cfg.latency_budget_ms * 1e-3 - age_s)
+            if state is None or state.interval_s is None:
+                return lo  # a new stream: its rate is not known yet
+            budget_s = min(budget_s, state.interval_s - (now_ns - f.t_recv) * 1e-9)
+        return self.step_cost.steps(len(batch), 0.8 * budget_s, lo, hi)
+
+    def estimate(self, batch: list[tuple[Pending, Person]], steps: int | None = None) -> list[Estimate | None]:
         """An :class:`pads_stream.tracker.Estimate` per person of ``batch``, None where it failed: the
-        socket-free tracker (:func:`pads_stream.tracker.estimate_persons`) on each stream's tracks."""
+        socket-free tracker (:func:`pads_stream.tracker.estimate_persons`) on each stream's tracks, at
+        ``steps`` sampler steps (default the config's; a warm start gets warm_steps / steps as many)."""
         items = []
         for f, p in batch:
             obs = Observation(p.id, p.rays, p.conf, p.root, p.camera.R, p.camera.t, f.t_recv, f.t_sender * 1e-9)
             items.append((self.streams[f.frame.stream].tracks, obs))
-        return estimate_persons(self.model, self.cfg, items)
+        cfg = self.cfg
+        if steps is not None and steps != cfg.steps:
+            warm = max(1, round(steps * cfg.warm_steps / cfg.steps))
+            warm = min(warm, self.model.max_steps(cfg.warm_t_start))
+            steps = min(steps, self.model.max_steps(self.model.sampler.t_start))
+            cfg = self.scaled.setdefault(steps, dataclasses.replace(cfg, steps=steps, warm_steps=warm))
+        return estimate_persons(self.model, cfg, items)
 
     def process_rigs(self) -> None:
         """Fuse every rig frame that is ready (:class:`pads_stream.fusion.RigFrames`) and publish it."""
@@ -555,7 +606,7 @@ class Node:
 
     # -- output --------------------------------------------------------------------------
 
-    def publish(self, f: Pending, items: list[tuple[Person, Estimate]]) -> None:
+    def publish(self, f: Pending, items: list[tuple[Person, Estimate]], steps: int | None = None) -> None:
         floor = None
         state = self.streams.get(f.frame.stream)
         if self.cfg.floor_estimate and state is not None and items and items[0][0].camera.R is None:
@@ -580,7 +631,7 @@ class Node:
                                            "pitch_deg": floor.pitch_deg, "roll_deg": floor.roll_deg,
                                            "confidence": floor.confidence}  # fmt: skip
         self.pub.send_multipart(encode_pose3d(Pose3d(frame.stream, frame.frame, frame.t_ns, f.t_recv, t_pub,
-                                                     tuple(persons), floor=info)))  # fmt: skip
+                                                     tuple(persons), floor=info, steps=steps)))  # fmt: skip
         self.stats.frames_out += 1
         self.stats.persons_out += len(persons)
         self.stats.latency_ms.append((t_pub - f.t_recv) / 1e6)

@@ -425,6 +425,7 @@ class Pose3d:
     camera: str | None = None  # a rig's frame: the member stream whose camera frame joints, root and rel use
     # a floor the node estimated: height_m, height_sd_m, pitch_deg, roll_deg, confidence
     floor: dict[str, float] | None = None
+    steps: int | None = None  # the sampler steps its persons got (a node choosing them per batch: steps_max)
 
 
 @dataclass(frozen=True)
@@ -461,6 +462,7 @@ class Status:
     # per rig, per member stream: the median reprojection error (px) of the fused persons there, over the last
     # 500; one camera far above the others is off its calibration (bumped)
     rigs: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    steps: dict[str, int] = dataclasses.field(default_factory=dict)  # p50, min, max of the last 2000 batches' steps
 
 
 def decode_as(frames: list[bytes], topic: str) -> dict[str, Any]:
@@ -491,6 +493,8 @@ def encode_pose3d(msg: Pose3d) -> list[bytes]:
                "t_pub_ns": msg.t_pub_ns, "layout": "h36m17", "persons": persons}  # fmt: skip
     if msg.floor is not None:
         payload["floor"] = {k: float(v) for k, v in msg.floor.items()}
+    if msg.steps is not None:
+        payload["steps"] = int(msg.steps)
     if msg.views:
         payload["rig"] = True
         payload["camera"] = msg.camera
@@ -536,8 +540,9 @@ def decode_pose3d(frames: list[bytes]) -> Pose3d:
                     None if v.get("t") is None else _floats(v["t"], (3,), "t"))
             for v in p.get("views", ())
         )  # fmt: skip
+        steps = None if p.get("steps") is None else _int(p["steps"], "steps")
         return Pose3d(p["stream"], p["frame"], p["t_ns"], p["t_recv_ns"], p["t_pub_ns"], persons, views,
-                      p.get("camera"), _floor(p.get("floor")))  # fmt: skip
+                      p.get("camera"), _floor(p.get("floor")), steps)  # fmt: skip
     except (KeyError, TypeError) as err:
         raise WireError("schema", f"not a pose3d payload ({type(err).__name__}: {err})"[:200]) from None
 
@@ -565,7 +570,7 @@ def encode_status(msg: Status) -> list[bytes]:
 def decode_status(frames: list[bytes]) -> Status:
     """A ``status`` message as a record."""
     p = decode_as(frames, "status")
-    optional = {"busy", "worker", "rigs"}  # later additions: a status without them is still one
+    optional = {"busy", "worker", "rigs", "steps"}  # later additions: a status without them is still one
     try:
         fields = [f.name for f in dataclasses.fields(Status) if f.name in p or f.name not in optional]
         return Status(**{name: p[name] for name in fields})

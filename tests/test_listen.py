@@ -129,5 +129,5 @@ def test_the_summary_says_the_floor_the_node_estimated():
         listener.close()
         pub.close(0)
         ctx.term()
-    assert "floor of cam (estimated, no extrinsics): camera 1.62 ± 0.08 m above it, pitch 12.1°, roll -0.4°, " \
-           "confidence 0.79" in text  # fmt: skip
+    assert "floor of cam (a guess from the people's feet, no extrinsics): camera 1.62 ± 0.08 m above it, " \
+           "pitch 12.1°, roll -0.4°, confidence 0.79" in text  # fmt: skip

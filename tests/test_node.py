@@ -562,3 +562,25 @@ def test_a_users_mistake_is_one_line_and_exit_code_2(tiny_checkpoint, tmp_path, 
     assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     words = {"in_use": "address already in use", "no_scheme": "tcp://HOST:PORT", "no_tensorrt": "backend unavailable"}
     assert lines[0].startswith("pads-stream node: ") and words[mistake] in lines[0]
+
+
+def test_a_quiet_node_spends_its_spare_time_on_steps(test_set):
+    """Issue 30: with ``steps_max`` above ``steps`` the node runs as many steps as fit before the
+    stream's next frame (here 0.5 s apart: far more than 8 steps of one person take on any machine),
+    within [steps, steps_max], and says so in each pose3d and in status; without, always ``steps``."""
+    for steps_max, expect in ((0, {4}), (8, set(range(4, 9)))):
+        h = Harness(load_model(), steps=4, warm_steps=4, steps_max=steps_max, status_period_s=0.05,
+                    latency_budget_ms=60_000)  # fmt: skip
+        try:
+            got, t0 = [], time.time_ns()
+            for f in range(6):
+                msg = kp2d_message("q", f, t0 + f * 500_000_000, persons_of(test_set, [f]), camera={"K": K.tolist()})
+                got += h.exchange(msg, spins=3)
+            published = [m["steps"] for m in poses(got, "q")]
+            assert len(published) == 6 and set(published) <= expect, published
+            if steps_max:
+                assert max(published) == steps_max  # once the stream's rate and the cost are known
+            status = [p for t, p in h.exchange(spins=10) if t == "status"][-1]
+            assert status["steps"]["max"] == max(published) and status["steps"]["min"] == min(published)
+        finally:
+            h.close()
