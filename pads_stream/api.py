@@ -8,6 +8,7 @@ backend nothing here imports torch.
 
 from __future__ import annotations
 
+import time
 import warnings
 from functools import partial
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 from . import multiview
 from .backends import BACKENDS, Backend, OnnxRuntimeBackend, TensorRTBackend, TorchBackend
 from .bones import fit_rays, held
+from .budget import StepCost
 from .camera import camera_to_world, check_intrinsics, floor_scale, normalized_rays, sphere_start
 from .config import from_dict
 from .layout import get as get_layout
@@ -28,6 +30,7 @@ from .stepgraph import BackendUnavailable, file_hash, package_file, read_manifes
 
 DEFAULT_MODEL = "pads_h36m"
 MAX_CHUNK = 2048  # persons per sampler call; larger inputs are processed in chunks
+AUTO_STEPS = (10, 40)  # estimate(steps="auto"): the fewest and the most steps
 
 
 class NonFiniteResult(RuntimeError):
@@ -173,6 +176,7 @@ class PoseModel:
         self.t_noise = int(np.flatnonzero(abar >= 1e-3)[-1])
         self._max_steps: dict[tuple[int, SamplerConfig], int] = {}
         self._tables: dict[tuple, object] = {}  # (sampler, t_start, steps, solver) -> its SolverTables
+        self.step_cost = StepCost()  # seconds per step of this model's estimates, for steps="auto"
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -293,13 +297,14 @@ class PoseModel:
         K: np.ndarray,
         root: np.ndarray | None = None,
         conf: np.ndarray | None = None,
-        steps: int = DEFAULT_STEPS,
+        steps: int | str = DEFAULT_STEPS,
         init: np.ndarray | None = None,
         t_start: int | None = None,
         layout: str = "h36m17",
         return_root: bool = False,
         extrinsics: tuple[np.ndarray, np.ndarray] | None = None,
         bones: np.ndarray | None = None,
+        budget_ms: float | None = None,
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Lift 2D keypoints to 3D (perspective projection).
 
@@ -311,7 +316,10 @@ class PoseModel:
                 the pose fitted there; see :mod:`pads_stream.rootfind`).
             conf: (N, J) confidences in [0, 1] weighting the 2D residual; 0 = unseen joint.
             steps: sampler steps (network passes), split between the first run from ``t_start``
-                and the restart run (``SamplerConfig.restart_fraction``).
+                and the restart run (``SamplerConfig.restart_fraction``); ``"auto"``: as many as
+                fit in ``budget_ms`` by the cost per step this model has measured on its earlier
+                calls (:class:`pads_stream.budget.StepCost`, as the node does), within
+                :data:`AUTO_STEPS` (the low end until a call has been measured).
             init: (N, 17, 3) pelvis-relative metres to start from instead of the inverse
                 projection (a warm start from the previous frame).
             t_start: starting noise level; default the sampler's ``t_start``.
@@ -328,6 +336,7 @@ class PoseModel:
                 estimate keeps them (a measurement in every sampler step and the final fit to the
                 rays); without them every bone stays within ±10 % of the mean adult's at the
                 person's size (:mod:`pads_stream.bones`).
+            budget_ms: with ``steps="auto"``, the time the call may take, milliseconds.
 
         Returns:
             (N, 17, 3) float32 pelvis-relative joints in H36M-17 order, camera frame, metres
@@ -345,7 +354,13 @@ class PoseModel:
             raise ValueError("kp2d must be pixels; every coordinate is within [-1.5, 1.5] (normalised coordinates?)")
         K = self._check_camera(K, n)
         t0 = self.sampler.t_start if t_start is None else _as_int(t_start, "t_start", 1, len(self.abar) - 1)
+        timed = steps == "auto"
+        if timed:
+            if budget_ms is None or not (np.isfinite(budget_ms) and budget_ms > 0):
+                raise ValueError(f"steps='auto' needs budget_ms, a time in milliseconds > 0, got {budget_ms!r}")
+            steps = self.step_cost.steps(n, 1e-3 * budget_ms, AUTO_STEPS[0], min(AUTO_STEPS[1], self.max_steps(t0)))
         steps = self.check_steps(steps, t0)
+        started = time.monotonic()
         r = None if root is None else self._check_root(root, n)
         if init is not None:
             init = _as_array(init, "init", (n, NUM_JOINTS, 3))
@@ -355,6 +370,8 @@ class PoseModel:
         b = None if bones is None else self._check_bones(bones, n)
         x, r, ok = self.lift(normalized_rays(kp, K)[..., :2], c, r, steps=steps, init=init, t_start=t0, floor=floor,
                              bones=b)  # fmt: skip
+        if timed:
+            self.step_cost.observe(n, steps, time.monotonic() - started)
         unsized = np.flatnonzero(~ok & np.isfinite(x).all(axis=(1, 2)))
         if unsized.size:
             raise ValueError(f"sample {unsized[0]}: no root given and no bone with both ends seen to size the person")

@@ -156,3 +156,18 @@ def test_a_root_guess_from_the_previous_frame_is_moved_onto_this_frames_pelvis_r
     pelvis_ray = np.einsum("nij,nj->ni", np.linalg.inv(K), np.concatenate([kp[:, 0], np.ones((10, 1))], -1))
     off_ray = np.linalg.norm(np.cross(r, pelvis_ray / np.linalg.norm(pelvis_ray, axis=-1, keepdims=True)), axis=-1)
     assert ok.all() and off_ray.max() < 1e-3  # metres from the ray; the guess itself is 0.5 m off
+
+
+def test_auto_steps_fill_the_budget_the_model_has_measured(test_set):
+    """Issue 30: ``steps="auto"`` runs 10 steps until a call was timed, then as many as fit in
+    ``budget_ms`` (here all 40), and needs a budget."""
+    model = load_model()
+    kp, K, root = test_set["kp2d"][:3], test_set["K"][:3], test_set["root"][:3]
+    first = model.estimate(kp, K, root, steps="auto", budget_ms=1e6)
+    np.testing.assert_array_equal(first, model.estimate(kp, K, root, steps=10))
+    np.testing.assert_array_equal(model.estimate(kp, K, root, steps="auto", budget_ms=1e6),
+                                  model.estimate(kp, K, root, steps=40))  # fmt: skip
+    tight = model.estimate(kp, K, root, steps="auto", budget_ms=1e-3)  # nothing fits: the fewest steps
+    np.testing.assert_array_equal(tight, first)
+    with pytest.raises(ValueError, match="budget_ms"):
+        model.estimate(kp, K, root, steps="auto")
