@@ -63,41 +63,62 @@ def skeleton_targets(lengths: np.ndarray, bones: np.ndarray | None, weight: np.n
 
 
 def held(x: np.ndarray, bones: np.ndarray | None, weight: np.ndarray | None, relative: np.ndarray | None = None,
-         fixed: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+         fixed: np.ndarray | None = None, sweeps: int = 4) -> np.ndarray:  # fmt: skip
     """(N, 17, 3) ``x`` (metres) with its bones at :func:`skeleton_targets` of its own lengths,
-    the joints ``fixed`` (N, 17) bool left where they are (:func:`hold_bones`)."""
-    return hold_bones(x, skeleton_targets(bone_lengths(x), bones, weight, relative), fixed)
+    the joints ``fixed`` (N, 17) bool left where they are (:func:`hold_bones`, ``sweeps`` passes)."""
+    return hold_bones(x, skeleton_targets(bone_lengths(x), bones, weight, relative), fixed, sweeps)
+
+
+def _levels() -> list[tuple[np.ndarray, np.ndarray]]:
+    """The bones by the depth of their child joint: (children, parents) per depth; within a depth no
+    two bones share a child, and siblings share their parent's move."""
+    depth = [0] * NUM_JOINTS
+    for j in range(1, NUM_JOINTS):
+        depth[j] = depth[H36M_PARENTS[j]] + 1
+    out = []
+    for d in range(1, max(depth) + 1):
+        children = np.array([j for j in range(1, NUM_JOINTS) if depth[j] == d])
+        out.append((children, np.array([H36M_PARENTS[j] for j in children])))
+    return out
+
+
+LEVELS = _levels()
 
 
 def hold_bones(x: np.ndarray, target: np.ndarray, fixed: np.ndarray | None = None, sweeps: int = 4) -> np.ndarray:
     """(N, 17, 3) ``x`` with its bones moved to their ``target`` lengths (N, 16) by the smallest
-    moves of both ends (position-based constraint projection, ``sweeps`` Gauss-Seidel passes over
-    the bones): an error is shared by a bone's ends instead of carried down the chain, as
-    rebuilding the joints from the pelvis outwards would. The pelvis and the joints ``fixed``
-    (N, 17) bool stay where they are (a bone between two of them keeps its length)."""
+    moves of both ends (position-based constraint projection, ``sweeps`` passes over the bones,
+    one depth of the tree at a time): an error is shared by a bone's ends instead of carried down
+    the chain, as rebuilding the joints from the pelvis outwards would. The pelvis and the joints
+    ``fixed`` (N, 17) bool stay where they are (a bone between two of them keeps its length)."""
     out = np.array(x, dtype=np.float64)
     pinned = np.zeros(out.shape[:2], bool) if fixed is None else np.array(fixed, bool)
     pinned[:, 0] = True
+    plan = []
+    for children, parents in LEVELS:
+        pc, pp = pinned[:, children, None], pinned[:, parents, None]
+        siblings = np.bincount(parents, minlength=NUM_JOINTS)[parents][:, None]  # a shared parent moves once
+        move_child = np.where(pc, 0.0, np.where(pp, 1.0, 0.5))
+        move_parent = np.where(pp, 0.0, np.where(pc, 1.0, 0.5)) / siblings
+        plan.append((children, parents, move_child, move_parent, target[:, children - 1, None]))
     for _ in range(sweeps):
-        for j in range(1, NUM_JOINTS):
-            p = H36M_PARENTS[j]
-            d = out[:, j] - out[:, p]
-            n = np.linalg.norm(d, axis=-1, keepdims=True)
-            corr = np.where(n > 1e-9, d * (1 - target[:, j - 1, None] / np.maximum(n, 1e-9)), 0.0)
-            move_child = np.where(pinned[:, j], 0.0, np.where(pinned[:, p], 1.0, 0.5))[:, None]
-            move_parent = np.where(pinned[:, p], 0.0, np.where(pinned[:, j], 1.0, 0.5))[:, None]
-            out[:, j] -= move_child * corr
-            out[:, p] += move_parent * corr
+        for children, parents, move_child, move_parent, length in plan:
+            d = out[:, children] - out[:, parents]
+            n = np.sqrt(np.sum(d * d, axis=-1, keepdims=True))
+            corr = d * (1 - length / np.maximum(n, 1e-9)) * (n > 1e-9)
+            out[:, children] -= move_child * corr
+            np.add.at(out, (slice(None), parents), move_parent * corr)
     return out
 
 
 def fit_rays(x: np.ndarray, root: np.ndarray, unit: np.ndarray, conf: np.ndarray, power: float,
              bones: np.ndarray | None = None, weight: np.ndarray | None = None,
-             relative: np.ndarray | None = None, rounds: int = 4) -> np.ndarray:  # fmt: skip
+             relative: np.ndarray | None = None, rounds: int = 3, sweeps: int = 2) -> np.ndarray:  # fmt: skip
     """Move the joints towards their rays while keeping every bone: rounds of the free move per
     joint (:func:`pads_stream.sampler.snap_to_rays`, by ``conf ** power``) and the bone projection
-    (:func:`hold_bones`), ending on the bones. The targets are :func:`skeleton_targets` of the
-    lengths after the first free move (what the rays say at this root), with ``bones``/``weight``.
+    (:func:`hold_bones`, ``sweeps`` passes; three times as many in the last round), ending on the
+    bones. The targets are :func:`skeleton_targets` of the lengths after the first free move (what
+    the rays say at this root), with ``bones``/``weight``.
 
     Args:
         x: (N, 17, 3) pelvis-relative joints, camera frame, metres (the sampled pose).
@@ -113,10 +134,11 @@ def fit_rays(x: np.ndarray, root: np.ndarray, unit: np.ndarray, conf: np.ndarray
     """
     out = np.asarray(x, dtype=np.float64)
     target = None
-    for _ in range(rounds if power > 0 else 1):
+    for k in range(rounds if power > 0 else 1):
         if power > 0:
             out = snap_to_rays(out, unit, root, conf, power)
         if target is None:
             target = skeleton_targets(bone_lengths(out), bones, weight, relative)
-        out = hold_bones(out, target)
+        last = k == (rounds if power > 0 else 1) - 1
+        out = hold_bones(out, target, sweeps=3 * sweeps if last else sweeps)  # the last ends on the bones
     return out
