@@ -81,7 +81,8 @@ class Viewer:
         people = [j for name, (_, _, j) in self.shown.items() if name.startswith("/persons/")]
         if not people:
             return
-        joints = np.concatenate(people)
+        # the people and every camera shown (a rig's cameras stand around them)
+        joints = np.concatenate(people + [j for name, (_, _, j) in self.shown.items() if name.startswith("/cameras/")])
         lo, hi = joints.min(axis=0), joints.max(axis=0)
         centre = (lo + hi) / 2
         distance = 1.1 * max(1.8, float(np.linalg.norm(hi - lo)))  # the people fill most of the view
@@ -116,12 +117,17 @@ class Viewer:
                 scene.add_label(name + "/label", f"{msg.stream} #{person.id}", position=joints[10] + [0, 0, 0.2]),
             ]
             self.shown[name] = (now, handles, joints)
+        # a person not in its stream's (or rig's) latest frame is gone: its stream has moved on
+        drawn = {f"/persons/{msg.stream}/{person.id}" for person in msg.persons}
+        for name in [n for n in self.shown if n.startswith(f"/persons/{msg.stream}/") and n not in drawn]:
+            for handle in self.shown.pop(name)[1]:
+                handle.remove()
         for stream, (centre, rotation) in cameras.items():
             name = f"/cameras/{stream}"
             frustum = scene.add_camera_frustum(name, fov=1.0, aspect=4 / 3, scale=0.3, position=centre,
                                                wxyz=rotation_wxyz(rotation), color=(60, 60, 60))  # fmt: skip
-            label = scene.add_label(name + "/label", stream, position=(0.0, 0.0, 0.0))
-            self.shown[name] = (now, [frustum, label], centre[None])
+            scene.add_label(name + "/label", stream, position=(0.0, 0.0, 0.0))  # removed with its frustum
+            self.shown[name] = (now, [frustum], centre[None])
         if not self.framed and msg.persons:
             self.frame()
         self.forget(now)

@@ -37,3 +37,36 @@ def test_a_rig_frame_draws_every_views_camera(test_set):
         assert "/persons/studio/0" in viewer.shown
     finally:
         viewer.close()
+
+
+def test_a_rig_shows_only_its_latest_persons_and_frames_every_camera(test_set):
+    """Issue 31, item 1: a rig whose persons change id every frame (the test set: a new person each
+    frame) shows only the latest frame's persons, not a pile of every id seen in the last second;
+    "Frame the people" takes in the people and every camera."""
+    from pads_stream.rig import load_rig
+    from pads_stream.view import Viewer
+    from pads_stream.wire import Pose3d, PosePerson, RigView
+
+    from .conftest import SHARED
+
+    rig = load_rig(str(SHARED / "h36m" / "cameras_s9_s11.json"), "S9")
+    views = tuple(RigView(f"cam{v}", 7, True, rig.R[v], rig.t[v]) for v in range(4))
+    viewer = Viewer("tcp://127.0.0.1:1", port=free_port())
+    try:
+        for f in range(10):
+            persons = []
+            for m in range(2):
+                world = test_set["gt"][2 * f + m] @ np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]]).T + [m, 0.0, 1.0]
+                cam = world @ rig.R[0].T + rig.t[0]
+                persons.append(PosePerson(100 * f + m, cam, cam[0], cam - cam[0], 1.0, np.ones(17), world))
+            viewer.draw(Pose3d("studio", f, 0, 0, 0, tuple(persons), views, "cam0"))
+        shown = sorted(n for n in viewer.shown if n.startswith("/persons/"))
+        assert shown == ["/persons/studio/900", "/persons/studio/901"]
+        viewer.frame()
+        look = np.asarray(viewer.server.initial_camera.look_at)
+        position = np.asarray(viewer.server.initial_camera.position)
+        centres = np.stack([-rig.R[v].T @ rig.t[v] for v in range(4)])
+        # every camera within the framed extent: the view is as far back as the cameras are spread
+        assert np.linalg.norm(position - look) >= 0.5 * np.linalg.norm(centres - look, axis=1).max()
+    finally:
+        viewer.close()
