@@ -360,9 +360,9 @@ def test_a_slow_worker_is_slow_not_lost_and_a_killed_one_is_lost(test_set):
         node = c.nodes["w1"]
         estimate = node.estimate
 
-        def slow(batch):
+        def slow(batch, steps=None):
             time.sleep(2.0)
-            return estimate(batch)
+            return estimate(batch, steps)
 
         node.estimate = slow
         for n in range(1, 4):
