@@ -177,6 +177,7 @@ class PoseModel:
         self._max_steps: dict[tuple[int, SamplerConfig], int] = {}
         self._tables: dict[tuple, object] = {}  # (sampler, t_start, steps, solver) -> its SolverTables
         self.step_cost = StepCost()  # seconds per step of this model's estimates, for steps="auto"
+        self.sampler_s = 0.0  # seconds spent in the sampler's runs since loading (StepCost's per-step part)
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -193,6 +194,7 @@ class PoseModel:
         if key not in self._tables:  # the same few runs every frame: computed once
             self._tables[key] = make_tables(self.abar, self.sampler, t_start, key[2], solver)
         tables = self._tables[key]
+        started = time.monotonic()
         out = np.empty((len(start), NUM_JOINTS, 3), dtype=np.float32)
         alpha = tables.alpha[0]
         for lo in range(0, len(start), MAX_CHUNK):
@@ -209,6 +211,7 @@ class PoseModel:
             )
             y = sample(denoise, tables, x.astype(np.float32), rho, hold) * self.scale
             out[sl] = y - y[:, :1]
+        self.sampler_s += time.monotonic() - started
         return out
 
     @staticmethod
@@ -360,7 +363,7 @@ class PoseModel:
                 raise ValueError(f"steps='auto' needs budget_ms, a time in milliseconds > 0, got {budget_ms!r}")
             steps = self.step_cost.steps(n, 1e-3 * budget_ms, AUTO_STEPS[0], min(AUTO_STEPS[1], self.max_steps(t0)))
         steps = self.check_steps(steps, t0)
-        started = time.monotonic()
+        started, inside = time.monotonic(), self.sampler_s
         r = None if root is None else self._check_root(root, n)
         if init is not None:
             init = _as_array(init, "init", (n, NUM_JOINTS, 3))
@@ -371,7 +374,7 @@ class PoseModel:
         x, r, ok = self.lift(normalized_rays(kp, K)[..., :2], c, r, steps=steps, init=init, t_start=t0, floor=floor,
                              bones=b)  # fmt: skip
         if timed:
-            self.step_cost.observe(n, steps, time.monotonic() - started)
+            self.step_cost.observe(n, steps, time.monotonic() - started, self.sampler_s - inside)
         unsized = np.flatnonzero(~ok & np.isfinite(x).all(axis=(1, 2)))
         if unsized.size:
             raise ValueError(f"sample {unsized[0]}: no root given and no bone with both ends seen to size the person")

@@ -492,9 +492,9 @@ class Node:
         for lo in range(0, len(items), self.cfg.max_batch):
             batch = items[lo : lo + self.cfg.max_batch]
             n = self.batch_steps(batch, lo + len(batch) < len(items))
-            started = time.monotonic()
+            started, inside = time.monotonic(), self.model.sampler_s
             estimates = self.estimate(batch, n)
-            self.step_cost.observe(len(batch), n, time.monotonic() - started)
+            self.step_cost.observe(len(batch), n, time.monotonic() - started, self.model.sampler_s - inside)
             self.stats.steps.append(n)
             for f, _ in batch:
                 steps[id(f)] = n
