@@ -559,8 +559,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--curve-clients", default="", help="CurveZMQ: folder of authorised sender/consumer keys")
     parser.add_argument("--curve-workers", default="", help="CurveZMQ: folder of authorised remote worker keys")
     parser.add_argument("--worker-output", action="store_true", help="show the local workers' log lines")
-    parser.epilog = "Other options (--config, --steps, --backend, ...) are passed to every local worker node."
+    node = parser.add_argument_group("node options", "passed to every local worker (pads-stream node --help lists "
+                                     "every other, and they are passed on as well)")  # fmt: skip
+    node.add_argument("--config", help="node config JSON (default: the package's configs/node.json)")
+    node.add_argument("--steps", type=int, help="sampler steps per estimate (the fewest, with steps_max)")
+    node.add_argument("--backend", help="auto, onnxruntime, torch or tensorrt")
+    node.add_argument("--model", help="checkpoint (default: the shipped model)")
     args, node_args = parser.parse_known_args(argv)
+    for name in ("config", "steps", "backend", "model"):
+        if getattr(args, name) is not None:
+            node_args += [f"--{name}", str(getattr(args, name))]
     if args.workers < 0:
         parser.error("--workers must be >= 0")
     node_args += ["--heartbeat", str(args.heartbeat), "--liveness", str(args.liveness)]

@@ -381,3 +381,13 @@ def test_a_slow_worker_is_slow_not_lost_and_a_killed_one_is_lost(test_set):
         assert "no heartbeat" in event or "connection closed" in event, event
     finally:
         c.close()
+
+
+def test_cluster_help_lists_the_node_options_its_docs_use(capsys):
+    """Issue 31, item 4: ``cluster --help`` shows the node options passed to its workers."""
+    from pads_stream.cluster import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert all(option in text for option in ("--steps", "--config", "--backend", "--model", "node options"))
