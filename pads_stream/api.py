@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 import warnings
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -135,11 +134,6 @@ def _build(name: str, pt: Path, model_hash: str | None, threads: int, spinning: 
     return PoseModel(be, abar, float(m["scale"]), sampler, pt, m["hash"])
 
 
-def _held_normalised(x0: np.ndarray, bones: tuple[np.ndarray, ...], scale: float) -> np.ndarray:
-    """:func:`pads_stream.bones.held` on normalised poses (metres / ``scale``)."""
-    return held(x0 * scale, *bones) / scale
-
-
 def _as_array(value: object, name: str, shape: tuple[int | None, ...]) -> np.ndarray:
     try:
         arr = np.asarray(value, dtype=np.float64)
@@ -182,13 +176,10 @@ class PoseModel:
     # -- the loop ------------------------------------------------------------------------
 
     def _run(self, task: str, inputs: dict[str, np.ndarray], start: np.ndarray, t_start: int, steps: int,
-             rho: float, noise: np.ndarray | None = None, solver: str | None = None,
-             bones: tuple[np.ndarray, ...] | None = None) -> np.ndarray:  # fmt: skip
+             rho: float, noise: np.ndarray | None = None, solver: str | None = None) -> np.ndarray:  # fmt: skip
         """Sample from ``start`` (B, 17, 3) metres at ``t_start`` (noised with ``noise`` (B, 17, 3)
-        standard normal when given) with ``solver`` (default the sampler's); with ``bones``
-        ((B, 16) skeleton metres, NaN rows unknown; (B,) weight; (B,) relative) each step's clean
-        pose keeps its bones (:func:`pads_stream.bones.held`). Returns (B, 17, 3) float32 pelvis-relative metres
-        (rows may be non-finite: callers check)."""
+        standard normal when given) with ``solver`` (default the sampler's); returns (B, 17, 3)
+        float32 pelvis-relative metres (rows may be non-finite: callers check)."""
         t_start = _as_int(t_start, "t_start", 1, len(self.abar) - 1)
         key = (self.sampler, t_start, _as_int(steps, "steps", 1, t_start), solver)
         if key not in self._tables:  # the same few runs every frame: computed once
@@ -204,12 +195,7 @@ class PoseModel:
                 x = x + np.sqrt(1 - alpha * alpha) * noise[sl]
             chunk = {k: v[sl] for k, v in inputs.items()}
             denoise = self.backend.denoiser(task, chunk, len(x))
-            hold = (
-                None
-                if bones is None
-                else partial(_held_normalised, bones=(bones[0][sl], bones[1][sl]), scale=self.scale)
-            )
-            y = sample(denoise, tables, x.astype(np.float32), rho, hold) * self.scale
+            y = sample(denoise, tables, x.astype(np.float32), rho) * self.scale
             out[sl] = y - y[:, :1]
         self.sampler_s += time.monotonic() - started
         return out
@@ -660,10 +646,7 @@ class PoseModel:
         """One sampler run of the estimation, then the final move onto the rays: keeping the bones
         with ``skeleton`` (bones, weight; :func:`pads_stream.bones.fit_rays`), else free per joint."""
         inputs = {"rays": rays, "root": r, "weights": c}
-        # each step's clean pose holds a known skeleton; the range alone is left to the final fit (the same
-        # accuracy on V-H36M single frames, at a third of the cost)
-        known = skeleton is not None and bool((np.isfinite(skeleton[0]).all(axis=1) & (skeleton[1] > 0)).any())
-        x = self._run("projection", inputs, x_init, t0, steps, rho, bones=skeleton if known else None)
+        x = self._run("projection", inputs, x_init, t0, steps, rho)
         if skeleton is None:
             return snap_to_rays(x, unit, r, c, self.sampler.snap_power).astype(np.float32)
         return fit_rays(x, r, unit, c, self.sampler.snap_power, *skeleton).astype(np.float32)

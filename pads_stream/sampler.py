@@ -50,8 +50,8 @@ class SamplerConfig:
     spacing: float = 0.7  # timestep spacing power (see schedule.timesteps); < 1: more steps at high noise
     solver: str = "dpm2m"  # estimation: "dpm2m" (second-order multistep), "ddim" or "tweedie" (schedule.SOLVERS)
     snap_power: float = 3.0  # final pull onto the 2D rays, weight conf**snap_power; 0 = off
-    # estimation keeps its bones (pads_stream.bones): each step's clean pose within the human range (or the
-    # person's known skeleton), the final pull onto the rays by bone-keeping inverse kinematics; False: free
+    # estimation keeps its bones (pads_stream.bones): the final pull onto the rays holds every bone within the
+    # human range, or at the person's known skeleton; False: a free pull per joint
     bone_hold: bool = True
     restart_fraction: float = 0.3  # share of the estimation steps spent on the restart run; 0 = none
     restart_t_start: int = 200  # noise level the restart run starts from
@@ -128,8 +128,7 @@ def make_tables(abar_table: np.ndarray, cfg: SamplerConfig, t_start: int, steps:
     return solver_tables(abar_table, timesteps(int(t_start), steps, cfg.spacing), solver or cfg.solver)
 
 
-def sample(denoise: DenoiseFn, tables: SolverTables, x: np.ndarray, rho: float,
-           hold: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:  # fmt: skip
+def sample(denoise: DenoiseFn, tables: SolverTables, x: np.ndarray, rho: float) -> np.ndarray:
     """Run the reverse process from ``x`` at the tables' first timestep.
 
     Args:
@@ -137,9 +136,6 @@ def sample(denoise: DenoiseFn, tables: SolverTables, x: np.ndarray, rho: float,
         tables: the run's coefficients (:func:`make_tables`).
         x: (B, 17, 3) float32 normalised starting sample x_{t_0}.
         rho: guidance step size (0: unguided).
-        hold: a constraint on the clean pose, applied to each step's data prediction x̂₀ before the
-            solver update (a measurement outside the network, e.g. the bone lengths of
-            :mod:`pads_stream.bones`): (B, 17, 3) normalised -> the same.
 
     Returns:
         (B, 17, 3) float32 clean normalised poses.
@@ -150,8 +146,6 @@ def sample(denoise: DenoiseFn, tables: SolverTables, x: np.ndarray, rho: float,
     x0_prev = x
     for t, alpha, a, b, c_now, c_prev in coef:
         x0, g = denoise(x, t, alpha)  # 1.
-        if hold is not None:
-            x0 = hold(x0).astype(np.float32)
         d = x0 if c_prev == 0.0 else c_now * x0 + c_prev * x0_prev  # 2.
         x = a * x + b * d - rho * g  # 3.
         x0_prev = x0
