@@ -584,3 +584,17 @@ def test_a_quiet_node_spends_its_spare_time_on_steps(test_set):
             assert status["steps"]["max"] == max(published) and status["steps"]["min"] == min(published)
         finally:
             h.close()
+
+
+def test_misleading_reasons_over_sockets(harness, test_set):
+    """Issue 28, item 3, through a node: a string-keyed map's integer key, a root in millimetres and a
+    normalised K each get a reason that names the mistake."""
+    person = persons_of(test_set, [0])[0]
+    int_key = [b"kp2d/m", msgpack.packb({1: 2, "v": 1})]
+    mm_root = harness.frame("m", 1, [dict(person, root=[0.0, 0.0, 4500.0])], camera=True)
+    normalised = kp2d_message("m", 2, time.time_ns(), [person], camera={"K": [[0.9, 0, 0.5], [0, 0.9, 0.5], [0, 0, 1]]})
+    out = harness.exchange(int_key, mm_root, normalised)
+    reasons = {(e["kind"], e["frame"]): e["reason"] for t, e in out if t == "error"}
+    assert "map key is not a string" in reasons[("schema", None)]
+    assert "millimetres" in reasons[("value", 1)]
+    assert "normalised" in reasons[("camera", 2)]
