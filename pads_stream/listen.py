@@ -31,7 +31,10 @@ class Listener:
         self.world: dict[tuple[str, int, int], np.ndarray] = {}  # joints_world where the node sent it
         # a rig's persons: the (stream, frame, id) of each view's detection fused into it, and its world joints
         self.rig_persons: list[tuple[list[tuple[str, int | None, int]], np.ndarray]] = []
-        self.frames: set[tuple[str, int]] = set()
+        self.frames: set[tuple[str, int]] = set()  # (stream, frame) answered by a pose3d: its own, or a rig's
+        self.published: set[tuple[str, int]] = set()  # (stream or rig, frame) of each pose3d message
+        self.fused: set[tuple[str, int]] = set()  # member frames (stream, frame) fused into a rig's pose3d
+        self.rig_names: set[str] = set()  # the rigs among the published streams
         self.arrived: dict[tuple[str, int | None], int] = {}  # (stream, frame) -> its pose3d's arrival, this host's ns
         self.t_ns: dict[tuple[str, int | None], int] = {}  # (stream, frame) -> its capture time, sender's ns
         self.node_latency_ms: list[float] = []
@@ -71,12 +74,16 @@ class Listener:
             except WireError:
                 continue
             self.frames.add((msg.stream, msg.frame))
+            self.published.add((msg.stream, msg.frame))
             self.arrived[(msg.stream, msg.frame)] = arrived
             self.t_ns[(msg.stream, msg.frame)] = msg.t_ns
             if msg.floor is not None:
                 self.floors[msg.stream] = msg.floor
             frame_of = {v.stream: v.frame for v in msg.views}
             self.frames |= set(frame_of.items())  # a rig's views are answered by the rig's frame
+            self.fused |= set(frame_of.items())
+            if msg.views:
+                self.rig_names.add(msg.stream)
             if msg.frame is not None and msg.frame >= 0:
                 self.node_latency_ms.append((msg.t_pub_ns - msg.t_recv_ns) / 1e6)
                 self.e2e_latency_ms.append((arrived - msg.t_ns) / 1e6)
@@ -247,10 +254,16 @@ def summary(listener: Listener, seconds: float) -> str:
     kinds: dict[str, int] = {}
     for e in listener.errors:
         kinds[e.kind] = kinds.get(e.kind, 0) + 1
-    streams = sorted({s for s, _ in listener.frames})
+    singles = sorted({s for s, _ in listener.published} - listener.rig_names)
+    rig_frames = sum(s in listener.rig_names for s, _ in listener.published)
+    parts = [f"{len(listener.published) - rig_frames} of {len(singles)} streams ({', '.join(singles[:8]) or 'none'})"]
+    if listener.rig_names:
+        parts.append(f"{rig_frames} of rig {', '.join(sorted(listener.rig_names))}, fusing "
+                     f"{len(listener.fused)} member frames")  # fmt: skip
     lines = [
-        f"{len(listener.frames)} frames from {len(streams)} streams ({', '.join(streams[:8]) or 'none'}) "
-        f"in {seconds:.1f} s; {len(listener.poses)} person poses",
+        f"{len(listener.published)} pose3d frames received in {seconds:.1f} s: "
+        + "; ".join(parts)
+        + f"; {len(listener.poses)} person poses",
         f"latency: node p50 {lat['node_p50_ms']:.1f} ms, p99 {lat['node_p99_ms']:.1f} ms; "
         f"capture to here p50 {lat['e2e_p50_ms']:.1f} ms, p99 {lat['e2e_p99_ms']:.1f} ms",
         "errors received: " + (", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) or "none"),
@@ -333,19 +346,20 @@ class Progress:
 
     def line(self) -> str:
         ls, now = self.listener, time.monotonic()
-        frames, poses = len(ls.frames) - self.frames, len(ls.poses) - self.poses
+        frames, poses = len(ls.published) - self.frames, len(ls.poses) - self.poses
         errors = ls.errors[self.errors :]
         lat = np.array(ls.node_latency_ms[self.latency :]) if len(ls.node_latency_ms) > self.latency else None
         kinds: dict[str, int] = {}
         for e in errors:
             kinds[e.kind] = kinds.get(e.kind, 0) + 1
         drops = {k: kinds.pop(k, 0) for k in DROP_KINDS}
-        streams = len({s for s, _ in ls.frames})
-        line = (f"{streams} streams, {poses / max(frames, 1):.1f} persons/frame, {frames / (now - self.t):.1f} frames/s"
+        streams = len({s for s, _ in ls.published})
+        line = (f"{streams} streams and rigs, {poses / max(frames, 1):.1f} persons per pose3d frame, "
+                f"{frames / (now - self.t):.1f} pose3d frames/s"
                 + (f", node latency p50 {np.percentile(lat, 50):.0f} ms p99 {np.percentile(lat, 99):.0f} ms"
                    if lat is not None else "")
                 + ", dropped " + " ".join(f"{k} {v}" for k, v in drops.items())
                 + ", errors " + (", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) or "none"))  # fmt: skip
-        self.t, self.frames, self.poses = now, len(ls.frames), len(ls.poses)
+        self.t, self.frames, self.poses = now, len(ls.published), len(ls.poses)
         self.errors, self.latency = len(ls.errors), len(ls.node_latency_ms)
         return line

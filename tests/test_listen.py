@@ -131,3 +131,20 @@ def test_the_summary_says_the_floor_the_node_estimated():
         ctx.term()
     assert "floor of cam (a guess from the people's feet, no extrinsics): camera 1.62 ± 0.08 m above it, " \
            "pitch 12.1°, roll -0.4°, confidence 0.79" in text  # fmt: skip
+
+
+def test_the_summary_says_what_each_count_counts():
+    """Issue 31, item 4: a rig replay's summary counts pose3d frames per stream and per rig, and the
+    member frames the rig fused, instead of one mixed number."""
+    from pads_stream.listen import Listener, summary
+
+    listener = Listener("tcp://127.0.0.1:1")
+    try:
+        listener.published |= {("studio", f) for f in range(10)} | {("solo", f) for f in range(5)}
+        listener.fused |= {(f"cam{v}", f) for v in range(4) for f in range(10)}
+        listener.rig_names.add("studio")
+        first = summary(listener, 1.0).splitlines()[0]
+    finally:
+        listener.close()
+    assert first.startswith("15 pose3d frames received in 1.0 s: 5 of 1 streams (solo); 10 of rig studio, "
+                            "fusing 40 member frames"), first  # fmt: skip
