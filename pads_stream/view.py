@@ -68,6 +68,7 @@ class Viewer:
         self.server.scene.set_up_direction("+z")
         self.floor = self.server.scene.add_grid("/floor", width=10.0, height=10.0, plane="xy", visible=False)
         self.server.gui.add_button("Frame the people").on_click(lambda _: self.frame())
+        self.floor_note = self.server.gui.add_markdown("")  # says when the floor is the node's guess
         self.socket = subscriber(endpoint, (b"pose3d/",), curve)
         self.forget_s = forget_s
         self.shown: dict[str, tuple[float, list, np.ndarray]] = {}  # scene name -> (last seen, handles, joints)
@@ -99,6 +100,12 @@ class Viewer:
         # a stream's camera is recovered from its first person below
         cameras = {v.stream: (-v.R.T @ v.t, v.R.T) for v in msg.views if v.R is not None and v.t is not None}
         own = msg.camera or msg.stream
+        if msg.floor is not None:  # no extrinsics: the node's estimate from the people's feet
+            fl = {k: msg.floor.get(k, float("nan")) for k in ("confidence", "height_m", "height_sd_m")}
+            self.floor_note.content = (
+                f"Floor of {msg.stream}: a guess from the people's feet (confidence {fl['confidence']:.2f}, "
+                f"camera {fl['height_m']:.2f} ± {fl['height_sd_m']:.2f} m above it), not a calibration"
+            )
         for person in msg.persons:
             world = person.joints_world
             if world is not None:

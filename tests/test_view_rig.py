@@ -70,3 +70,21 @@ def test_a_rig_shows_only_its_latest_persons_and_frames_every_camera(test_set):
         assert np.linalg.norm(position - look) >= 0.5 * np.linalg.norm(centres - look, axis=1).max()
     finally:
         viewer.close()
+
+
+def test_the_viewer_says_when_the_floor_is_a_guess(test_set):
+    """Issue 31, item 6: a stream's floor estimated from its people is shown as a guess."""
+    from pads_stream.view import Viewer
+    from pads_stream.wire import Pose3d, PosePerson
+
+    cam = test_set["gt"][0] + test_set["root"][0]
+    world = cam @ np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]]).T + [0.0, 0.0, 1.6]
+    person = PosePerson(0, cam, cam[0], cam - cam[0], 1.0, np.ones(17), world)
+    floor = {"height_m": 1.6, "height_sd_m": 0.1, "pitch_deg": 5.0, "roll_deg": 0.0, "confidence": 0.4}
+    viewer = Viewer("tcp://127.0.0.1:1", port=free_port())
+    try:
+        assert viewer.floor_note.content == ""
+        viewer.draw(Pose3d("cam", 0, 0, 0, 0, (person,), floor=floor))
+        assert "a guess" in viewer.floor_note.content and "0.40" in viewer.floor_note.content
+    finally:
+        viewer.close()
