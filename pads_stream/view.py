@@ -82,8 +82,10 @@ class Viewer:
         people = [j for name, (_, _, j) in self.shown.items() if name.startswith("/persons/")]
         if not people:
             return
-        # the people and every camera shown (a rig's cameras stand around them)
-        joints = np.concatenate(people + [j for name, (_, _, j) in self.shown.items() if name.startswith("/cameras/")])
+        # the people, and every camera when several are shown (a rig's cameras stand around its people; a
+        # lone camera would only push the people into a corner)
+        cameras = [j for name, (_, _, j) in self.shown.items() if name.startswith("/cameras/")]
+        joints = np.concatenate(people + (cameras if len(cameras) > 1 else []))
         lo, hi = joints.min(axis=0), joints.max(axis=0)
         centre = (lo + hi) / 2
         distance = 1.1 * max(1.8, float(np.linalg.norm(hi - lo)))  # the people fill most of the view
