@@ -244,6 +244,7 @@ class Node:
         self.logged_drops = 0  # drops counted at the last log line
         self.step_cost = StepCost()  # seconds per sampler step, learned from the batches run (steps_max)
         self.scaled: dict[int, NodeConfig] = {}  # the config at each step count chosen
+        self.last_drop = -1e9  # time.monotonic() of the last drop notice (more steps wait 2 s after one)
         self.error_budget = RateLimit(cfg.max_errors_per_s)
         self.clock_cfg = ClockConfig(cfg.clock_step_s, cfg.clock_confirm)
         model.check_steps(cfg.steps, model.sampler.t_start)  # a bad config fails here, not per frame
@@ -441,6 +442,7 @@ class Node:
     def drop(self, frame: Kp2dFrame, kind: str) -> None:
         """Count an accepted frame that will not be estimated (``DROP_KINDS``) and answer it on ``error``."""
         self.stats.dropped[kind] += 1
+        self.last_drop = time.monotonic()
         self.answer(WireError(kind, DROP_KINDS[kind], frame.stream, frame.frame))
 
     def answer(self, err: WireError) -> None:
@@ -510,11 +512,11 @@ class Node:
 
     def batch_steps(self, batch: list[tuple[Pending, Person]], more: bool) -> int:
         """Sampler steps for ``batch``: ``steps``, or (``steps_max`` > ``steps``) as many as finish
-        before the first of its streams' next frames is due and within the latency budget, by the
-        cost measured so far (:class:`pads_stream.budget.StepCost`); ``steps`` when another batch
-        follows in this round."""
+        in 60 % of the time before the first of its streams' next frames is due and within the
+        latency budget, by the cost measured so far (:class:`pads_stream.budget.StepCost`);
+        ``steps`` when another batch follows in this round or a frame was dropped in the last 2 s."""
         lo, hi = self.cfg.steps, self.cfg.steps_max
-        if hi <= lo or more:
+        if hi <= lo or more or time.monotonic() - self.last_drop < 2.0:  # a frame was dropped: no spare time
             return lo
         now_ns = time.time_ns()
         budget_s = self.cfg.latency_budget_ms * 1e-3
@@ -525,7 +527,7 @@ class Node:
             if state is None or state.interval_s is None:
                 return lo  # a new stream: its rate is not known yet
             budget_s = min(budget_s, state.interval_s - (now_ns - f.t_recv) * 1e-9)
-        return self.step_cost.steps(len(batch), 0.8 * budget_s, lo, hi)
+        return self.step_cost.steps(len(batch), 0.6 * budget_s, lo, hi)
 
     def estimate(self, batch: list[tuple[Pending, Person]], steps: int | None = None) -> list[Estimate | None]:
         """An :class:`pads_stream.tracker.Estimate` per person of ``batch``, None where it failed: the
