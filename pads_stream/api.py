@@ -258,7 +258,7 @@ class PoseModel:
     def _check_bones(bones: object, n: int) -> np.ndarray:
         b = _as_array(bones, "bones", (n, NUM_JOINTS - 1))
         known = np.isfinite(b).all(axis=1)
-        if np.isnan(b[~known]).sum() != (~known).sum() * (NUM_JOINTS - 1) or np.isinf(b).any():
+        if not (known | np.isnan(b).all(axis=1)).all():
             raise ValueError("bones: each row must be 16 finite lengths in metres, or all NaN (unknown)")
         if np.any((b[known] < 0.02) | (b[known] > 1.0)):
             raise ValueError(
@@ -322,9 +322,8 @@ class PoseModel:
                 joints).
             bones: (N, 16) each person's bone lengths, metres, in H36M parent order (bone j runs
                 from joint ``H36M_PARENTS[j + 1]`` to joint j + 1); a row of NaN: unknown. The
-                estimate keeps them (a measurement in every sampler step and the final fit to the
-                rays); without them every bone stays within ±10 % of the mean adult's at the
-                person's size (:mod:`pads_stream.bones`).
+                final fit to the rays keeps them; without them every bone stays within ±10 % of
+                the mean adult's at the person's size (:mod:`pads_stream.bones`).
             budget_ms: with ``steps="auto"``, the time the call may take, milliseconds.
 
         Returns:

@@ -1,5 +1,5 @@
 """Bone lengths that a published skeleton keeps: the human range, a person's own skeleton, and the
-two moves that hold them (a projection of the sampler's clean pose, and a fit to the 2D rays).
+fit to the 2D rays that holds them.
 
 Bone j (of 16, H36M parent order) ends at joint j + 1 (:data:`pads_stream.skeleton.H36M_PARENTS`).
 Lengths are metres; poses (N, 17, 3) are pelvis-relative metres in the camera frame.
@@ -8,7 +8,7 @@ Lengths are metres; poses (N, 17, 3) are pelvis-relative metres in the camera fr
   the person's own size (the median of its bones over the mean adult's): real adults differ from
   the prior's skeleton by about ±10 % per bone, so the range is a band, not one length.
 - :func:`skeleton_targets`: a track's learned skeleton, mixed with the range by how sure it is.
-- :func:`hold_bones`: every bone set to its target along its own direction (joint angles kept).
+- :func:`hold_bones`: every bone moved to its target length by the smallest moves of its ends.
 - :func:`fit_rays`: the final move of the joints onto their 2D rays with every bone's length kept
   (rounds of the free move per joint and the bone projection; a chain rebuilt from the pelvis
   outwards instead carries each joint's depth error to its children: 78 against 52 mm on V-H36M).
@@ -21,7 +21,6 @@ import numpy as np
 from .sampler import snap_to_rays
 from .skeleton import H36M_PARENTS, MEAN_BONES_M, NUM_JOINTS, bone_lengths
 
-PARENTS = list(H36M_PARENTS[1:])
 BODY_SIZE_RANGE = (0.5, 2.0)  # a person's size as a factor of the mean adult (an estimated root rescales it after)
 BONE_BAND = 0.1  # each bone within ±10 % of the mean adult's at the person's size
 
@@ -63,10 +62,10 @@ def skeleton_targets(lengths: np.ndarray, bones: np.ndarray | None, weight: np.n
 
 
 def held(x: np.ndarray, bones: np.ndarray | None, weight: np.ndarray | None, relative: np.ndarray | None = None,
-         fixed: np.ndarray | None = None, sweeps: int = 4) -> np.ndarray:  # fmt: skip
+         fixed: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
     """(N, 17, 3) ``x`` (metres) with its bones at :func:`skeleton_targets` of its own lengths,
-    the joints ``fixed`` (N, 17) bool left where they are (:func:`hold_bones`, ``sweeps`` passes)."""
-    return hold_bones(x, skeleton_targets(bone_lengths(x), bones, weight, relative), fixed, sweeps)
+    the joints ``fixed`` (N, 17) bool left where they are (:func:`hold_bones`)."""
+    return hold_bones(x, skeleton_targets(bone_lengths(x), bones, weight, relative), fixed)
 
 
 def _levels() -> list[tuple[np.ndarray, np.ndarray]]:

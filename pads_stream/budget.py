@@ -4,8 +4,9 @@ The sampler's accuracy keeps improving with steps (V-H36M, GT 2D, root given: 10
 20 steps 46.1, 40 steps 41.2), while a fixed 10-step estimate leaves most of a quiet node's frame
 idle. :class:`StepCost` learns a batch's cost online (the time inside the sampler per step, and
 the rest of the batch's time, per batch size grouped in powers of two) from the batches the node
-runs; :meth:`StepCost.steps` turns a time budget into a step count within [lo, hi]. The step schedule of n steps is the
-sampler's own for n (its guidance step scaled as ``SamplerConfig.rho_at``).
+runs; :meth:`StepCost.steps` turns a time budget into a step count within [lo, hi]. The step
+schedule of n steps is the sampler's own for n (its guidance step scaled as
+``SamplerConfig.rho_at``).
 """
 
 from __future__ import annotations
@@ -27,14 +28,13 @@ class StepCost:
     def group(persons: int) -> int:
         return max(0, math.ceil(math.log2(max(persons, 1))))
 
-    def observe(self, persons: int, steps: int, seconds: float, sampler_s: float | None = None) -> None:
+    def observe(self, persons: int, steps: int, seconds: float, sampler_s: float) -> None:
         """Count one batch of ``persons`` that ran ``steps`` sampler steps in ``seconds``, of which
-        ``sampler_s`` inside the sampler (None: all of it)."""
-        inside = seconds if sampler_s is None else sampler_s
-        if persons < 1 or steps < 1 or not (inside > 0 and math.isfinite(seconds) and seconds >= inside):
+        ``sampler_s`` inside the sampler."""
+        if persons < 1 or steps < 1 or not (sampler_s > 0 and math.isfinite(seconds) and seconds >= sampler_s):
             return
         g = self.group(persons)
-        for table, value in ((self.per_step, inside / steps), (self.fixed, seconds - inside)):
+        for table, value in ((self.per_step, sampler_s / steps), (self.fixed, seconds - sampler_s)):
             old = table.get(g)
             table[g] = value if old is None else old + self.smoothing * (value - old)
 

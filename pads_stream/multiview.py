@@ -186,7 +186,7 @@ def ray_noise(r: Rays) -> np.ndarray:
     unit = Rays(r.foot, r.direction, seen.astype(np.float64))
     p = triangulate(unit, trust=0.0)
     m = np.eye(3) - r.direction[..., :, None] * r.direction[..., None, :]  # (V, N, 17, 3, 3)
-    residual = np.einsum("vnjab,vnjb->vnja", m, p[None] - r.foot) * seen[..., None]
+    residual = np.einsum("vnjab,vnjb->vnja", m, p[None] - r.foot)
     views = seen.sum(axis=0)  # (N, 17)
     counted = seen & ((views >= 2) & (joint_forms(unit).rank == 3))[None]
     offset = (residual * counted[..., None]).sum(axis=2) / np.maximum(counted.sum(axis=2), 1)[..., None]

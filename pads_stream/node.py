@@ -125,7 +125,7 @@ class StreamState:
     clock: SenderClock = field(default_factory=SenderClock)
     tracks: StreamTracks = field(default_factory=StreamTracks)
     floor: FloorTracker = field(default_factory=FloorTracker)  # without extrinsics: the floor its people show
-    error_budget: RateLimit | None = None  # this stream's rejections on `error` (made with the state)
+    error_budget: RateLimit | None = None  # this stream's rejections on `error` (None: the node's)
     last_sender_s: float | None = None  # the capture time of its last admitted frame, s on the sender's clock
     interval_s: float | None = None  # its frame interval, s (an exponential average)
 
@@ -453,7 +453,7 @@ class Node:
         garbage never silences another stream's answers."""
         if err.kind not in DROP_KINDS and err.kind != "estimate_failed":
             state = self.streams.get(err.stream) if err.stream is not None else None
-            budget = state.error_budget if state is not None and state.error_budget is not None else self.error_budget
+            budget = (state and state.error_budget) or self.error_budget
             if not budget.take():
                 self.stats.errors_unsent += 1
                 return
@@ -520,7 +520,7 @@ class Node:
             return lo
         now_ns = time.time_ns()
         budget_s = self.cfg.latency_budget_ms * 1e-3
-        for f, _ in batch:
+        for f in {id(f): f for f, _ in batch}.values():  # each frame once, not once per person
             state = self.streams.get(f.frame.stream)
             age_s = (now_ns - f.t_capture) * 1e-9
             budget_s = min(budget_s, self.cfg.latency_budget_ms * 1e-3 - age_s)

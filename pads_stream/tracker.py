@@ -212,7 +212,7 @@ def estimate_persons(
     model: PoseModel, cfg: TrackerConfig, items: list[tuple[StreamTracks, Observation]]
 ) -> list[Result]:
     """Estimate persons of one or more streams, each continuing its stream's tracks, and update
-    those tracks (module docstring, steps 1-6).
+    those tracks (module docstring, steps 1-7).
 
     Returns:
         per item an :class:`Estimate` (metres, camera frame; smoothed when ``one_euro``), or None
@@ -266,7 +266,12 @@ def estimate_persons(
             state = sources[k].depth if sources[k] is not None else None
             rel[k], out_root[k], depth[k] = filter_root_depth(state, rel[k], out_root[k], obs[k].t_sender_s, depth_cfg)
     ok &= plausible(rel, out_root, rays, conf)
-    measured = measured_bones(model, rel, out_root, rays, conf) if cfg.skeleton_frames > 0 else None
+    # bones measured only for the skeletons still learning (a learned one is held, never updated)
+    learning = np.array([cfg.skeleton_frames > 0 and (sk is None or len(sk.lengths) < cfg.skeleton_frames)
+                         for sk in skeletons]) & ok  # fmt: skip
+    measured = np.full((len(obs), 16), np.nan)
+    if learning.any():
+        measured[learning] = measured_bones(model, rel[learning], out_root[learning], rays[learning], conf[learning])
     smooth_cfg = OneEuroConfig(cfg.one_euro_min_cutoff, cfg.one_euro_beta)
     out: list[Result] = []
     for k, (tracks, o) in enumerate(items):

@@ -381,9 +381,8 @@ class PosePerson:
     conf: np.ndarray
     joints_world: np.ndarray | None = None
     views: tuple[PersonView, ...] = ()  # a rig's person: the detections fused into it, one per view
-    bones: np.ndarray | None = (
-        None  # (16,) the track's skeleton, metres, H36M parent order (bone j ends at joint j + 1)
-    )
+    # (16,) the track's skeleton, metres, H36M parent order (bone j ends at joint j + 1)
+    bones: np.ndarray | None = None
     bones_weight: float = 0.0  # how sure that skeleton is, in [0, 1] (1: learned, held)
 
 

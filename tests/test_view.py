@@ -52,14 +52,11 @@ def skeleton_box(png: str) -> tuple[float, float, float, float]:
     return xs.min() / w, ys.min() / h, xs.max() / w, ys.max() / h
 
 
-@pytest.mark.parametrize("world", [False, True], ids=["camera frame", "world"])
-def test_browser_shows_the_skeletons(tmp_path, test_set, world):
-    import numpy as np
-
+def photograph(tmp_path, message, period_s: float, enough: int) -> tuple[list[str], int, int, str]:
+    """Feed a viewer ``message(k)`` (a pose3d's two frames) every ``period_s`` and photograph its
+    page in headless Chromium (up to three looks, until both colours exceed ``enough`` pixels);
+    returns (the scene's names once the viewer has stopped, red, blue, the picture's path)."""
     from pads_stream.view import Viewer
-
-    rotation = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])  # a level camera 1.5 m up, looking along the world's +y
-    offset = -rotation @ np.array([0.0, 0.0, 1.5])
 
     pub = zmq.Context.instance().socket(zmq.PUB)
     port = pub.bind_to_random_port("tcp://127.0.0.1")
@@ -69,19 +66,9 @@ def test_browser_shows_the_skeletons(tmp_path, test_set, world):
     def feed() -> None:
         k = 0
         while not stop.is_set():
-            persons = []
-            for m in range(2):
-                joints = test_set["gt"][50 * m] + [0.8 * m - 0.4, 0.0, 3.0]
-                person = {"id": m, "joints": joints.tolist(), "root": [0.0, 0.0, 3.0],
-                          "rel": test_set["gt"][50 * m].tolist(), "reproj_px": 1.0, "conf": [1.0] * 17}  # fmt: skip
-                if world:
-                    person["joints_world"] = ((joints - offset) @ rotation).tolist()
-                persons.append(person)
-            payload = {"v": 1, "stream": "cam0", "frame": k, "t_ns": 0, "t_recv_ns": 0, "t_pub_ns": 0,
-                       "layout": "h36m17", "persons": persons}  # fmt: skip
-            pub.send_multipart([b"pose3d/cam0", msgpack.packb(payload)])
+            pub.send_multipart(message(k))
             k += 1
-            time.sleep(0.1)
+            time.sleep(period_s)
 
     threads = [threading.Thread(target=feed), threading.Thread(target=viewer.run, args=(300.0,))]
     for t in threads:
@@ -96,18 +83,43 @@ def test_browser_shows_the_skeletons(tmp_path, test_set, world):
             subprocess.run([CHROMIUM, *flags, viewer.url], capture_output=True, timeout=90)
             assert shot.exists()
             red, blue = hue_pixels(str(shot))
-            if red > 300 and blue > 300:
+            if red > enough and blue > enough:
                 break
-        assert red > 300 and blue > 300, (red, blue)  # left limbs red, right limbs blue
-        left, top, right, bottom = skeleton_box(str(shot))
-        assert bottom - top > 0.3 and 0.05 < left and right < 0.95 and 0.05 < top and bottom < 0.95  # framed
     finally:
         stop.set()
         viewer.stop()  # the viewer's thread returns before its socket closes (sockets stay in one thread)
         for t in threads:
             t.join()
+        shown = list(viewer.shown)  # the scene is the viewer thread's: read once that thread is done
         viewer.close()
         pub.close(0)
+    return shown, red, blue, str(shot)
+
+
+@pytest.mark.parametrize("world", [False, True], ids=["camera frame", "world"])
+def test_browser_shows_the_skeletons(tmp_path, test_set, world):
+    import numpy as np
+
+    rotation = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])  # a level camera 1.5 m up, looking along the world's +y
+    offset = -rotation @ np.array([0.0, 0.0, 1.5])
+
+    def message(k: int) -> list[bytes]:
+        persons = []
+        for m in range(2):
+            joints = test_set["gt"][50 * m] + [0.8 * m - 0.4, 0.0, 3.0]
+            person = {"id": m, "joints": joints.tolist(), "root": [0.0, 0.0, 3.0],
+                      "rel": test_set["gt"][50 * m].tolist(), "reproj_px": 1.0, "conf": [1.0] * 17}  # fmt: skip
+            if world:
+                person["joints_world"] = ((joints - offset) @ rotation).tolist()
+            persons.append(person)
+        payload = {"v": 1, "stream": "cam0", "frame": k, "t_ns": 0, "t_recv_ns": 0, "t_pub_ns": 0,
+                   "layout": "h36m17", "persons": persons}  # fmt: skip
+        return [b"pose3d/cam0", msgpack.packb(payload)]
+
+    _, red, blue, shot = photograph(tmp_path, message, 0.1, 300)
+    assert red > 300 and blue > 300, (red, blue)  # left limbs red, right limbs blue
+    left, top, right, bottom = skeleton_box(shot)
+    assert bottom - top > 0.3 and 0.05 < left and right < 0.95 and 0.05 < top and bottom < 0.95  # framed
 
 
 def test_browser_shows_a_rig_with_its_latest_persons_and_every_camera(tmp_path, test_set):
@@ -117,58 +129,23 @@ def test_browser_shows_a_rig_with_its_latest_persons_and_every_camera(tmp_path, 
     import numpy as np
 
     from pads_stream.rig import load_rig
-    from pads_stream.view import Viewer
     from pads_stream.wire import Pose3d, PosePerson, RigView, encode_pose3d
 
     from .conftest import SHARED
 
     rig = load_rig(str(SHARED / "h36m" / "cameras_s9_s11.json"), "S9")
     views = tuple(RigView(f"cam{v}", 0, True, rig.R[v], rig.t[v]) for v in range(4))
-    pub = zmq.Context.instance().socket(zmq.PUB)
-    port = pub.bind_to_random_port("tcp://127.0.0.1")
-    viewer = Viewer(f"tcp://127.0.0.1:{port}", port=free_port())
-    stop = threading.Event()
 
-    def feed() -> None:
-        k = 0
-        while not stop.is_set():
-            persons = []
-            for m in range(2):
-                world = test_set["gt"][(2 * k + m) % 500] @ np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]]).T
-                world = world + [0.8 * m - 0.4, 0.0, 1.0]
-                cam = world @ rig.R[0].T + rig.t[0]
-                persons.append(PosePerson(1000 * k + m, cam, cam[0], cam - cam[0], 1.0, np.ones(17), world))
-            pub.send_multipart(encode_pose3d(Pose3d("studio", k, 0, 0, 0, tuple(persons), views, "cam0")))
-            k += 1
-            time.sleep(0.04)
+    def message(k: int) -> list[bytes]:
+        persons = []
+        for m in range(2):
+            world = test_set["gt"][(2 * k + m) % 500] @ np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]]).T
+            world = world + [0.8 * m - 0.4, 0.0, 1.0]
+            cam = world @ rig.R[0].T + rig.t[0]
+            persons.append(PosePerson(1000 * k + m, cam, cam[0], cam - cam[0], 1.0, np.ones(17), world))
+        return encode_pose3d(Pose3d("studio", k, 0, 0, 0, tuple(persons), views, "cam0"))
 
-    threads = [threading.Thread(target=feed), threading.Thread(target=viewer.run, args=(300.0,))]
-    for t in threads:
-        t.start()
-    try:
-        time.sleep(2.0)
-        shot = tmp_path / "rig.png"
-        flags = ["--headless", "--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
-        flags += ["--window-size=1000,700", "--virtual-time-budget=8000", f"--screenshot={shot}"]
-        for _ in range(3):  # a busy machine can leave a headless page unpainted: look again, never lower the bar
-            shot.unlink(missing_ok=True)
-            subprocess.run([CHROMIUM, *flags, viewer.url], capture_output=True, timeout=90)
-            assert shot.exists()
-            red, blue = hue_pixels(str(shot))
-            if red > 50 and blue > 50:
-                break
-        assert red > 50 and blue > 50, (red, blue)  # two small skeletons among four cameras
-        stop.set()
-        viewer.stop()
-        for t in threads:
-            t.join()  # the scene is the viewer thread's: read it once that thread is done
-        shown = list(viewer.shown)
-        assert sum(n.startswith("/persons/") for n in shown) == 2  # the latest frame's two, not every id
-        assert sorted(n for n in shown if n.startswith("/cameras/")) == [f"/cameras/cam{v}" for v in range(4)]
-    finally:
-        stop.set()
-        viewer.stop()
-        for t in threads:
-            t.join()
-        viewer.close()
-        pub.close(0)
+    shown, red, blue, _ = photograph(tmp_path, message, 0.04, 50)
+    assert red > 50 and blue > 50, (red, blue)  # two small skeletons among four cameras
+    assert sum(n.startswith("/persons/") for n in shown) == 2  # the latest frame's two, not every id
+    assert sorted(n for n in shown if n.startswith("/cameras/")) == [f"/cameras/cam{v}" for v in range(4)]
