@@ -5,12 +5,7 @@
 ``pads-stream`` command starts (and installs its signal handlers) before numpy loads.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("pads-stream")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
+from .common.version import __version__
 
 __all__ = ["PoseModel", "load_model", "__version__"]
 

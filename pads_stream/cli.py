@@ -5,30 +5,25 @@ from __future__ import annotations
 import importlib
 import sys
 
-from .shutdown import exit_on_stop_signals
-
-
-class UsageError(ValueError):
-    """A mistake in a command's arguments or inputs that the user can fix: printed as one line
-    ``pads-stream COMMAND: message``, exit code 2."""
-
+from .common.errors import UsageError
+from .common.shutdown import exit_on_stop_signals
 
 # command -> (module, one line, the extra that brings its packages beyond the base install)
 COMMANDS = {
-    "train": ("pads_stream.train", "train the pose prior"),
-    "baseline": ("pads_stream.baseline", "train the supervised lifting baseline"),
-    "tune": ("pads_stream.tune", "tune the sampler on held-out S8 views and store it in a checkpoint"),
-    "eval": ("pads_stream.evaluate", "accuracy tables and plots on the V-H36M test set"),
-    "export": ("pads_stream.export", "export the guided sampler to ONNX (and TensorRT where present)"),
-    "bench": ("pads_stream.bench", "latency and throughput of every backend against the compute floor"),
-    "node": ("pads_stream.node", "the streaming node: ZeroMQ 2D in, 3D out"),
-    "cluster": ("pads_stream.cluster", "several node processes behind one input and one output address"),
-    "replay": ("pads_stream.replay", "publish recorded 2D keypoints as live streams"),
-    "listen": ("pads_stream.listen", "subscribe to 3D poses; print, record, score"),
-    "demo": ("pads_stream.demo", "replay -> node -> listen in one command"),
-    "view": ("pads_stream.view", "a live 3D view of a node's output in the browser"),
-    "bridge": ("pads_stream.bridges", "a node's poses to VRChat OSC trackers or the VMC protocol"),
-    "fuzz": ("pads_stream.fuzz", "send hostile and valid traffic to a node and check its answers"),
+    "train": ("pads_stream.prior.train", "train the pose prior"),
+    "baseline": ("pads_stream.evaluation.baseline", "train the supervised lifting baseline"),
+    "tune": ("pads_stream.evaluation.tune", "tune the sampler on held-out S8 views and store it in a checkpoint"),
+    "eval": ("pads_stream.evaluation.evaluate", "accuracy tables and plots on the V-H36M test set"),
+    "export": ("pads_stream.runtime.export", "export the guided sampler to ONNX (and TensorRT where present)"),
+    "bench": ("pads_stream.evaluation.bench", "latency and throughput of every backend against the compute floor"),
+    "node": ("pads_stream.stream.node", "the streaming node: ZeroMQ 2D in, 3D out"),
+    "cluster": ("pads_stream.cluster.router", "several node processes behind one input and one output address"),
+    "replay": ("pads_stream.apps.replay", "publish recorded 2D keypoints as live streams"),
+    "listen": ("pads_stream.apps.listen", "subscribe to 3D poses; print, record, score"),
+    "demo": ("pads_stream.apps.demo", "replay -> node -> listen in one command"),
+    "view": ("pads_stream.apps.view", "a live 3D view of a node's output in the browser"),
+    "bridge": ("pads_stream.apps.bridges", "a node's poses to VRChat OSC trackers or the VMC protocol"),
+    "fuzz": ("pads_stream.apps.fuzz", "send hostile and valid traffic to a node and check its answers"),
 }
 EXTRAS = {"train": "train", "baseline": "train", "tune": "train", "eval": "plots", "export": "export",
           "bench": "export", "view": "view", "bridge": "bridges"}  # fmt: skip
@@ -72,7 +67,7 @@ def usage_error(err: Exception) -> str | None:
 
     import zmq
 
-    from .stepgraph import BackendUnavailable
+    from .runtime.stepgraph import BackendUnavailable
 
     if isinstance(err, zmq.ZMQError):
         if err.errno == errno.EADDRINUSE:

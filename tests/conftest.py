@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from pads_stream.checkpoint import FORMAT
-from pads_stream.config import to_dict
-from pads_stream.model import Denoiser, PriorConfig
-from pads_stream.schedule import DiffusionConfig
+from pads_stream.common.config import to_dict
+from pads_stream.prior.checkpoint import FORMAT
+from pads_stream.prior.model import Denoiser, PriorConfig
+from pads_stream.prior.schedule import DiffusionConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -55,8 +55,8 @@ CAMERAS = SHARED / "h36m" / "cameras_s9_s11.json"
 def rig_views(test_set) -> dict[str, np.ndarray]:
     """32 S9 poses of the test set seen by the 4 cameras of its calibrated rig: kp2d, kp2d_det,
     conf_det (4, N, 17[, 2]), K (4, N, 3, 3), R (4, 3, 3), t (4, 3), world (N, 17, 3) metres."""
-    from pads_stream.camera import camera_to_world
-    from pads_stream.rig import load_rig, rig_samples
+    from pads_stream.data.virtual_rig import load_rig, rig_samples
+    from pads_stream.geometry.camera import camera_to_world
 
     rig = load_rig(str(CAMERAS), "S9")
     idx = rig_samples(test_set, "S9", 4)[:, ::97][:, :32]

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from pads_stream.api import load_model
-from pads_stream.camera import normalized_rays
+from pads_stream.geometry.camera import normalized_rays
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +118,8 @@ def test_what_a_new_user_gets_wrong_fails_loudly(model, inputs):
 
 
 def test_coco_layout_is_accepted(model, test_set):
-    from pads_stream.layout import get as get_layout
-    from pads_stream.skeleton import H36M_JOINTS
+    from pads_stream.geometry.layout import get as get_layout
+    from pads_stream.geometry.skeleton import H36M_JOINTS
 
     COCO_JOINTS = get_layout("coco17").joints
 

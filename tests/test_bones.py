@@ -1,4 +1,4 @@
-"""Issue 27: skeletons that keep their bones (pads_stream.bones, the API's ``bones``, the tracker's skeleton)."""
+"""Issue 27: skeletons that keep their bones (geometry.bones, the API's ``bones``, the tracker's skeleton)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 import pads_stream
-from pads_stream.bones import BONE_BAND, fit_rays, hold_bones, range_targets, skeleton_targets
-from pads_stream.camera import normalized_rays
-from pads_stream.skeleton import BONE_RANGE, H36M_PARENTS, MEAN_BONES_M, bone_lengths
-from pads_stream.tracker import Observation, StreamTracks, TrackerConfig, estimate_persons, plausible
+from pads_stream.geometry.bones import BONE_BAND, fit_rays, hold_bones, range_targets, skeleton_targets
+from pads_stream.geometry.camera import normalized_rays
+from pads_stream.geometry.skeleton import BONE_RANGE, H36M_PARENTS, MEAN_BONES_M, bone_lengths
+from pads_stream.stream.tracker import Observation, StreamTracks, TrackerConfig, estimate_persons, plausible
 
 
 def random_poses(n: int, rng: np.random.Generator, scale: np.ndarray | float = 1.0) -> np.ndarray:

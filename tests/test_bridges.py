@@ -5,8 +5,8 @@ import threading
 import numpy as np
 import pytest
 
-from pads_stream.bridges import joint_frames, t_pose, unity_euler, vmc_messages, vrchat_messages, world_joints
-from pads_stream.wire import PosePerson
+from pads_stream.apps.bridges import joint_frames, t_pose, unity_euler, vmc_messages, vrchat_messages, world_joints
+from pads_stream.stream.wire import PosePerson
 
 Z_UP = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])  # Y-up -> Z-up (inverse of the bridge's turn)
 

@@ -14,11 +14,11 @@ import pytest
 import zmq
 
 from pads_stream.api import load_model
-from pads_stream.cluster import ClusterConfig, Router
-from pads_stream.node import Node, NodeConfig
-from pads_stream.placement import capacity, owner, preference, route_key, weight
-from pads_stream.sockets import publisher, subscriber
-from pads_stream.wire import camera_message, decode, kp2d_message
+from pads_stream.cluster.placement import capacity, owner, preference, route_key, weight
+from pads_stream.cluster.router import ClusterConfig, Router
+from pads_stream.stream.node import Node, NodeConfig
+from pads_stream.stream.sockets import publisher, subscriber
+from pads_stream.stream.wire import camera_message, decode, kp2d_message
 
 from .test_node import K, persons_of
 
@@ -30,7 +30,7 @@ def test_placement_is_stable_balanced_and_moves_only_a_lost_workers_keys():
     keys = [route_key(f"cam{k}", None) for k in range(200)]
     workers = ["w0", "w1", "w2", "w3"]
     # the same in another process (no per-process hash seed) and pinned, so every machine agrees
-    script = "from pads_stream.placement import weight; print(weight('w0', 'stream:cam0'))"
+    script = "from pads_stream.cluster.placement import weight; print(weight('w0', 'stream:cam0'))"
     other = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert int(other.stdout) == weight("w0", "stream:cam0")
     assert preference("stream:cam0", workers) == preference("stream:cam0", workers[::-1])
@@ -385,7 +385,7 @@ def test_a_slow_worker_is_slow_not_lost_and_a_killed_one_is_lost(test_set):
 
 def test_cluster_help_lists_the_node_options_its_docs_use(capsys):
     """Issue 31, item 4: ``cluster --help`` shows the node options passed to its workers."""
-    from pads_stream.cluster import main
+    from pads_stream.cluster.router import main
 
     with pytest.raises(SystemExit):
         main(["--help"])

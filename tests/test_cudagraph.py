@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pads_stream.cudagraph import bucket, padded
+from pads_stream.runtime.cudagraph import bucket, padded
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU; none is visible")
 

@@ -8,7 +8,7 @@ import textwrap
 
 import numpy as np
 
-from pads_stream import operators
+from pads_stream.prior import operators
 
 from .conftest import ROOT
 

@@ -12,9 +12,10 @@ import pytest
 from onnx import helper
 
 from pads_stream.api import load_model
-from pads_stream.export import OPSET, export, trt_problems
-from pads_stream.stepgraph import TASKS, BackendUnavailable, engines_root
-from pads_stream.tensorrt_engine import unavailable_reason
+from pads_stream.common.files import engine_roots
+from pads_stream.runtime.export import OPSET, export, trt_problems
+from pads_stream.runtime.stepgraph import TASKS, BackendUnavailable
+from pads_stream.runtime.tensorrt import unavailable_reason
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +114,7 @@ def test_the_cpu_graphs_keep_layer_norm_whole_and_match_the_portable_ones(export
     parsable by TensorRT) with the outputs of the TensorRT-parsable ones."""
     import copy
 
-    from pads_stream.backends import OnnxRuntimeBackend
+    from pads_stream.runtime.backends import OnnxRuntimeBackend
 
     manifest = json.loads((exported / "manifest.json").read_text())
     assert set(manifest["cpu_graphs"]) == set(TASKS)
@@ -148,7 +149,7 @@ x = m.estimate(kp, K, None, steps=4)
 assert x.shape == (2, 17, 3) and np.isfinite(x).all()
 print("ok")
 """
-    env = {"PADS_STREAM_ENGINES": str(engines_root()), "PATH": "/usr/bin:/bin"}
+    env = {"PADS_STREAM_ENGINES": str(engine_roots()[0]), "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
 
@@ -164,7 +165,7 @@ def test_stale_manifest_is_refused(exported, tiny_checkpoint, tmp_path, monkeypa
     manifest["model"]["hash"] = "0" * 16
     (folder / "manifest.json").write_text(json.dumps(manifest))
     monkeypatch.setenv("PADS_STREAM_ENGINES", str(tmp_path))
-    assert engines_root() == tmp_path
+    assert engine_roots() == [tmp_path]
     with pytest.raises(BackendUnavailable, match="re-run `pads-stream export"):
         load_model(tiny_checkpoint, backend="onnxruntime")
     with pytest.warns(RuntimeWarning, match="re-run `pads-stream export"):  # falls back, says why
@@ -182,7 +183,7 @@ TRT_REASON = unavailable_reason()
 
 @pytest.mark.skipif(TRT_REASON is not None, reason=f"TensorRT engine tests need TensorRT and a GPU: {TRT_REASON}")
 def test_tensorrt_engine_matches_torch(exported, tiny_checkpoint, test_set, rig_views):
-    from pads_stream.tensorrt_engine import build_engines
+    from pads_stream.runtime.tensorrt import build_engines
 
     manifest = json.loads((exported / "manifest.json").read_text())
     manifest["engines"], reason = build_engines(exported, manifest["graphs"], "fp32", 64, 8)
@@ -221,7 +222,7 @@ def test_a_reused_bound_step_takes_each_calls_inputs(exported, tiny_checkpoint, 
 def test_the_kept_steps_are_the_most_recently_used():
     """Bound ONNX Runtime steps and captured CUDA graphs are kept by key, the least recently used
     dropped beyond the limit; a kept one is handed back, not made again."""
-    from pads_stream.recent import Recent
+    from pads_stream.common.recent import Recent
 
     made = []
     kept = Recent(2)

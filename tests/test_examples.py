@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from pads_stream.formats import read
+from pads_stream.data.formats import read
 
 from .conftest import ROOT
 

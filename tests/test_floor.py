@@ -1,10 +1,10 @@
-"""A camera's floor from the feet of tracked people (pads_stream.floor)."""
+"""A camera's floor from the feet of tracked people (pads_stream.geometry.floor)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from pads_stream.floor import Floor, FloorConfig, estimate_floor, fit_floor
+from pads_stream.geometry.floor import Floor, FloorConfig, estimate_floor, fit_floor
 
 
 def camera_floor(pitch_deg: float, height: float) -> Floor:
@@ -121,7 +121,7 @@ def test_a_node_publishes_the_floor_of_a_stream_without_extrinsics(test_set):
     import time
 
     from pads_stream.api import load_model
-    from pads_stream.rig import load_rig
+    from pads_stream.data.virtual_rig import load_rig
 
     from .conftest import CAMERAS
     from .test_node import Harness, poses

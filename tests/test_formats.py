@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from pads_stream.demo import run
-from pads_stream.formats import OPENPOSE_TO_COCO, read_coco_results, read_openpose_folder, read_videopose3d
-from pads_stream.layout import get as get_layout
-from pads_stream.replay import add_arguments
-from pads_stream.skeleton import H36M_JOINTS
+from pads_stream.apps.demo import run
+from pads_stream.apps.replay import add_arguments
+from pads_stream.data.formats import OPENPOSE_TO_COCO, read_coco_results, read_openpose_folder, read_videopose3d
+from pads_stream.geometry.layout import get as get_layout
+from pads_stream.geometry.skeleton import H36M_JOINTS
 
 COCO_JOINTS = get_layout("coco17").joints
 
@@ -70,8 +70,8 @@ def test_coco_results_replay_through_the_node(coco_file, tmp_path):
 
 
 def test_replayed_id_switches_are_valid_frames_with_swapped_ids():
-    from pads_stream.replay import Replayer, load_recording
-    from pads_stream.wire import decode_inbound
+    from pads_stream.apps.replay import Replayer, load_recording
+    from pads_stream.stream.wire import decode_inbound
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
@@ -90,9 +90,9 @@ def test_replayed_id_switches_are_valid_frames_with_swapped_ids():
 def test_replayed_sequences_send_their_cameras_extrinsics_and_stand_on_the_floor():
     """Issue 8: ``--extrinsics`` on S9/S11 sequences sends each virtual camera's R, t (world Z up),
     and in that world every replayed person's lowest joint is on the floor z = 0."""
-    from pads_stream.camera import camera_to_world
-    from pads_stream.replay import Replayer, load_recording
-    from pads_stream.wire import decode_inbound
+    from pads_stream.apps.replay import Replayer, load_recording
+    from pads_stream.geometry.camera import camera_to_world
+    from pads_stream.stream.wire import decode_inbound
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
@@ -116,8 +116,8 @@ def test_replayed_sequences_send_their_cameras_extrinsics_and_stand_on_the_floor
 def test_jitter_is_scored_along_each_true_person_through_id_switches(tmp_path):
     """Predictions off by a constant per person have no acceleration error, whatever the ids do:
     the listener follows the truth's person, not the (switching) id, across frames."""
-    from pads_stream.listen import Listener
-    from pads_stream.replay import load_recording, with_id_switches
+    from pads_stream.apps.listen import Listener
+    from pads_stream.apps.recordings import load_recording, with_id_switches
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
@@ -138,8 +138,8 @@ def test_jitter_is_scored_along_each_true_person_through_id_switches(tmp_path):
 
 def test_no_jitter_is_scored_between_unrelated_test_samples(tmp_path):
     """The test-set source sends a different person in every frame: acceleration is undefined there."""
-    from pads_stream.listen import Listener
-    from pads_stream.replay import load_recording
+    from pads_stream.apps.listen import Listener
+    from pads_stream.apps.replay import load_recording
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
@@ -168,7 +168,7 @@ def test_no_jitter_is_scored_between_unrelated_test_samples(tmp_path):
 )
 def test_a_malformed_file_is_named_with_what_is_wrong(tmp_path, fmt, name, content, message):
     """Issue 15, part 5: a ValueError naming the file, never a raw traceback from the parser."""
-    from pads_stream.formats import read
+    from pads_stream.data.formats import read
 
     path = tmp_path / name
     if content is not None and fmt == "openpose":

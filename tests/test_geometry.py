@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from pads_stream import metrics
-from pads_stream.camera import (
+from pads_stream.geometry import metrics
+from pads_stream.geometry.camera import (
     check_intrinsics,
     distort_points,
     inverse_projection,
@@ -93,7 +93,7 @@ def test_metrics_reject_bad_shapes():
 
 
 def test_noise_level_from_left_right_bone_lengths(test_set):
-    from pads_stream.skeleton import noise_from_symmetry
+    from pads_stream.geometry.skeleton import noise_from_symmetry
 
     gt = test_set["gt"][:400]
     assert np.median(noise_from_symmetry(gt)) < 1e-4  # the H36M skeleton is symmetric
@@ -106,7 +106,7 @@ def test_noise_level_from_left_right_bone_lengths(test_set):
 def test_knn_limb_reference_is_rotation_invariant_and_exact_on_its_own_poses(test_set):
     """The completion reference compares poses in a body frame: a training pose seen from another
     camera is still its own nearest neighbour, and its missing limb comes back exactly."""
-    from pads_stream.evaluate import LIMBS, knn_limb
+    from pads_stream.evaluation.evaluate import LIMBS, knn_limb
 
     gt = test_set["gt"][:40].astype(np.float64)
     train = np.einsum("ij,nkj->nki", rotation_y(1.0) @ rotation_x(0.3), gt)  # the same poses, turned

@@ -25,6 +25,11 @@ K = np.array([[1145.0, 0, 512], [0, 1145, 515], [0, 0, 1]])
 kp = 512 + 60 * np.random.default_rng(0).standard_normal((3, 17, 2))
 x, root = m.estimate(kp, K, None, steps=10, return_root=True)
 assert x.shape == (3, 17, 3) and np.isfinite(x).all() and (root[:, 2] > 0).all()
+from pads_stream.common import files
+node_json = files.shipped("configs", "node.json")
+assert "_shipped" in str(node_json) and node_json.exists(), node_json  # the wheel's own copy
+site = str(files.package_file().parent)
+assert not str(files.user_engines()).startswith(site), files.user_engines()  # exports: never site-packages
 print("api ok")
 """
 

@@ -3,11 +3,11 @@ import json
 import numpy as np
 import pytest
 
-from pads_stream.bvh import JointMapping, forward_kinematics, load_bvh_h36m, parse_bvh
-from pads_stream.layout import get as get_layout
-from pads_stream.layout import to_h36m
-from pads_stream.skeleton import H36M_JOINTS, bone_lengths, mirror
-from pads_stream.stepgraph import package_file
+from pads_stream.common.files import shipped
+from pads_stream.data.bvh import JointMapping, forward_kinematics, load_bvh_h36m, parse_bvh
+from pads_stream.geometry.layout import get as get_layout
+from pads_stream.geometry.layout import to_h36m
+from pads_stream.geometry.skeleton import H36M_JOINTS, bone_lengths, mirror
 
 COCO_JOINTS = get_layout("coco17").joints
 
@@ -72,7 +72,7 @@ def test_joint_mapping_builds_h36m_in_metres(tmp_path):
 
 
 def test_shipped_bandai_mapping_loads():
-    m = JointMapping.from_json(package_file("configs", "bandai_to_h36m.json"))
+    m = JointMapping.from_json(shipped("configs", "bandai_to_h36m.json"))
     assert m.scale == 0.01 and len(m.weights) == 17
 
 
@@ -105,8 +105,8 @@ def test_mirror_keeps_bone_lengths_and_is_an_involution():
 def test_written_bvh_reproduces_the_motion(tmp_path):
     """listen --record FILE.bvh: forward kinematics of the written file gives back the joints
     (exactly where bone lengths are constant, as in motion capture)."""
-    from pads_stream.bvh import forward_kinematics, parse_bvh, write_bvh
-    from pads_stream.data import load_positions_3d
+    from pads_stream.data.bvh import forward_kinematics, parse_bvh, write_bvh
+    from pads_stream.data.datasets import load_positions_3d
 
     from .conftest import H36M, MISSING_DATA
 
@@ -124,8 +124,8 @@ def test_every_layout_is_one_record_the_wire_and_the_api_read(test_set):
     """Issue 16: a layout is a data file; Halpe-26 and COCO-WholeBody-133 (its body part) lift the
     same body as COCO-17 where they carry the same joints, over the wire and through the API."""
     from pads_stream.api import load_model
-    from pads_stream.layout import NAMES, layouts
-    from pads_stream.wire import decode_inbound, kp2d_message
+    from pads_stream.geometry.layout import NAMES, layouts
+    from pads_stream.stream.wire import decode_inbound, kp2d_message
 
     assert set(layouts()) == set(NAMES) and {lay.count for lay in layouts().values()} == {17, 26, 133}
     h36m = test_set["kp2d"][:4].astype(float)

@@ -16,7 +16,7 @@ def test_listen_writes_its_recording_when_a_service_manager_stops_it(tmp_path):
 
     import zmq
 
-    from pads_stream.wire import Pose3d, PosePerson, encode_pose3d
+    from pads_stream.stream.wire import Pose3d, PosePerson, encode_pose3d
 
     ctx = zmq.Context()
     pub = ctx.socket(zmq.PUB)
@@ -48,8 +48,8 @@ def test_listen_writes_its_recording_when_a_service_manager_stops_it(tmp_path):
 def test_a_recorded_bvh_lasts_as_long_as_the_stream_at_its_own_rate(tmp_path):
     """Issue 19: 16 s at 12.5 Hz with dropped frames was written as a 5.7 s clip at a fixed 25 fps;
     the BVH now runs on the poses' t_ns, gaps filled (and counted)."""
-    from pads_stream.bvh import parse_bvh
-    from pads_stream.listen import Listener, record
+    from pads_stream.apps.listen import Listener, record
+    from pads_stream.data.bvh import parse_bvh
 
     listener = Listener.__new__(Listener)  # its stores only: no socket needed to record
     listener.poses, listener.world, listener.t_ns = {}, {}, {}
@@ -79,7 +79,7 @@ def test_every_command_is_in_the_readme_and_replay_help_shows_its_defaults():
 
 
 def test_the_accuracy_line_is_one_readable_sentence():
-    from pads_stream.listen import accuracy_line
+    from pads_stream.apps.listen import accuracy_line
 
     given = {"persons_expected": 4, "persons_received": 4, "mpjpe": 50.0, "pa_mpjpe": 35.0, "root_error": 0.0,
              "frames": [0, 1], "frame_mpjpe": [49.0, 51.0]}  # fmt: skip
@@ -91,7 +91,7 @@ def test_the_accuracy_line_is_one_readable_sentence():
 
 
 def test_a_node_that_cannot_keep_up_says_what_to_change():
-    from pads_stream.node import NodeConfig, Stats, status_line
+    from pads_stream.stream.node import NodeConfig, Stats, status_line
 
     stats = Stats()
     stats.busy_s = 1e9  # it estimated the whole period
@@ -108,8 +108,8 @@ def test_the_summary_says_the_floor_the_node_estimated():
     the camera's height with its uncertainty, pitch, roll and confidence, in words."""
     import zmq
 
-    from pads_stream.listen import Listener, summary
-    from pads_stream.wire import Pose3d, PosePerson, encode_pose3d
+    from pads_stream.apps.listen import Listener, summary
+    from pads_stream.stream.wire import Pose3d, PosePerson, encode_pose3d
 
     ctx = zmq.Context()
     pub = ctx.socket(zmq.PUB)
@@ -136,7 +136,7 @@ def test_the_summary_says_the_floor_the_node_estimated():
 def test_the_summary_says_what_each_count_counts():
     """Issue 31, item 4: a rig replay's summary counts pose3d frames per stream and per rig, and the
     member frames the rig fused, instead of one mixed number."""
-    from pads_stream.listen import Listener, summary
+    from pads_stream.apps.listen import Listener, summary
 
     listener = Listener("tcp://127.0.0.1:1")
     try:

@@ -13,9 +13,9 @@ import pytest
 import zmq
 
 from pads_stream.api import load_model
-from pads_stream.layout import get as get_layout
-from pads_stream.node import Node, NodeConfig, warm_up
-from pads_stream.wire import ERROR_KINDS, camera_message, decode, kp2d_message
+from pads_stream.geometry.layout import get as get_layout
+from pads_stream.stream.node import Node, NodeConfig, warm_up
+from pads_stream.stream.wire import ERROR_KINDS, camera_message, decode, kp2d_message
 
 from .test_wire_and_root import MALFORMED
 
@@ -454,7 +454,7 @@ def test_curve_encryption_admits_only_authorised_clients(tiny_checkpoint, tmp_pa
     """Issue 9: CurveZMQ with key files; an unknown key or a plain socket gets nothing."""
     import zmq.auth
 
-    from pads_stream.sockets import publisher, subscriber
+    from pads_stream.stream.sockets import publisher, subscriber
 
     keys, allowed = tmp_path / "keys", tmp_path / "allowed"
     keys.mkdir(), allowed.mkdir()

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from pads_stream.api import load_model
-from pads_stream.skeleton import bones_plausible
-from pads_stream.wire import DROP_KINDS, kp2d_message
+from pads_stream.geometry.skeleton import bones_plausible
+from pads_stream.stream.wire import DROP_KINDS, kp2d_message
 
 from .test_node import Harness, K, persons_of, poses
 

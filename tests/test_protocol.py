@@ -18,9 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pads_stream import fuzz
 from pads_stream.api import load_model
-from pads_stream.wire import (
+from pads_stream.apps import fuzz
+from pads_stream.stream.wire import (
     DROP_KINDS,
     ERROR_KINDS,
     ROUTER_KINDS,
@@ -90,7 +90,7 @@ def test_schema_describes_what_a_live_node_sends(test_set):
 
 
 def test_schema_layouts_are_the_layout_records():
-    from pads_stream.layout import layouts
+    from pads_stream.geometry.layout import layouts
 
     layout = SCHEMA["$defs"]["kp2d"]["properties"]["layout"]
     assert layout["enum"] == list(layouts()) and layout["x-joints"] == {n: v.count for n, v in layouts().items()}

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 import pads_stream
-from pads_stream import multiview
-from pads_stream.camera import camera_to_world, normalized_rays
-from pads_stream.operators import Rig
-from pads_stream.skeleton import bones_plausible
+from pads_stream.geometry import multiview
+from pads_stream.geometry.camera import camera_to_world, normalized_rays
+from pads_stream.geometry.skeleton import bones_plausible
+from pads_stream.prior.operators import Rig
 
 
 def random_rays(rng: np.random.Generator, views: int, n: int) -> tuple[multiview.Rays, np.ndarray]:

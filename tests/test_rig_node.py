@@ -1,5 +1,5 @@
 """Rigs in the node: member frames grouped by capture time, persons associated across views with
-per-camera ids, a late or missing camera; socket-free (pads_stream.fusion) and over real sockets."""
+per-camera ids, a late or missing camera; socket-free (pads_stream.stream.fusion) and over real sockets."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from pads_stream.api import load_model
-from pads_stream.camera import normalized_rays
-from pads_stream.fusion import FusionConfig, RigFrames, RigTracks, ViewPerson, Waiting, fuse_frame
-from pads_stream.rig import load_rig
-from pads_stream.wire import camera_map, kp2d_message
+from pads_stream.data.virtual_rig import load_rig
+from pads_stream.geometry.camera import normalized_rays
+from pads_stream.stream.fusion import FusionConfig, RigFrames, RigTracks, ViewPerson, Waiting, fuse_frame
+from pads_stream.stream.wire import camera_map, kp2d_message
 
 from .conftest import CAMERAS
 from .test_node import Harness, poses
@@ -159,8 +159,9 @@ def test_a_rig_over_sockets_fuses_views_and_goes_on_without_a_camera(node, scene
 def test_replay_sends_the_test_rig_and_listen_scores_it(model, tmp_path):
     """``replay --rig`` (per-camera ids, camera 3 without the left arm) through a node to
     ``listen``, scored against the world truth."""
-    from pads_stream.listen import Listener
-    from pads_stream.replay import Replayer, from_test_set
+    from pads_stream.apps.listen import Listener
+    from pads_stream.apps.recordings import from_test_set
+    from pads_stream.apps.replay import Replayer
 
     from .conftest import TEST_SET
 
@@ -201,7 +202,7 @@ def test_a_rig_named_like_a_stream_is_refused(node, scene):
 
 
 def test_a_rig_persons_filter_follows_its_id_and_forgets_it_with_the_person():
-    from pads_stream.smoothing import OneEuroConfig
+    from pads_stream.geometry.smoothing import OneEuroConfig
 
     rng = np.random.default_rng(0)
     tracks, cfg = RigTracks(), FusionConfig()

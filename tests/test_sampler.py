@@ -3,11 +3,12 @@ import pytest
 import torch
 
 from pads_stream.api import load_model
-from pads_stream.checkpoint import build_denoiser, load_checkpoint
-from pads_stream.guidance import guided_denoise
-from pads_stream.operators import Projection
-from pads_stream.sampler import SamplerConfig, sample, snap_to_rays, tweedie_denoise
-from pads_stream.schedule import (
+from pads_stream.geometry.camera import snap_to_rays
+from pads_stream.prior.checkpoint import build_denoiser, load_checkpoint
+from pads_stream.prior.guidance import guided_denoise
+from pads_stream.prior.operators import Projection
+from pads_stream.prior.sampler import SamplerConfig, sample, tweedie_denoise
+from pads_stream.prior.schedule import (
     DiffusionConfig,
     add_noise,
     alphas_cumprod,
@@ -181,7 +182,7 @@ def test_estimate_is_deterministic(tiny_checkpoint, test_set):
 
 def test_guidance_reduces_reprojection_error(tiny_checkpoint, test_set):
     """Even a random prior must fit the 2D better with guidance than without."""
-    from pads_stream.camera import project
+    from pads_stream.geometry.camera import project
 
     kp, K, root = test_set["kp2d"][:16], test_set["K"][:16], test_set["root"][:16]
 
@@ -194,7 +195,7 @@ def test_guidance_reduces_reprojection_error(tiny_checkpoint, test_set):
 
 
 def test_restart_split_keeps_the_budget():
-    from pads_stream.sampler import split_steps
+    from pads_stream.prior.sampler import split_steps
 
     assert split_steps(10, 0.3) == (7, 3) and split_steps(1, 0.3) == (1, 0) and split_steps(2, 0.9) == (1, 1)
     assert split_steps(10, 0.0) == (10, 0)

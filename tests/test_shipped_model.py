@@ -7,9 +7,9 @@ import numpy as np
 
 import pads_stream
 from pads_stream.api import default_model_path
-from pads_stream.demo import run
-from pads_stream.metrics import mpjpe
-from pads_stream.replay import add_arguments
+from pads_stream.apps.demo import run
+from pads_stream.apps.replay import add_arguments
+from pads_stream.geometry.metrics import mpjpe
 
 from .conftest import needs_data
 
@@ -57,7 +57,7 @@ def test_unseen_joints_are_completed_from_the_seen_ones(test_set):
     estimated as without the completion."""
     import dataclasses
 
-    from pads_stream.bones import held
+    from pads_stream.geometry.bones import held
 
     model = pads_stream.load_model()
     idx = np.random.default_rng(6).choice(len(test_set["gt"]), 48, replace=False)

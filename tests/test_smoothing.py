@@ -1,6 +1,6 @@
 import numpy as np
 
-from pads_stream.smoothing import DepthFilterConfig, OneEuroConfig, depth_filter, one_euro
+from pads_stream.geometry.smoothing import DepthFilterConfig, OneEuroConfig, depth_filter, one_euro
 
 
 def test_one_euro_smooths_jitter_and_follows_motion():
@@ -47,7 +47,7 @@ def test_depth_filter_smooths_jitter_follows_a_walker_and_restarts_on_jumps():
 def test_a_warm_track_that_keeps_disagreeing_with_cold_checks_is_replaced():
     """Issue 16: a warm start can keep a wrong pose for good (found when a cluster moved a stream);
     the tracker's cold check replaces it after ``cold_check_runs`` disagreements in a row, and only then."""
-    from pads_stream.tracker import TrackerConfig, cold_check
+    from pads_stream.stream.tracker import TrackerConfig, cold_check
 
     cfg = TrackerConfig(cold_check_mm=100.0, cold_check_runs=2)
     rng = np.random.default_rng(0)

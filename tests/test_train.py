@@ -1,12 +1,12 @@
 import numpy as np
 import torch
 
-from pads_stream.checkpoint import load_checkpoint
-from pads_stream.data import AugmentConfig, augment_to_camera, load_positions_3d
-from pads_stream.model import Denoiser, PriorConfig
-from pads_stream.schedule import DiffusionConfig, add_noise, alphas_cumprod
-from pads_stream.skeleton import bone_lengths
-from pads_stream.train import TrainConfig, train
+from pads_stream.data.datasets import AugmentConfig, augment_to_camera, load_positions_3d
+from pads_stream.geometry.skeleton import bone_lengths
+from pads_stream.prior.checkpoint import load_checkpoint
+from pads_stream.prior.model import Denoiser, PriorConfig
+from pads_stream.prior.schedule import DiffusionConfig, add_noise, alphas_cumprod
+from pads_stream.prior.train import TrainConfig, train
 
 from .conftest import H36M, needs_data
 
@@ -60,7 +60,7 @@ def test_torchrun_two_processes_train_and_resume(tmp_path):
            "holdout_takes": "", "prior": {"d_model": 32, "n_layers": 1, "n_heads": 4, "d_ff": 64},
            "checkpoint_every": 5, "threads": 1}  # fmt: skip
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
-    base = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "pads_stream.train",
+    base = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "pads_stream.prior.train",
             "--config", str(tmp_path / "cfg.json"), "--out", str(tmp_path / "run")]  # fmt: skip
     for extra in ([], ["--resume", "--steps", "15"]):
         done = subprocess.run(base + extra, capture_output=True, text=True, timeout=300)
@@ -70,7 +70,7 @@ def test_torchrun_two_processes_train_and_resume(tmp_path):
 
 
 def test_plain_arrays_join_the_training_pool(tmp_path):
-    from pads_stream.train import training_pools
+    from pads_stream.prior.train import training_pools
 
     extra = np.random.default_rng(0).normal(0, 0.3, (7, 17, 3)).astype(np.float32)
     np.save(tmp_path / "poses.npy", extra)
@@ -82,7 +82,7 @@ def test_plain_arrays_join_the_training_pool(tmp_path):
 
 
 def test_saved_pools_replace_the_data_folders(tmp_path):
-    from pads_stream.train import save_pools, training_pools
+    from pads_stream.prior.train import save_pools, training_pools
 
     base = TrainConfig(h36m=str(H36M), bvh_dirs=(), train_subjects=("S1",), holdout_takes="")
     save_pools(base, tmp_path / "pools.npz")
@@ -92,7 +92,7 @@ def test_saved_pools_replace_the_data_folders(tmp_path):
 
 
 def test_a_time_budget_shrinks_the_schedule_to_the_steps_that_fit(tmp_path):
-    from pads_stream.train import fitted_steps
+    from pads_stream.prior.train import fitted_steps
 
     assert fitted_steps(1000, 200, rate=10.0, seconds_left=30.0) == 500
     assert fitted_steps(1000, 200, rate=10.0, seconds_left=1e6) == 1000

@@ -56,7 +56,7 @@ def photograph(tmp_path, message, period_s: float, enough: int) -> tuple[list[st
     """Feed a viewer ``message(k)`` (a pose3d's two frames) every ``period_s`` and photograph its
     page in headless Chromium (up to three looks, until both colours exceed ``enough`` pixels);
     returns (the scene's names once the viewer has stopped, red, blue, the picture's path)."""
-    from pads_stream.view import Viewer
+    from pads_stream.apps.view import Viewer
 
     pub = zmq.Context.instance().socket(zmq.PUB)
     port = pub.bind_to_random_port("tcp://127.0.0.1")
@@ -128,8 +128,8 @@ def test_browser_shows_a_rig_with_its_latest_persons_and_every_camera(tmp_path, 
     the people and the cameras, the skeletons are still seen in their colours."""
     import numpy as np
 
-    from pads_stream.rig import load_rig
-    from pads_stream.wire import Pose3d, PosePerson, RigView, encode_pose3d
+    from pads_stream.data.virtual_rig import load_rig
+    from pads_stream.stream.wire import Pose3d, PosePerson, RigView, encode_pose3d
 
     from .conftest import SHARED
 

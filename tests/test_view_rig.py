@@ -17,9 +17,9 @@ def free_port() -> int:
 
 
 def test_a_rig_frame_draws_every_views_camera(test_set):
-    from pads_stream.rig import load_rig
-    from pads_stream.view import Viewer
-    from pads_stream.wire import Pose3d, PosePerson, RigView
+    from pads_stream.apps.view import Viewer
+    from pads_stream.data.virtual_rig import load_rig
+    from pads_stream.stream.wire import Pose3d, PosePerson, RigView
 
     from .conftest import SHARED
 
@@ -43,9 +43,9 @@ def test_a_rig_shows_only_its_latest_persons_and_frames_every_camera(test_set):
     """Issue 31, item 1: a rig whose persons change id every frame (the test set: a new person each
     frame) shows only the latest frame's persons, not a pile of every id seen in the last second;
     "Frame the people" takes in the people and every camera."""
-    from pads_stream.rig import load_rig
-    from pads_stream.view import Viewer
-    from pads_stream.wire import Pose3d, PosePerson, RigView
+    from pads_stream.apps.view import Viewer
+    from pads_stream.data.virtual_rig import load_rig
+    from pads_stream.stream.wire import Pose3d, PosePerson, RigView
 
     from .conftest import SHARED
 
@@ -74,8 +74,8 @@ def test_a_rig_shows_only_its_latest_persons_and_frames_every_camera(test_set):
 
 def test_the_viewer_says_when_the_floor_is_a_guess(test_set):
     """Issue 31, item 6: a stream's floor estimated from its people is shown as a guess."""
-    from pads_stream.view import Viewer
-    from pads_stream.wire import Pose3d, PosePerson
+    from pads_stream.apps.view import Viewer
+    from pads_stream.stream.wire import Pose3d, PosePerson
 
     cam = test_set["gt"][0] + test_set["root"][0]
     world = cam @ np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]]).T + [0.0, 0.0, 1.6]

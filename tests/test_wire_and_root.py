@@ -4,9 +4,9 @@ import msgpack
 import numpy as np
 import pytest
 
-from pads_stream.camera import normalized_rays
-from pads_stream.rootfind import bone_scale, initial_root
-from pads_stream.wire import Kp2dFrame, WireError, camera_message, decode, decode_inbound, encode, kp2d_message
+from pads_stream.geometry.camera import normalized_rays
+from pads_stream.geometry.rootfind import bone_scale, initial_root
+from pads_stream.stream.wire import Kp2dFrame, WireError, camera_message, decode, decode_inbound, encode, kp2d_message
 
 K = [[1145.0, 0.0, 512.0], [0.0, 1145.0, 515.0], [0.0, 0.0, 1.0]]
 
@@ -209,7 +209,7 @@ def test_root_finding_never_raises_on_degenerate_persons():
 
 def test_every_outbound_message_round_trips_through_its_encoder_and_decoder():
     """Issue 16: typed records both ways, an encoder beside each decoder."""
-    from pads_stream.wire import (
+    from pads_stream.stream.wire import (
         ClusterStatus,
         ErrorMessage,
         Pose3d,
@@ -284,7 +284,7 @@ def test_every_outbound_message_round_trips_through_its_encoder_and_decoder():
 def test_a_pose3d_floor_decodes_to_numbers_or_is_refused(floor, kind):
     """A pose3d's floor is a map of names to numbers (listen formats them): anything else is a
     WireError of its kind, never a floor a consumer then trips over."""
-    from pads_stream.wire import Pose3d, PosePerson, decode_pose3d, encode_pose3d
+    from pads_stream.stream.wire import Pose3d, PosePerson, decode_pose3d, encode_pose3d
 
     rel = np.zeros((17, 3))
     person = PosePerson(1, rel, np.zeros(3), rel, 0.0, np.ones(17))

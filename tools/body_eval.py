@@ -14,9 +14,9 @@ import argparse
 import numpy as np
 
 from pads_stream.api import load_model
-from pads_stream.camera import project
-from pads_stream.data import DEFAULT_DATA, PROPORTION_GROUPS, test_path
-from pads_stream.skeleton import H36M_PARENTS
+from pads_stream.data.datasets import DEFAULT_DATA, PROPORTION_GROUPS, test_path
+from pads_stream.geometry.camera import project
+from pads_stream.geometry.skeleton import H36M_PARENTS
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--data", default=DEFAULT_DATA)

@@ -4,7 +4,7 @@ V-H36M test persons (a fixed random draw), ``estimate()`` at 10 steps, ground-tr
 detector-like 2D, root given and estimated, bones held (the default) and free
 (``SamplerConfig.bone_hold`` False). Prints MPJPE (pelvis-relative, mm), the share of persons with
 any bone outside 0.8-1.25x its true length, the extreme bone ratios, and how many persons the node's
-plausibility gate (:func:`pads_stream.tracker.plausible`) would refuse.
+plausibility gate (:func:`pads_stream.stream.tracker.plausible`) would refuse.
 Usage: python tools/bone_eval.py [--data DIR] [--samples 1000] [--all-refusals]
 (--all-refusals: the gate over every test sample, exact 2D, root given, bones held)
 """
@@ -15,10 +15,10 @@ import dataclasses
 import numpy as np
 
 from pads_stream.api import load_model
-from pads_stream.camera import normalized_rays
-from pads_stream.data import DEFAULT_DATA, test_path
-from pads_stream.skeleton import bone_lengths
-from pads_stream.tracker import plausible
+from pads_stream.data.datasets import DEFAULT_DATA, test_path
+from pads_stream.geometry.camera import normalized_rays
+from pads_stream.geometry.skeleton import bone_lengths
+from pads_stream.stream.tracker import plausible
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--data", default=DEFAULT_DATA)

@@ -13,8 +13,8 @@ import time
 import numpy as np
 
 from pads_stream.api import load_model
-from pads_stream.data import DEFAULT_DATA, test_path
-from pads_stream.evaluate import load_test
+from pads_stream.data.datasets import DEFAULT_DATA, test_path
+from pads_stream.evaluation.evaluate import load_test
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--data", default=DEFAULT_DATA)

@@ -2,7 +2,7 @@
 
 Prints the mean H36M-17 bone lengths (m) and the foreshortening factor k: the median of
 Z · Σ ℓ2d / Σ ℓ3d over virtual-rig views, where ℓ2d are bone lengths in normalised image
-coordinates and ℓ3d the mean skeleton's. These are the constants of ``pads_stream.rootfind``.
+coordinates and ℓ3d the mean skeleton's. These are the constants of ``pads_stream.geometry.rootfind``.
 Usage: python tools/calibrate_root_prior.py [--data DIR]
 """
 
@@ -10,10 +10,10 @@ import argparse
 
 import numpy as np
 
-from pads_stream.camera import normalized_rays
-from pads_stream.data import DEFAULT_DATA, h36m_path, h36m_poses
-from pads_stream.rig import random_views
-from pads_stream.skeleton import H36M_PARENTS, bone_lengths
+from pads_stream.data.datasets import DEFAULT_DATA, h36m_path, h36m_poses
+from pads_stream.data.virtual_rig import random_views
+from pads_stream.geometry.camera import normalized_rays
+from pads_stream.geometry.skeleton import H36M_PARENTS, bone_lengths
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--data", default=DEFAULT_DATA, help="data folder holding h36m/positions_3d_25hz.npz")

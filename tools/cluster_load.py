@@ -1,7 +1,7 @@
 """Load, failover and hop latency of ``pads-stream cluster`` against one node, on this machine.
 
 Every run starts the real commands (``pads-stream node`` or ``pads-stream cluster --workers N``) and
-drives them with the real replay and listen (``pads_stream.demo.run``): the sender and the listener run
+drives them with the real replay and listen (``pads_stream.apps.demo.run``): the sender and the listener run
 in this process, on the same cores as the node processes, and are counted in what those cores do.
 
 1. **Throughput**: V-H36M test frames (exact 2D, root given, 10 steps) from S streams at 25 Hz with P
@@ -27,12 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pads_stream import metrics
-from pads_stream.demo import free_endpoint, run, start_node
-from pads_stream.listen import Listener
-from pads_stream.replay import Replayer, add_arguments, load_recording, wait_until_answered
-from pads_stream.sockets import subscriber
-from pads_stream.wire import decode_cluster
+from pads_stream.apps.demo import free_endpoint, run, start_node
+from pads_stream.apps.listen import Listener
+from pads_stream.apps.replay import Replayer, add_arguments, load_recording, wait_until_answered
+from pads_stream.geometry import metrics
+from pads_stream.stream.sockets import subscriber
+from pads_stream.stream.wire import decode_cluster
 
 
 def replay_args(data: str, *extra: str) -> argparse.Namespace:

@@ -14,9 +14,9 @@ from functools import partial
 import numpy as np
 
 import pads_stream
-from pads_stream.backends import OnnxRuntimeBackend
-from pads_stream.data import DEFAULT_DATA, test_path
-from pads_stream.timing import interleaved_medians
+from pads_stream.common.timing import interleaved_medians
+from pads_stream.data.datasets import DEFAULT_DATA, test_path
+from pads_stream.runtime.backends import OnnxRuntimeBackend
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """The torch backend on a GPU with and without CUDA graphs: same poses, and the time of each.
 
 On the V-H36M test set (GT 2D, root given), ``estimate()`` runs for several batch sizes, each
-with the captured step graphs (:mod:`pads_stream.cudagraph`) and eagerly; printed per batch:
+with the captured step graphs (:mod:`pads_stream.runtime.cudagraph`) and eagerly; printed per batch:
 the largest difference between the two (mm, over every joint), and the p50 of one whole
 10-step call for each (ms), interleaved in one run. Needs a CUDA GPU.
 
@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from pads_stream.api import load_model
-from pads_stream.data import DEFAULT_DATA, test_path
-from pads_stream.evaluate import load_test
+from pads_stream.data.datasets import DEFAULT_DATA, test_path
+from pads_stream.evaluation.evaluate import load_test
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Choose the node's depth filter on held-out sequences: S8's held-out takes (never S9/S11).
 
-The sequences go through the node's own tracker (:func:`pads_stream.tracker.track_sequences`:
+The sequences go through the node's own tracker (:func:`pads_stream.stream.tracker.track_sequences`:
 warm starts, the depth filter, the plausibility gate) for 2D + K (root unknown), frame by frame,
 through fixed virtual cameras (2 persons each) at 25 Hz and at 12.5 Hz (every other frame), exact
 2D. Rows: the cold start (no tracking), the warm start without the filter, and the filter's
@@ -15,12 +15,12 @@ import dataclasses
 import numpy as np
 
 from pads_stream.api import load_model
-from pads_stream.camera import normalized_rays
-from pads_stream.config import load_json
-from pads_stream.data import DEFAULT_DATA
-from pads_stream.node import DEFAULT_CONFIG, NodeConfig
-from pads_stream.replay import holdout_sequences
-from pads_stream.tracker import track_sequences
+from pads_stream.apps.recordings import holdout_sequences
+from pads_stream.common.config import load_json
+from pads_stream.data.datasets import DEFAULT_DATA
+from pads_stream.geometry.camera import normalized_rays
+from pads_stream.stream.node import DEFAULT_CONFIG, NodeConfig
+from pads_stream.stream.tracker import track_sequences
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--data", default=DEFAULT_DATA)

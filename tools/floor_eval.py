@@ -8,7 +8,7 @@ person walks the path that holds its lower ankle still from frame to frame (``fo
 0.6–0.9 m/s on the walking takes, the captured turns included), centred on its place; ``--in-place``
 leaves them treading on the spot as the files are. The node's tracker
 (``tracker.track_sequences``, root estimated from body size, no extrinsics) lifts them; after
-``--seconds`` the floor is fitted to their foot contacts (``pads_stream.floor``). Printed as a
+``--seconds`` the floor is fitted to their foot contacts (``pads_stream.geometry.floor``). Printed as a
 markdown table per camera: the errors of the camera's height (cm), pitch and roll (degrees), and
 how far the feet are from the true floor (the lowest joint of each pose in the true world, mean
 |z|, cm) with the body-size depth alone and with each pose then put on the estimated floor.
@@ -35,13 +35,13 @@ import json
 import numpy as np
 
 from pads_stream.api import load_model
-from pads_stream.camera import camera_to_world, floor_scale, normalized_rays, rotation_y
-from pads_stream.config import load_json
-from pads_stream.data import DEFAULT_DATA, TEST_SUBJECTS, data_file, load_positions_3d
-from pads_stream.floor import Floor, FloorConfig, contacts, estimate_floor
-from pads_stream.node import DEFAULT_CONFIG, NodeConfig
-from pads_stream.rig import Y_UP_TO_Z_UP, detector_noise, load_rig
-from pads_stream.tracker import track_sequences
+from pads_stream.common.config import load_json
+from pads_stream.data.datasets import DEFAULT_DATA, TEST_SUBJECTS, data_file, load_positions_3d
+from pads_stream.data.virtual_rig import Y_UP_TO_Z_UP, detector_noise, load_rig
+from pads_stream.geometry.camera import camera_to_world, floor_scale, normalized_rays, rotation_y
+from pads_stream.geometry.floor import Floor, FloorConfig, contacts, estimate_floor
+from pads_stream.stream.node import DEFAULT_CONFIG, NodeConfig
+from pads_stream.stream.tracker import track_sequences
 
 FPS = 25.0
 PERSONS = 4

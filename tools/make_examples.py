@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 import pads_stream
-from pads_stream.camera import project
-from pads_stream.formats import OPENPOSE_TO_COCO
+from pads_stream.data.formats import OPENPOSE_TO_COCO
+from pads_stream.geometry.camera import project
 
 OUT = Path(__file__).resolve().parents[1] / "examples"
 K = np.array([[1145.0, 0.0, 512.0], [0.0, 1145.0, 515.0], [0.0, 0.0, 1.0]])

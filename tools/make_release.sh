@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # How the shipped model and its published numbers are made, after training:
-#   pads-stream train --config pads_stream/configs/train_default.json --out runs/prior
-#   pads-stream train --config pads_stream/configs/train_finetune.json --out runs/prior_ft         (stage 2)
-#   pads-stream train --config pads_stream/configs/train_finetune_stage3.json --out runs/prior_ft3 (stage 3)
+#   pads-stream train --config configs/train_default.json --out runs/prior
+#   pads-stream train --config configs/train_finetune.json --out runs/prior_ft         (stage 2)
+#   pads-stream train --config configs/train_finetune_stage3.json --out runs/prior_ft3 (stage 3)
 #   pads-stream baseline --minutes 12 --out runs/baseline.pt
 # Run from the repository root; DATA is the data folder (default ../shared/data).
 set -euo pipefail

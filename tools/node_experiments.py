@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pads_stream.demo import run
-from pads_stream.node import NodeConfig
-from pads_stream.replay import add_arguments
+from pads_stream.apps.demo import run
+from pads_stream.apps.replay import add_arguments
+from pads_stream.stream.node import NodeConfig
 
 
 def replay_args(**kw) -> argparse.Namespace:

@@ -23,8 +23,8 @@ import openvino as ov
 from openvino import opset13
 
 from pads_stream.api import load_model
-from pads_stream.stepgraph import read_manifest
-from pads_stream.timing import interleaved_medians
+from pads_stream.common.timing import interleaved_medians
+from pads_stream.runtime.stepgraph import read_manifest
 
 
 def fold_constant_transposes(model: ov.Model) -> ov.Model:

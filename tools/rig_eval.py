@@ -39,14 +39,14 @@ import time
 
 import numpy as np
 
-from pads_stream import multiview
 from pads_stream.api import PoseModel, load_model
-from pads_stream.camera import camera_to_world, normalized_rays
-from pads_stream.data import DEFAULT_DATA, data_file, load_positions_3d, split_holdout, test_path
-from pads_stream.evaluate import LIMBS
-from pads_stream.metrics import mpjpe, p_mpjpe
-from pads_stream.rig import CalibratedRig, detector_noise, load_rig, place_in_rig, rig_samples
-from pads_stream.train import TrainConfig
+from pads_stream.data.datasets import DEFAULT_DATA, data_file, load_positions_3d, split_holdout, test_path
+from pads_stream.data.virtual_rig import CalibratedRig, detector_noise, load_rig, place_in_rig, rig_samples
+from pads_stream.evaluation.evaluate import LIMBS
+from pads_stream.geometry import multiview
+from pads_stream.geometry.camera import camera_to_world, normalized_rays
+from pads_stream.geometry.metrics import mpjpe, p_mpjpe
+from pads_stream.prior.train import TrainConfig
 
 
 @dataclasses.dataclass

@@ -30,11 +30,18 @@ import numpy as np
 import zmq
 
 from pads_stream.api import PoseModel, load_model
-from pads_stream.camera import rotation_y
-from pads_stream.data import DEFAULT_DATA, HOLDOUT_TAKES, TEST_SUBJECTS, data_file, load_positions_3d, split_holdout
-from pads_stream.node import Node, NodeConfig
-from pads_stream.rig import Y_UP_TO_Z_UP, CalibratedRig, detector_noise, load_rig
-from pads_stream.wire import camera_map, decode_error, decode_pose3d, kp2d_message
+from pads_stream.data.datasets import (
+    DEFAULT_DATA,
+    HOLDOUT_TAKES,
+    TEST_SUBJECTS,
+    data_file,
+    load_positions_3d,
+    split_holdout,
+)
+from pads_stream.data.virtual_rig import Y_UP_TO_Z_UP, CalibratedRig, detector_noise, load_rig
+from pads_stream.geometry.camera import rotation_y
+from pads_stream.stream.node import Node, NodeConfig
+from pads_stream.stream.wire import camera_map, decode_error, decode_pose3d, kp2d_message
 
 STRIDE = 2  # 25 Hz data -> 12.5 Hz
 FPS = 25.0 / STRIDE

@@ -10,9 +10,9 @@ import json
 import numpy as np
 
 from pads_stream.api import load_model
-from pads_stream.data import DEFAULT_DATA, data_file, test_path
-from pads_stream.evaluate import load_test
-from pads_stream.metrics import mpjpe, p_mpjpe
+from pads_stream.data.datasets import DEFAULT_DATA, data_file, test_path
+from pads_stream.evaluation.evaluate import load_test
+from pads_stream.geometry.metrics import mpjpe, p_mpjpe
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--data", default=DEFAULT_DATA)

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 import pads_stream
-from pads_stream.data import DEFAULT_DATA, test_path
-from pads_stream.timing import interleaved_medians
+from pads_stream.common.timing import interleaved_medians
+from pads_stream.data.datasets import DEFAULT_DATA, test_path
 
 BEFORE_18 = "04c35a3"  # the last commit before the step-cost work
 

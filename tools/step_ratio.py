@@ -10,10 +10,10 @@ import time
 import numpy as np
 import onnxruntime as ort
 
-from pads_stream.stepgraph import package_file
+from pads_stream.common.files import shipped
 
 old = sys.argv[1] if len(sys.argv) > 1 else "/tmp/old_dps.onnx"
-new = str(package_file("engines", "pads_h36m", "step_projection.onnx"))
+new = str(shipped("engines", "pads_h36m", "step_projection.onnx"))
 b = lambda *s: np.zeros(s, np.float32)  # noqa: E731
 feeds = {
     old: {"x_t": b(1, 17, 3), "z": b(1, 17, 3), "rays": b(1, 17, 2), "root": np.array([[0, 0, 5.0]], np.float32),

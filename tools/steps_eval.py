@@ -1,7 +1,7 @@
 """Steps that fill the frame budget: the node choosing its steps per batch against a node fixed at 10.
 
 Each row replays S9/S11 sequences through a fresh ``pads-stream node`` process (loopback TCP,
-``pads_stream.demo.run``: replay -> node -> listen), exact 2D, root given, at 25 Hz, once with
+``pads_stream.apps.demo.run``: replay -> node -> listen), exact 2D, root given, at 25 Hz, once with
 ``steps_max`` 0 (always ``steps`` = 10) and once with ``steps_max`` (default 40: as many steps as
 fit before the streams' next frames, at least 10), the rest of the config the package's. Prints
 MPJPE, the share of sent frames answered with a pose, node latency p99 and the ratio of the MPJPEs.
@@ -14,10 +14,10 @@ import json
 import tempfile
 from pathlib import Path
 
-from pads_stream.config import load_json, to_dict
-from pads_stream.demo import run
-from pads_stream.node import DEFAULT_CONFIG, NodeConfig
-from pads_stream.replay import add_arguments
+from pads_stream.apps.demo import run
+from pads_stream.apps.replay import add_arguments
+from pads_stream.common.config import load_json, to_dict
+from pads_stream.stream.node import DEFAULT_CONFIG, NodeConfig
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--frames", type=int, default=150)

@@ -9,9 +9,9 @@ Domains (never the prior's training takes for the final table; ``--split tune`` 
   60 Hz (joints linearly interpolated between frames), and 7.5 Hz (every 4th frame: about 30 mm
   of joint motion between frames, a slow detector on fast motion).
 
-Each through fixed virtual cameras (``--streams`` x 2 persons, ``pads_stream.replay.through_camera``),
+Each through fixed virtual cameras (``--streams`` x 2 persons, ``pads_stream.apps.recordings.through_camera``),
 exact and detector-like 2D (5 px noise, 5 % outliers), root given and estimated (2D + K). The node
-runs its own tracker frame by frame (:func:`pads_stream.tracker.track_sequences`, the node's config
+runs its own tracker frame by frame (:func:`pads_stream.stream.tracker.track_sequences`, the node's config
 file and ``--set`` overrides); the cold rows call ``estimate()`` on every frame. Prints MPJPE
 (pelvis-relative), root error, acceleration error (mm/frame², pelvis-relative), refusals, and for
 the bones after the first second: the share of published bones within ±10 % of the person's true
@@ -26,10 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from pads_stream.api import load_model
-from pads_stream.bvh import JointMapping, load_bvh_h36m
-from pads_stream.camera import normalized_rays
-from pads_stream.config import from_dict, load_json, to_dict
-from pads_stream.data import (
+from pads_stream.apps.recordings import through_camera
+from pads_stream.common.config import from_dict, load_json, to_dict
+from pads_stream.common.files import shipped
+from pads_stream.data.bvh import JointMapping, load_bvh_h36m
+from pads_stream.data.datasets import (
     DEFAULT_DATA,
     HOLDOUT_TAKES,
     TEST_SUBJECTS,
@@ -38,11 +39,10 @@ from pads_stream.data import (
     split_holdout,
     to_17,
 )
-from pads_stream.node import DEFAULT_CONFIG, NodeConfig
-from pads_stream.replay import through_camera
-from pads_stream.skeleton import bone_lengths
-from pads_stream.stepgraph import package_file
-from pads_stream.tracker import track_sequences
+from pads_stream.geometry.camera import normalized_rays
+from pads_stream.geometry.skeleton import bone_lengths
+from pads_stream.stream.node import DEFAULT_CONFIG, NodeConfig
+from pads_stream.stream.tracker import track_sequences
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--data", default=DEFAULT_DATA)
@@ -60,8 +60,8 @@ def overrides(pairs: list[str]) -> dict:
     return {k: json.loads(v) for k, v in (p.split("=", 1) for p in pairs if p)}
 
 
-shipped = load_json(NodeConfig, str(DEFAULT_CONFIG))
-node_cfg = from_dict(NodeConfig, {**to_dict(shipped), **overrides(args.set)})
+node_defaults = load_json(NodeConfig, str(DEFAULT_CONFIG))
+node_cfg = from_dict(NodeConfig, {**to_dict(node_defaults), **overrides(args.set)})
 rows = [("node", node_cfg)] + [
     (name, from_dict(NodeConfig, {**to_dict(node_cfg), **overrides(spec.split(","))}))
     for name, spec in (v.split(":", 1) for v in args.variant)
@@ -81,7 +81,7 @@ def bandai_takes() -> list[np.ndarray]:
     folder = Path(args.data, "bandai", "dataset-1" if args.split == "test" else "dataset-2")
     files = sorted(folder.glob("*.bvh"))
     pick = np.random.default_rng(1).choice(len(files), min(len(files), 2 * args.streams), replace=False)
-    mapping = JointMapping.from_json(package_file("configs", "bandai_to_h36m.json"))
+    mapping = JointMapping.from_json(shipped("configs", "bandai_to_h36m.json"))
     return [to_17(load_bvh_h36m(files[i], mapping)[0]) for i in sorted(pick)]
 
 

@@ -21,11 +21,11 @@ import numpy as np
 import zmq
 
 from pads_stream.api import PoseModel, load_model
-from pads_stream.data import DEFAULT_DATA, test_path
-from pads_stream.evaluate import LIMBS, load_test
-from pads_stream.node import Node, NodeConfig
-from pads_stream.skeleton import H36M_JOINTS, bones_plausible
-from pads_stream.wire import camera_message, decode_pose3d, kp2d_message
+from pads_stream.data.datasets import DEFAULT_DATA, test_path
+from pads_stream.evaluation.evaluate import LIMBS, load_test
+from pads_stream.geometry.skeleton import H36M_JOINTS, bones_plausible
+from pads_stream.stream.node import Node, NodeConfig
+from pads_stream.stream.wire import camera_message, decode_pose3d, kp2d_message
 
 
 def cases(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import zmq
 
-from pads_stream.data import DEFAULT_DATA, data_file, test_path
-from pads_stream.rig import load_rig
-from pads_stream.view import Viewer
-from pads_stream.wire import Pose3d, PosePerson, RigView, encode_pose3d
+from pads_stream.apps.view import Viewer
+from pads_stream.data.datasets import DEFAULT_DATA, data_file, test_path
+from pads_stream.data.virtual_rig import load_rig
+from pads_stream.stream.wire import Pose3d, PosePerson, RigView, encode_pose3d
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--data", default=DEFAULT_DATA)

@@ -1,6 +1,6 @@
 """Choose the node's warm start on held-out sequences: S8's held-out takes (never S9/S11).
 
-The sequences go through the node's own tracker (:func:`pads_stream.tracker.track_sequences`:
+The sequences go through the node's own tracker (:func:`pads_stream.stream.tracker.track_sequences`:
 warm-start choice, depth filter, plausibility gate), frame by frame, through fixed virtual cameras
 (2 persons each) at 25 Hz and at 12.5 Hz (every other frame), exact 2D, root given and unknown
 (2D + K). Each row is a warm start (``warm_t_start:warm_steps``) against the cold start (every
@@ -16,12 +16,12 @@ import dataclasses
 import numpy as np
 
 from pads_stream.api import load_model
-from pads_stream.camera import normalized_rays
-from pads_stream.config import load_json
-from pads_stream.data import DEFAULT_DATA
-from pads_stream.node import DEFAULT_CONFIG, NodeConfig
-from pads_stream.replay import holdout_sequences
-from pads_stream.tracker import track_sequences
+from pads_stream.apps.recordings import holdout_sequences
+from pads_stream.common.config import load_json
+from pads_stream.data.datasets import DEFAULT_DATA
+from pads_stream.geometry.camera import normalized_rays
+from pads_stream.stream.node import DEFAULT_CONFIG, NodeConfig
+from pads_stream.stream.tracker import track_sequences
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--data", default=DEFAULT_DATA)

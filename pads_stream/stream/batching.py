@@ -1,0 +1,159 @@
+"""The node's estimation: every waiting person of every stream in one batched sampler call per start
+kind, the steps chosen from the time the batch has, and the rigs' views fused into world poses.
+
+A part of :class:`pads_stream.stream.node.Node`; the tracker (:mod:`pads_stream.stream.tracker`)
+and the rig fusion (:mod:`pads_stream.stream.fusion`) hold the per-person logic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from ..geometry.smoothing import OneEuroConfig
+from .fusion import RigTracks, ViewPerson, fuse_frame
+from .node_state import Pending, Person
+from .tracker import Estimate, Observation, estimate_persons
+from .wire import (
+    PersonView,
+    Pose3d,
+    PosePerson,
+    RigView,
+    WireError,
+    encode_pose3d,
+)
+
+
+class Batching:
+    """The node's estimation: every waiting person of every stream in one batched sampler call per start
+    kind, the steps chosen from the time the batch has, and the rigs' views fused into world poses."""
+
+    def process(self) -> None:
+        """Estimate every person of every fresh pending frame in batched calls; publish per stream."""
+        now = time.time_ns()
+        frames = []
+        for pending in self.pending.values():
+            if now - pending.t_capture > self.cfg.latency_budget_ms * 1e6:
+                self.drop(pending.frame, "stale")
+            else:
+                frames.append(pending)
+        self.pending.clear()
+        items = [(f, p) for f in frames for p in f.persons]
+        results: dict[int, list] = {id(f): [] for f in frames}
+        steps = {id(f): self.cfg.steps for f in frames}
+        for lo in range(0, len(items), self.cfg.max_batch):
+            batch = items[lo : lo + self.cfg.max_batch]
+            n = self.batch_steps(batch, lo + len(batch) < len(items))
+            started, inside = time.monotonic(), self.model.sampler_s
+            estimates = self.estimate(batch, n)
+            self.step_cost.observe(len(batch), n, time.monotonic() - started, self.model.sampler_s - inside)
+            self.stats.steps.append(n)
+            for f, _ in batch:
+                steps[id(f)] = n
+            for (f, person), result in zip(batch, estimates, strict=True):
+                if result is None:
+                    self.reject(WireError("estimate_failed", "non-finite or implausible result (a bone out of the "
+                                          "human range, off its 2D rays, ...)", f.frame.stream, f.frame.frame,
+                                          person.id))  # fmt: skip
+                else:
+                    results[id(f)].append((person, result))
+        for f in frames:
+            self.publish(f, results[id(f)], steps[id(f)])
+
+    def batch_steps(self, batch: list[tuple[Pending, Person]], more: bool) -> int:
+        """Sampler steps for ``batch``: ``steps``, or (``steps_max`` > ``steps``) as many as finish
+        in 60 % of the time before the first of its streams' next frames is due and within the
+        latency budget, by the cost measured so far (:class:`pads_stream.api.budget.StepCost`);
+        ``steps`` when another batch follows in this round or a frame was dropped in the last 2 s."""
+        lo, hi = self.cfg.steps, self.cfg.steps_max
+        if hi <= lo or more or time.monotonic() - self.last_drop < 2.0:  # a frame was dropped: no spare time
+            return lo
+        now_ns = time.time_ns()
+        budget_s = self.cfg.latency_budget_ms * 1e-3
+        for f in {id(f): f for f, _ in batch}.values():  # each frame once, not once per person
+            state = self.streams.get(f.frame.stream)
+            age_s = (now_ns - f.t_capture) * 1e-9
+            budget_s = min(budget_s, self.cfg.latency_budget_ms * 1e-3 - age_s)
+            if state is None or state.interval_s is None:
+                return lo  # a new stream: its rate is not known yet
+            budget_s = min(budget_s, state.interval_s - (now_ns - f.t_recv) * 1e-9)
+        return self.step_cost.steps(len(batch), 0.6 * budget_s, lo, hi)
+
+    def estimate(self, batch: list[tuple[Pending, Person]], steps: int | None = None) -> list[Estimate | None]:
+        """An :class:`pads_stream.stream.tracker.Estimate` per person of ``batch``, None where it failed: the
+        socket-free tracker (:func:`pads_stream.stream.tracker.estimate_persons`) on each stream's tracks, at
+        ``steps`` sampler steps (default the config's; a warm start gets warm_steps / steps as many)."""
+        items = []
+        for f, p in batch:
+            obs = Observation(p.id, p.rays, p.conf, p.root, p.camera.R, p.camera.t, f.t_recv, f.t_sender * 1e-9)
+            items.append((self.streams[f.frame.stream].tracks, obs))
+        cfg = self.cfg
+        if steps is not None and steps != cfg.steps:
+            warm = max(1, round(steps * cfg.warm_steps / cfg.steps))
+            warm = min(warm, self.model.max_steps(cfg.warm_t_start))
+            steps = min(steps, self.model.max_steps(self.model.sampler.t_start))
+            cfg = self.scaled.setdefault(steps, dataclasses.replace(cfg, steps=steps, warm_steps=warm))
+        return estimate_persons(self.model, cfg, items)
+
+    def process_rigs(self) -> None:
+        """Fuse every rig frame that is ready (:class:`pads_stream.stream.fusion.RigFrames`) and publish it."""
+        now_ns, now = time.time_ns(), time.monotonic()
+        for rig, frames in list(self.rigs.items()):
+            group = frames.take(now_ns, now, self.cfg)
+            if group is None:
+                continue
+            fresh = []
+            for w in group:
+                if now_ns - w.t_capture > self.cfg.latency_budget_ms * 1e6:
+                    self.drop(w.item.frame, "stale")
+                else:
+                    fresh.append(w.item)
+            if fresh:
+                self.fuse(rig, fresh)
+
+    def fuse(self, rig: str, members: list[Pending]) -> None:
+        """One rig frame: its member frames' persons associated, lifted together, published as
+        ``pose3d/<rig>`` (world joints; camera-frame joints in the first member's camera)."""
+        views = [[ViewPerson(p.id, p.kp, p.conf, p.rays, p.K, p.camera.R, p.camera.t) for p in m.persons]
+                 for m in members]  # fmt: skip
+        by_id = all(p.camera.rig_ids for m in members for p in m.persons)
+        tracks = self.rig_tracks.setdefault(rig, RigTracks())
+        t_capture = max(m.t_capture for m in members)
+        try:
+            streams = [m.frame.stream for m in members]
+            fused, refused = fuse_frame(self.model, self.cfg.steps, views, self.cfg, tracks, t_capture, by_id, streams)
+        except (ValueError, np.linalg.LinAlgError):  # degenerate geometry: refused, never the node's end
+            fused, refused = [], [[(v, i)] for v, m in enumerate(members) for i in range(len(m.persons))]
+        for group in refused:
+            v, i = group[0]
+            self.reject(WireError("estimate_failed", "a rig person's fused pose is non-finite or implausible "
+                                  f"({len(group)} views)", members[v].frame.stream, members[v].frame.frame,
+                                  members[v].persons[i].id))  # fmt: skip
+        first = next((m for m in members if m.persons), members[0])  # its camera frame is the output's
+        ref = first.persons[0].camera if first.persons else None
+        smooth = OneEuroConfig(self.cfg.one_euro_min_cutoff, self.cfg.one_euro_beta)
+        t_sender_s = max(m.t_sender for m in members) * 1e-9  # the rig's clock: the filter's time
+        persons, used = [], set()
+        for person in fused:
+            world = tracks.smoothed(person.id, person.world, t_sender_s, smooth) if self.cfg.one_euro else person.world
+            cam = world if ref is None else world @ ref.R.T + ref.t
+            views_of = tuple(PersonView(members[v].frame.stream, members[v].persons[i].id, e)
+                             for v, i, e in person.detections)  # fmt: skip
+            used |= {v for v, _, _ in person.detections}
+            for v, _, e in person.detections:
+                self.stats.residual(rig, members[v].frame.stream, e)
+            conf = np.max([members[v].persons[i].conf for v, i, _ in person.detections], axis=0)
+            reproj = float(np.mean([e for _, _, e in person.detections]))
+            persons.append(PosePerson(person.id, cam, cam[0], cam - cam[0], reproj, conf, world, views_of))
+        number = self.rig_frames[rig] = self.rig_frames.get(rig, -1) + 1
+        t_recv, t_pub = min(m.t_recv for m in members), time.time_ns()
+        rig_views = tuple(RigView(m.frame.stream, m.frame.frame, v in used, *self.extrinsics(m.frame.stream))
+                          for v, m in enumerate(members))  # fmt: skip
+        self.pub.send_multipart(encode_pose3d(Pose3d(rig, number, first.frame.t_ns, t_recv, t_pub, tuple(persons),
+                                                     rig_views, first.frame.stream)))  # fmt: skip
+        self.stats.frames_out += 1
+        self.stats.persons_out += len(persons)
+        self.stats.latency_ms.append((t_pub - t_recv) / 1e6)
+        self.stats.age_ms.append((t_pub - min(m.t_capture for m in members)) / 1e6)
