@@ -7,7 +7,7 @@
 
 from .common.version import __version__
 
-__all__ = ["PoseModel", "load_model", "__version__"]
+__all__ = ["PoseModel", "calibrate_rig", "load_model", "__version__"]
 
 
 def __getattr__(name: str):
@@ -15,4 +15,8 @@ def __getattr__(name: str):
         from . import api
 
         return getattr(api, name)
+    if name == "calibrate_rig":
+        from .geometry.selfcalib import calibrate_rig
+
+        return calibrate_rig
     raise AttributeError(f"module 'pads_stream' has no attribute {name!r}")

@@ -23,6 +23,7 @@ COMMANDS = {
     "demo": ("pads_stream.apps.demo", "replay -> node -> listen in one command"),
     "view": ("pads_stream.apps.view", "a live 3D view of a node's output in the browser"),
     "bridge": ("pads_stream.apps.bridges", "a node's poses to VRChat OSC trackers or the VMC protocol"),
+    "calibrate": ("pads_stream.apps.calibrate", "a rig's extrinsics, clocks, scale and floor from one person walking"),
     "fuzz": ("pads_stream.apps.fuzz", "send hostile and valid traffic to a node and check its answers"),
 }
 EXTRAS = {"train": "train", "baseline": "train", "tune": "train", "eval": "plots", "export": "export",

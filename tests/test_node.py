@@ -15,7 +15,7 @@ import zmq
 from pads_stream.api import load_model
 from pads_stream.geometry.layout import get as get_layout
 from pads_stream.stream.node import Node, NodeConfig, warm_up
-from pads_stream.stream.wire import ERROR_KINDS, camera_message, decode, kp2d_message
+from pads_stream.stream.wire import DROP_KINDS, ERROR_KINDS, camera_message, decode, kp2d_message
 
 from .test_wire_and_root import MALFORMED
 
@@ -336,7 +336,7 @@ def test_kp2d_payload_on_a_camera_topic_is_not_latched(harness, test_set):
 def test_status_lists_every_counter(harness):
     out = harness.exchange(spins=8)
     status = [p for t, p in out if t == "status"][-1]
-    assert set(status["errors"]) == set(ERROR_KINDS) and set(status["dropped"]) == {"superseded", "stale", "late"}
+    assert set(status["errors"]) == set(ERROR_KINDS) and set(status["dropped"]) == set(DROP_KINDS)
     assert {"age_ms", "latency_ms", "streams", "tracks", "errors_unsent"} <= set(status)
 
 

@@ -59,11 +59,13 @@ class Replayer:
         rig: str | None = None,
         drop: tuple[int, int] | None = None,
         delay: tuple[int, float] | None = None,
+        withhold_extrinsics: bool = False,
     ):
         self.rec, self.rate, self.send_root, self.camera_inline = rec, rate, send_root, camera_inline
         self.send_extrinsics = send_extrinsics and rec.R is not None and rec.t is not None
         if rig is not None and not self.send_extrinsics:
             raise ValueError("a rig needs its cameras' extrinsics (--extrinsics)")
+        self.send_extrinsics &= not withhold_extrinsics  # a calibrated rig: the node holds R, t (its rig files)
         self.rig = rig
         self.drop = drop  # (stream, first frame not sent)
         self.delay = delay  # (stream, seconds its frames are held back)
@@ -174,6 +176,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rig", help="the streams are one rig of this name (test --extrinsics --streams 4: the "
                         "V-H36M rig, each camera with its own person ids); the node fuses them")  # fmt: skip
+    parser.add_argument("--withhold-extrinsics", action="store_true",
+                        help="with --rig: send the cameras without R, t (a node started with --rig-calibration "
+                        "holds them)")  # fmt: skip
     parser.add_argument("--drop-camera", type=int, nargs=2, metavar=("STREAM", "FRAME"),
                         help="stream STREAM sends nothing from frame FRAME on (a camera that stops)")  # fmt: skip
     parser.add_argument("--delay-camera", type=float, nargs=2, metavar=("STREAM", "MS"),
@@ -221,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rep = Replayer(rec, args.to, args.rate, send_root=not args.no_root, send_extrinsics=args.extrinsics,
                        curve=args.curve, rig=args.rig, drop=args.drop_camera and tuple(args.drop_camera),
-                       delay=delay)  # fmt: skip
+                       delay=delay, withhold_extrinsics=args.withhold_extrinsics)  # fmt: skip
     except ValueError as err:
         raise UsageError(str(err)) from None
     if args.node_out:

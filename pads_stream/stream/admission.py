@@ -7,6 +7,7 @@ bad input never blocks another's.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -49,11 +50,25 @@ class Admission:
                 msg = decode_inbound(frames)
                 state = self.stream_state(msg.stream, getattr(msg, "frame", None))
                 if isinstance(msg, CameraUpdate):
-                    state.camera = msg.camera
+                    state.camera = self.latch(msg.stream, msg.camera, None)
                 else:
                     self.admit(msg, t_recv, state)
             except WireError as err:
                 self.reject(err)
+
+    def latch(self, stream: str, camera: Camera, frame: int | None) -> Camera:
+        """The camera to latch for ``stream``: a rig's member without R and t takes them from the
+        node's rig calibration (``rig_calibration``), or is refused (``camera``)."""
+        if camera.rig is None or camera.R is not None:
+            return camera
+        known = self.calibrations.get(stream)
+        if (known is None or known.rig != camera.rig) and self.cfg.rig_autocalibrate_s > 0:
+            return camera  # the rig calibrates itself from its people first (its views: drop notices `calibrating`)
+        if known is None or known.rig != camera.rig:
+            raise WireError("camera", "a rig's camera needs its extrinsics (R and t in the rig's world), or a "
+                            "calibration of this stream in the node's rig_calibration files (pads-stream calibrate)",
+                            stream, frame)  # fmt: skip
+        return dataclasses.replace(camera, R=known.R, t=known.t)
 
     def stream_state(self, stream: str, frame: int | None) -> StreamState:
         """The state of ``stream``, made if new. A stream is forgotten only after ``stream_ttl_s``
@@ -75,15 +90,24 @@ class Admission:
         keep it as the stream's newest pending frame."""
         self.stats.frames_in += 1
         if frame.camera is not None:
-            state.camera = frame.camera
+            state.camera = self.latch(frame.stream, frame.camera, frame.frame)
         if state.camera is None:
             raise WireError("no_camera", "no camera latched: send camera/<stream> or include camera in kp2d",
                             frame.stream, frame.frame)  # fmt: skip
+        known = self.calibrations.get(frame.stream)
+        if known is not None and state.camera.rig == known.rig and frame.t_ns > 0:  # its clock on the rig's
+            frame = dataclasses.replace(frame, t_ns=known.reference_ns(frame.t_ns))
         persons = self.prepare(frame, state.camera)  # first, so a frame dropped below still gets its errors
         rig = state.camera.rig  # a rig's members share one clock: their capture times are one timeline
         if rig is not None and rig in self.streams:
             raise WireError("camera", "camera.rig names a stream: rigs publish on pose3d/<rig>, name them apart",
                             frame.stream, frame.frame)  # fmt: skip
+        if rig is not None and state.camera.R is None:  # a self-calibrating rig's view: its walk, not yet fused
+            if len(persons) == 1:
+                p = persons[0]
+                self.calibrator.observe(rig, frame.stream, frame.t_ns, p.K, p.kp, p.conf)
+            self.drop(frame, "calibrating")
+            return
         clock = state.clock if rig is None else self.rig_clocks.setdefault(rig, SenderClock())
         t_capture, t_sender, unusable = clock.place(frame.t_ns, t_recv, self.clock_cfg)
         if unusable:
@@ -145,7 +169,8 @@ class Admission:
     def drop(self, frame: Kp2dFrame, kind: str) -> None:
         """Count an accepted frame that will not be estimated (``DROP_KINDS``) and answer it on ``error``."""
         self.stats.dropped[kind] += 1
-        self.last_drop = time.monotonic()
+        if kind != "calibrating":  # a rig still calibrating is no sign of an overloaded node
+            self.last_drop = time.monotonic()
         self.answer(WireError(kind, DROP_KINDS[kind], frame.stream, frame.frame))
 
     def answer(self, err: WireError) -> None:

@@ -12,7 +12,9 @@ import time
 
 import numpy as np
 
+from ..geometry.epipolar import triangulate
 from ..geometry.smoothing import OneEuroConfig
+from .calibration import BUMP_MIN_PX
 from .fusion import RigTracks, ViewPerson, fuse_frame
 from .node_state import Pending, Person
 from .tracker import Estimate, Observation, estimate_persons
@@ -97,6 +99,36 @@ class Batching:
             cfg = self.scaled.setdefault(steps, dataclasses.replace(cfg, steps=steps, warm_steps=warm))
         return estimate_persons(self.model, cfg, items)
 
+    def watch_cameras(self, rig: str, singles: list[tuple[str, Person]]) -> None:
+        """Self-calibrated rig cameras' fit to the one person the other views triangulate (world, metres):
+        each camera's reprojection error against the others' triangulation; while one stands out (a
+        moved camera raises the others' too, less) only it is watched, and once its error has grown
+        for a while it is re-placed on those points by PnP (:mod:`.calibration`)."""
+        cams = [self.calibrations.get(s) for s, _ in singles]
+        if any(c is None for c in cams):
+            return
+        fits = []
+        for v, (_, seen) in enumerate(singles):
+            rest = [u for u in range(len(singles)) if u != v]
+            world = triangulate(np.stack([cams[u].R for u in rest]), np.stack([cams[u].t for u in rest]),
+                                np.stack([singles[u][1].rays for u in rest]),
+                                np.stack([singles[u][1].conf for u in rest]))  # fmt: skip
+            uv = (world @ cams[v].R.T + cams[v].t) @ seen.K.T
+            ok = (seen.conf > 0) & np.isfinite(uv).all(axis=1) & (uv[:, 2] > 1e-6)
+            e = float(np.linalg.norm(uv[ok, :2] / uv[ok, 2:] - seen.kp[ok], axis=1).mean()) if ok.sum() >= 6 else np.nan
+            fits.append((e, np.where(ok[:, None], world, np.nan)))
+        errors = np.array([f[0] for f in fits])
+        if not np.isfinite(errors).any():
+            return
+        suspect = int(np.nanargmax(errors))
+        watched = range(len(singles)) if errors[suspect] < BUMP_MIN_PX else [suspect]
+        for v in watched:
+            stream, seen = singles[v]
+            if np.isfinite(errors[v]) and self.calibrator.fused(rig, stream, fits[v][1], seen.kp, seen.conf, errors[v]):
+                moved = self.calibrator.replace(rig, stream, cams[v], seen.K)
+                if moved is not None:
+                    self.install(stream, moved)
+
     def process_rigs(self) -> None:
         """Fuse every rig frame that is ready (:class:`pads_stream.stream.fusion.RigFrames`) and publish it."""
         now_ns, now = time.time_ns(), time.monotonic()
@@ -147,6 +179,9 @@ class Batching:
             conf = np.max([members[v].persons[i].conf for v, i, _ in person.detections], axis=0)
             reproj = float(np.mean([e for _, _, e in person.detections]))
             persons.append(PosePerson(person.id, cam, cam[0], cam - cam[0], reproj, conf, world, views_of))
+        singles = [(m.frame.stream, m.persons[0]) for m in members if len(m.persons) == 1]
+        if len(fused) == 1 and len(singles) >= 3:  # one person: each view's one detection is surely it (bumped or not)
+            self.watch_cameras(rig, singles)
         number = self.rig_frames[rig] = self.rig_frames.get(rig, -1) + 1
         t_recv, t_pub = min(m.t_recv for m in members), time.time_ns()
         rig_views = tuple(RigView(m.frame.stream, m.frame.frame, v in used, *self.extrinsics(m.frame.stream))

@@ -23,6 +23,7 @@ sends can stop the node or another stream. State (streams, cameras, tracks) is b
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import socket
@@ -37,8 +38,11 @@ from ..api.budget import StepCost
 from ..common.config import from_dict, load_json, to_dict
 from ..common.files import shipped
 from ..common.shutdown import DeferredStop, exit_on_stop_signals
+from ..data import rig_files
+from ..data.rig_files import CameraCalibration
 from .admission import Admission
 from .batching import Batching
+from .calibration import RigCalibrator
 from .clock import ClockConfig, SenderClock
 from .fusion import RigFrames, RigTracks
 from .node_state import NodeConfig, Pending, StreamState
@@ -95,6 +99,11 @@ class Node(Admission, Batching, Publishing):
         self.rigs: dict[str, RigFrames[Pending]] = {}  # rig name -> its member frames waiting to be fused
         self.rig_tracks: dict[str, RigTracks] = {}
         self.rig_clocks: dict[str, SenderClock] = {}
+        # rig members' R, t and clocks from calibration files, by stream
+        self.calibrations: dict[str, CameraCalibration] = {}
+        for path in filter(None, (p.strip() for p in cfg.rig_calibration.split(","))):
+            self.calibrations.update(rig_files.load(path))
+        self.calibrator = RigCalibrator(cfg.rig_autocalibrate_s, cfg.rig_calibration_height_m or None)
         self.rig_frames: dict[str, int] = {}  # rig name -> rig frames published (the rig pose3d's frame)
         self.stats = Stats()
         self.stopping = False
@@ -143,6 +152,9 @@ class Node(Admission, Batching, Publishing):
             self.process()
         if self.rigs:
             self.process_rigs()
+        for _, cams in self.calibrator.finished():  # a rig's calibration walk just calibrated it
+            for stream, cam in cams.items():
+                self.install(stream, cam)
         now = time.monotonic()
         self.stats.busy_s += now - started
         if self.link is not None:
@@ -151,20 +163,38 @@ class Node(Admission, Batching, Publishing):
             self.next_status = now + self.cfg.status_period_s
             self.expire(now)
             status = self.stats.status(self.model.backend.name, self.model.model_hash, len(self.streams),
-                                       self.track_count(), self.link.name if self.link else None)  # fmt: skip
+                                       self.track_count(), self.link.name if self.link else None,
+                                       self.calibration_status(), list(self.calibrator.events))  # fmt: skip
             self.busy = status.busy
             self.pub.send_multipart(encode_status(status))
             if self.cfg.log_period_s and now >= self.next_log:
                 self.next_log = now + self.cfg.log_period_s
-                dropped = sum(status.dropped.values())
+                dropped = sum(n for kind, n in status.dropped.items() if kind != "calibrating")
                 say(status_line(status, dropped - self.logged_drops, self.cfg))
                 self.logged_drops = dropped
+
+    def install(self, stream: str, cam: CameraCalibration) -> None:
+        """Use ``cam`` for ``stream`` from now on: its R, t latched, its clock applied to its frames."""
+        self.calibrations[stream] = cam
+        state = self.streams.get(stream)
+        if state is not None and state.camera is not None and state.camera.rig == cam.rig:
+            state.camera = dataclasses.replace(state.camera, R=cam.R, t=cam.t)
 
     def extrinsics(self, stream: str) -> tuple[np.ndarray | None, np.ndarray | None]:
         """(R, t) of ``stream``'s latched camera, or (None, None)."""
         state = self.streams.get(stream)
         camera = state.camera if state is not None else None
         return (camera.R, camera.t) if camera is not None else (None, None)
+
+    def calibration_status(self) -> dict[str, dict]:
+        """Per self-calibrating rig: its state, walk seconds, failure reason, and once calibrated each
+        member's R (9 floats, row-major), t, clock and state (``status.calibration``)."""
+        out = self.calibrator.status()
+        for rig, entry in out.items():
+            entry["cameras"] = {s: {"R": c.R.reshape(-1).tolist(), "t": c.t.tolist(), "offset_ns": c.offset_ns,
+                                    "drift_ppm": c.drift_ppm, "state": c.state}
+                                for s, c in self.calibrations.items() if c.rig == rig}  # fmt: skip
+        return out
 
     def track_count(self) -> int:
         """Remembered persons over all streams."""
@@ -225,6 +255,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", help="checkpoint (default: the shipped model)")
     parser.add_argument("--backend", choices=("auto", "torch", "onnxruntime", "tensorrt"))
     parser.add_argument("--steps", type=int, help="cold-start sampler steps (default from the config: 10)")
+    parser.add_argument("--rig-calibration", help="rig files from `pads-stream calibrate` (comma-separated): the "
+                        "member streams' R, t and clocks for rig cameras sent without extrinsics")  # fmt: skip
     cluster = parser.add_argument_group("as a cluster's worker (docs/cluster.md)")
     cluster.add_argument("--router", help="take input from this cluster router endpoint (with --out-connect to its "
                          "collect endpoint)")  # fmt: skip
@@ -242,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.curve:
         values.update(curve_server_key=args.curve[0], curve_client_secret=args.curve[1])
     for key, value in (("inp", args.inp), ("out", args.out), ("model", args.model), ("backend", args.backend),
-                       ("steps", args.steps)):  # fmt: skip
+                       ("steps", args.steps), ("rig_calibration", args.rig_calibration)):  # fmt: skip
         if value is not None:
             values[key] = value
     if args.in_connect:

@@ -41,7 +41,8 @@ class Stats:
         """Count one fused person's reprojection error (px) in a rig's member camera."""
         self.rig_residuals.setdefault(rig, {}).setdefault(stream, collections.deque(maxlen=500)).append(px)
 
-    def status(self, backend: str, model_hash: str, streams: int, tracks: int, worker: str | None = None) -> Status:
+    def status(self, backend: str, model_hash: str, streams: int, tracks: int, worker: str | None = None,
+               calibration: dict | None = None, events: list[str] | None = None) -> Status:  # fmt: skip
         lat = np.asarray(self.latency_ms) if self.latency_ms else np.zeros(1)
         age = np.asarray(self.age_ms) if self.age_ms else np.zeros(1)
         now = time.monotonic()
@@ -58,6 +59,7 @@ class Stats:
                   for rig, cams in self.rig_residuals.items()},
             steps={"p50": int(np.median(self.steps)), "min": int(min(self.steps)), "max": int(max(self.steps))}
             if self.steps else {"p50": 0, "min": 0, "max": 0},
+            calibration=calibration or {}, events=list(events or ()),
         )  # fmt: skip
 
 

@@ -50,6 +50,8 @@ DROP_KINDS = {
     "superseded": "a newer frame of the stream arrived before this one was estimated",
     "stale": "older than the latency budget (from capture time) on arrival or before estimation",
     "late": "a rig's view that arrived after the rig frame of its capture time was fused without it",
+    "calibrating": "a view of a rig sent without R, t that the node is calibrating from its people (status "
+    "calibration): estimated once the rig is calibrated",
 }
 ROUTER_KINDS = {  # a cluster's router answers these (docs/cluster.md), counted in ``cluster``, never in a node's status
     "no_worker": "a cluster's router had no live worker that could take it (all lost, or the owner's queue full)",

@@ -108,8 +108,6 @@ def _camera(value: Any) -> Camera:
     if rig is not None:
         if not isinstance(rig, str) or not 0 < len(rig) <= MAX_STREAM_NAME:
             raise WireError("schema", f"camera.rig must be a string of 1-{MAX_STREAM_NAME} characters, or nil")
-        if R is None:
-            raise WireError("camera", "a rig's camera needs its extrinsics (R and t in the rig's world)")
     rig_ids = value.get("rig_ids", False)
     if rig_ids is None:
         rig_ids = False

@@ -116,6 +116,9 @@ class Status:
     # 500; one camera far above the others is off its calibration (bumped)
     rigs: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
     steps: dict[str, int] = dataclasses.field(default_factory=dict)  # p50, min, max of the last 2000 batches' steps
+    # per rig calibrating itself from its people: state, walk seconds, reason; calibrated: each member's R, t, clock
+    calibration: dict[str, dict] = dataclasses.field(default_factory=dict)
+    events: list[str] = dataclasses.field(default_factory=list)  # the last 20 calibration events, oldest first
 
 
 def decode_as(frames: list[bytes], topic: str) -> dict[str, Any]:
@@ -225,7 +228,8 @@ def encode_status(msg: Status) -> list[bytes]:
 def decode_status(frames: list[bytes]) -> Status:
     """A ``status`` message as a record."""
     p = decode_as(frames, "status")
-    optional = {"busy", "worker", "rigs", "steps"}  # later additions: a status without them is still one
+    # later additions: a status without them is still one
+    optional = {"busy", "worker", "rigs", "steps", "calibration", "events"}
     try:
         fields = [f.name for f in dataclasses.fields(Status) if f.name in p or f.name not in optional]
         return Status(**{name: p[name] for name in fields})

@@ -1,0 +1,345 @@
+"""A rig calibrated from people: every camera's pose, clock offset and drift, the scale and the floor
+from one person walking before cameras whose intrinsics are known — no board.
+
+The person's joints are the correspondences. Steps: each camera's 2D tracks smoothed by one
+zero-delay filter (so they can be read between frames); a robust essential matrix per camera
+pair with camera 0 (:mod:`.epipolar`), with each clock's offset scanned first; the pairs' scales
+made one by their triangulated depths; one bundle adjustment of cameras, clocks and every joint
+(:mod:`.bundle`); a camera that does not fit is re-placed on the others' triangulation (PnP) and
+adjusted again. The scale comes from the person's stature when given, else from the prior's mean
+adult bones (with that choice's uncertainty, one adult standard deviation); the floor from the
+feet's contacts, when they are spread enough to fix a plane.
+
+Frames: X_cam = R · X_world + t, metres; the world is Z up with the floor at z = 0 when the floor is
+determined, else camera 0's frame (OpenCV axes). Times: integer nanoseconds of each camera's clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .bundle import Observations, adjust
+from .camera import normalized_rays
+from .epipolar import CAUCHY_PX, decompose, essential, pnp, refit, sampson_px, triangulate
+from .skeleton import MEAN_BONES_M, NUM_JOINTS, bone_lengths
+
+SMOOTH_FRAMES = 1.5  # the zero-delay Gaussian filter of the 2D tracks, σ in frames
+OUTLIER_PX = 15.0  # a 2D sample this far from its track through the neighbouring frames is left out
+MIN_CONF = 0.3  # joints below this confidence are not used as correspondences
+OFFSET_SCAN_MS = 200.0  # clocks are searched within ±this of camera 0's (hosts that keep time roughly)
+ADULT_SIZE_SD = 0.04  # one adult standard deviation of body size, relative: the prior-size scale's uncertainty
+ANKLE_HEIGHT_M = 0.08  # the ankle joint above the floor, metres (stature = this + the upright chain)
+UPRIGHT = 0.965  # an upright stance's ankle-to-head height over the summed leg and trunk bones (Human3.6M)
+LEG_TRUNK = (1, 2, 4, 5, 6, 7, 8, 9)  # bones: thighs, shins (left and right averaged), spine to head
+CONTACT_SPEED = 0.25  # a lower ankle slower than this (m/s) stands on the floor
+FLOOR_SPREAD_M = 0.3  # the contacts' second spread (std, metres) needed to fix the floor's tilt
+DRIFT_MIN_S = 20.0  # clock drifts are solved from walks this long (shorter: offsets only, drift 0)
+REPLACE_FACTOR = 3.0  # a camera whose median residual exceeds this × the others' (and 10 px) is re-placed
+
+
+@dataclass(frozen=True)
+class RigCalibration:
+    """What :func:`calibrate_rig` found.
+
+    Attributes:
+        R: (V, 3, 3), t: (V, 3): X_cam = R · X_world + t, metres.
+        world: ``"floor"`` (Z up, the floor z = 0, origin under the walk's centre) or ``"camera0"``.
+        offset_ns: (V,) camera v's clock offset to camera 0's at ``epoch_ns[v]`` (its own time);
+            drift_ppm: (V,) its rate error: camera 0's time of a stamp t is
+            ``t + offset_ns + drift_ppm·1e-6·(t − epoch_ns)`` (:meth:`reference_ns`).
+        residual_px: (V,) median reprojection error of the person's joints, pixels.
+        state: per camera ``"ok"``, ``"replaced"`` (re-placed by PnP on the others), ``"failed"``.
+        scale_source: ``"height"`` (the stature given) or ``"prior"`` (the mean adult's bones);
+            scale_sd: the scale's relative uncertainty (1σ); height_m: the person's stature found.
+        floor_determined: whether the feet fixed the floor (else ``world`` is ``"camera0"``).
+        frames: reference instants used (camera 0's frames with the person).
+    """
+
+    R: np.ndarray
+    t: np.ndarray
+    world: str
+    offset_ns: np.ndarray
+    epoch_ns: np.ndarray
+    drift_ppm: np.ndarray
+    residual_px: np.ndarray
+    state: tuple[str, ...]
+    scale_source: str
+    scale_sd: float
+    height_m: float
+    floor_determined: bool
+    frames: int
+
+    @property
+    def centres(self) -> np.ndarray:
+        """(V, 3) camera centres in the world, metres."""
+        return -np.einsum("vji,vj->vi", self.R, self.t)
+
+    def reference_ns(self, camera: int, t_ns: np.ndarray) -> np.ndarray:
+        """Camera ``camera``'s stamps ``t_ns`` on camera 0's clock, ns."""
+        t = np.asarray(t_ns, dtype=np.float64)
+        e = self.epoch_ns[camera]
+        return t + self.offset_ns[camera] + self.drift_ppm[camera] * 1e-6 * (t - e)
+
+
+@dataclass
+class Tracks:
+    """One camera's 2D tracks read at any time by Gaussian kernel regression over its frames (a
+    zero-delay filter whose noise does not depend on where between two frames it is read; reading
+    a linear interpolation instead favours times midway between frames).
+
+    times (F,) s on the camera's clock; y (F, 17, 2) normalised; w (F, 17) confidences (0: unseen);
+    sigma_s the kernel's width, seconds.
+    """
+
+    times: np.ndarray
+    y: np.ndarray
+    w: np.ndarray
+    sigma_s: float
+
+    def read(self, at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The tracks at times ``at`` (T,) s -> (y (T, 17, 2), w (T, 17), rate (T, 17, 2) per s); w is
+        the kernel's share of seen frames (0 outside the track)."""
+        reach = int(np.ceil(3 * self.sigma_s / np.median(np.diff(self.times))))
+        centre = np.searchsorted(self.times, at)
+        idx = np.clip(centre[:, None] + np.arange(-reach, reach + 1), 0, len(self.times) - 1)  # (T, n)
+        dt = at[:, None] - self.times[idx]
+        k = np.exp(-0.5 * (dt / self.sigma_s) ** 2)
+        k = np.where(np.diff(idx, axis=1, prepend=-1) > 0, k, 0.0)  # clipped repeats count once
+        kw = k[..., None] * self.w[idx]  # (T, n, 17)
+        dkw = (-dt / self.sigma_s**2)[..., None] * kw
+        d, dd = kw.sum(axis=1), dkw.sum(axis=1)
+        n = np.einsum("tnj,tnjc->tjc", kw, self.y[idx])
+        dn = np.einsum("tnj,tnjc->tjc", dkw, self.y[idx])
+        safe = np.maximum(d, 1e-12)[..., None]
+        y = n / safe
+        rate = (dn * safe - n * dd[..., None]) / safe**2
+        full = np.sqrt(2 * np.pi) * self.sigma_s / np.median(np.diff(self.times))  # the kernel's sum, all seen
+        inside = (at >= self.times[0]) & (at <= self.times[-1])
+        w = np.where(inside[:, None] & (d > 0.3 * full), np.minimum(d / full, 1.0), 0.0)
+        return y, w, rate
+
+
+def smooth_tracks(times: np.ndarray, y: np.ndarray, w: np.ndarray, outlier: float,
+                  sigma: float = SMOOTH_FRAMES) -> Tracks:  # fmt: skip
+    """A camera's tracks (times (F,) s, y (F, 17, 2) normalised, w (F, 17)) read with a kernel
+    ``sigma`` frames wide, after leaving out the samples farther than ``outlier`` (normalised units)
+    from the track through their neighbours (a displaced joint would otherwise smear over its frames)."""
+    dt = float(np.median(np.diff(times)))
+    y = np.nan_to_num(y)
+    tracks = Tracks(times, y, w, sigma * dt)
+    for _ in range(2):
+        fit, _, _ = tracks.read(times)
+        tracks = Tracks(times, y, np.where(np.linalg.norm(y - fit, axis=-1) > outlier, 0.0, w), sigma * dt)
+    return tracks
+
+
+def stature_m(bones: np.ndarray) -> np.ndarray:
+    """(..., 16) bone lengths, metres -> (...) standing height floor to head top, metres."""
+    b = np.asarray(bones)
+    legs = (b[..., 1] + b[..., 4]) / 2 + (b[..., 2] + b[..., 5]) / 2
+    return UPRIGHT * (legs + b[..., 6] + b[..., 7] + b[..., 8] + b[..., 9]) + ANKLE_HEIGHT_M
+
+
+def _check(kp2d, K, conf, t_ns) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    kp = np.asarray(kp2d, dtype=np.float64)
+    if kp.ndim != 4 or kp.shape[2:] != (NUM_JOINTS, 2) or kp.shape[0] < 2:
+        raise ValueError(f"kp2d must have shape (V >= 2, F, 17, 2) pixels, got {kp.shape}")
+    V, F = kp.shape[:2]
+    Ks = np.asarray(K, dtype=np.float64)
+    if Ks.shape != (V, 3, 3) or not np.isfinite(Ks).all() or (Ks[:, 0, 0] <= 1).any() or (Ks[:, 1, 1] <= 1).any():
+        raise ValueError(f"K must be ({V}, 3, 3) finite pixel intrinsics (fx, fy > 1 px), got {Ks.shape}")
+    c = np.ones((V, F, NUM_JOINTS)) if conf is None else np.asarray(conf, dtype=np.float64)
+    if c.shape != (V, F, NUM_JOINTS) or not np.isfinite(c).all() or (c < 0).any() or (c > 1).any():
+        raise ValueError(f"conf must be ({V}, {F}, 17) in [0, 1]")
+    c = np.where(np.isfinite(kp).all(axis=-1), c, 0.0)
+    t = None
+    if t_ns is not None:
+        t = np.asarray(t_ns)
+        if t.shape != (V, F) or not np.issubdtype(t.dtype, np.integer) or (np.diff(t, axis=1) <= 0).any():
+            raise ValueError(f"t_ns must be ({V}, {F}) integer nanoseconds, increasing per camera")
+    return kp, Ks, c, t
+
+
+def calibrate_rig(kp2d: np.ndarray, K: np.ndarray, conf: np.ndarray | None = None, t_ns: np.ndarray | None = None,
+                  height_m: float | None = None, seed: int = 0) -> RigCalibration:  # fmt: skip
+    """Calibrate a rig from one person seen by every camera for a while (a calibration walk).
+
+    Args:
+        kp2d: (V, F, 17, 2) pixels, H36M-17 order, undistorted: the person in camera v's frame f.
+        K: (V, 3, 3) intrinsics, pixels (known).
+        conf: (V, F, 17) in [0, 1]; 0 = unseen (default: every finite joint seen).
+        t_ns: (V, F) each frame's capture time on its camera's clock, integer ns; frames need not be
+            simultaneous, clocks may differ by up to ±0.2 s (found to about a millisecond). None: the
+            cameras are synchronised (frame f is one instant in every camera).
+        height_m: the person's stature, metres (fixes the scale); None: the prior's mean adult.
+        seed: the robust estimators' random samples.
+
+    Returns:
+        :class:`RigCalibration`.
+
+    Raises:
+        ValueError: bad input, or too few correspondences for a camera (the message names it).
+    """
+    kp, Ks, c, t_ns = _check(kp2d, K, conf, t_ns)
+    if height_m is not None and not 0.5 <= float(height_m) <= 2.5:
+        raise ValueError(f"height_m is a person's stature in metres (0.5-2.5), got {height_m!r}")
+    V, F = kp.shape[:2]
+    rng = np.random.default_rng(seed)
+    rays = np.nan_to_num(normalized_rays(np.nan_to_num(kp), Ks[:, None])[..., :2])
+    w = np.where(c >= MIN_CONF, c, 0.0)
+    timed = t_ns is not None
+    times = (t_ns - t_ns[0, 0]).astype(np.float64) * 1e-9 if timed else np.broadcast_to(np.arange(F) * 1.0, (V, F))
+    focal = Ks[:, [0, 1], [0, 1]]
+    tracks = [smooth_tracks(times[v], rays[v], w[v], OUTLIER_PX / focal[v].mean()) for v in range(V)]
+    T = times[0]  # the reference instants: camera 0's frames
+    mid = float(np.median(T))
+
+    def observe(off_ms: np.ndarray, drift_ppm: np.ndarray) -> Observations:
+        ys, ws, rates, since = [], [], [], []
+        for v in range(V):
+            at = T - off_ms[v] * 1e-3 - drift_ppm[v] * 1e-6 * (T - mid)
+            y, wv, rate = tracks[v].read(at)
+            ys.append(y.reshape(-1, 2)), ws.append(wv.reshape(-1)), rates.append(rate.reshape(-1, 2))
+            since.append(np.repeat(T - mid, NUM_JOINTS))
+        P = len(T) * NUM_JOINTS
+        return Observations(np.repeat(np.arange(V), P), np.tile(np.arange(P), V), np.concatenate(ys),
+                            np.concatenate(ws), np.concatenate(rates), np.concatenate(since))  # fmt: skip
+
+    # -- each camera against camera 0: the clock scanned, then the essential matrix ----------------
+    off = np.zeros(V)
+    R, t = np.repeat(np.eye(3)[None], V, 0), np.zeros((V, 3))
+    obs0 = observe(off, np.zeros(V))
+    P = len(T) * NUM_JOINTS
+    y0, w0 = obs0.y[:P], obs0.w[:P]
+    for v in range(1, V):
+        pair = lambda o, v=v: observe(np.where(np.arange(V) == v, o, 0.0), np.zeros(V))  # noqa: E731
+        yv, wv = _view(pair(0.0), v, P)
+        both = np.flatnonzero((w0 > 0) & (wv > 0))
+        if len(both) < 50:
+            raise ValueError(f"camera {v} shares {len(both)} seen joints with camera 0; it needs 50 or more")
+        E, _ = essential(y0[both], yv[both], focal[v].mean(), rng)
+        if timed:  # the offset that makes the two views most epipolar (E re-fitted to each), coarse to fine
+            for grid in (np.arange(-OFFSET_SCAN_MS, OFFSET_SCAN_MS + 1, 4.0), off[v] + np.arange(-4, 4.25, 0.5)):
+                costs = [_epipolar_cost(E, y0, w0, *_view(pair(o), v, P), focal[v].mean()) for o in grid]
+                off[v] = grid[int(np.argmin(costs))]
+            yv, wv = _view(pair(off[v]), v, P)
+            both = np.flatnonzero((w0 > 0) & (wv > 0))
+            E, _ = essential(y0[both], yv[both], focal[v].mean(), rng)
+        weight = np.minimum(w0[both], wv[both])
+        R[v], t[v] = decompose(E, y0[both], yv[both], weight)
+
+    # -- one scale for every pair: their triangulated depths in camera 0 against camera 1's ---------
+    obs = observe(off, np.zeros(V))
+    yv = obs.y.reshape(V, P, 2)
+    wv = obs.w.reshape(V, P)
+    depth = {}
+    for v in range(1, V):
+        X = triangulate(R[[0, v]], t[[0, v]], yv[[0, v]], wv[[0, v]])
+        depth[v] = np.where(X[:, 2] > 0, X[:, 2], np.nan)
+    for v in range(2, V):
+        ratio = depth[1] / depth[v]
+        ratio = ratio[np.isfinite(ratio)]
+        t[v] *= np.median(ratio) if len(ratio) else 1.0
+    X = triangulate(R, t, yv, wv)
+    X = np.where(np.isfinite(X), X, np.nanmedian(X, axis=0))
+
+    # -- bundle adjustment; a camera that does not fit is re-placed on the others' points ------------
+    state = ["ok"] * V
+    b = adjust(R, t, X, focal, observe, offset_ms=off)
+    clock = "fixed" if not timed else "drift" if T[-1] - T[0] >= DRIFT_MIN_S else "offset"
+    if timed:  # the offsets, then (over a long enough walk) the drifts
+        b = adjust(b.R, b.t, b.X, focal, observe, clock="offset", offset_ms=off)
+        if clock == "drift":
+            b = adjust(b.R, b.t, b.X, focal, observe, clock="drift", offset_ms=b.offset_ms)
+    per_cam = _median_residuals(b.residual_px, observe(b.offset_ms, b.drift_ppm), V)
+    for v in range(1, V):
+        others = np.delete(per_cam, v)
+        if per_cam[v] > max(REPLACE_FACTOR * np.median(others), 10.0):
+            keep = [u for u in range(V) if u != v]
+            Xo = triangulate(b.R[keep], b.t[keep], yv[keep], wv[keep])
+            Rv, tv = pnp(Xo, yv[v], wv[v], focal[v].mean(), rng)
+            R2, t2 = b.R.copy(), b.t.copy()
+            R2[v], t2[v] = Rv, tv
+            b = adjust(R2, t2, np.where(np.isfinite(Xo), Xo, b.X), focal, observe, clock=clock,
+                       offset_ms=b.offset_ms, drift_ppm=b.drift_ppm)  # fmt: skip
+            per_cam = _median_residuals(b.residual_px, observe(b.offset_ms, b.drift_ppm), V)
+            state[v] = "replaced" if per_cam[v] <= max(REPLACE_FACTOR * np.median(np.delete(per_cam, v)), 10.0) \
+                else "failed"  # fmt: skip
+
+    # -- scale, then the floor ---------------------------------------------------------------------
+    skel = b.X.reshape(len(T), NUM_JOINTS, 3)
+    seen = observe(b.offset_ms, b.drift_ppm).w.reshape(V, len(T), NUM_JOINTS)
+    whole = ((seen > 0).sum(axis=0) >= 2).all(axis=1)
+    bones = np.median(bone_lengths(skel[whole]), axis=0) if whole.sum() >= 5 else bone_lengths(skel).mean(axis=0)
+    if height_m is not None:
+        upright = float(stature_m(bones)) - ANKLE_HEIGHT_M  # the chain alone scales with the bones
+        scale, source, sd = (float(height_m) - ANKLE_HEIGHT_M) / upright, "height", 0.005
+    else:
+        ratio = MEAN_BONES_M / bones
+        scale = float(np.sum(MEAN_BONES_M * bones) / np.sum(bones * bones))
+        sd = float(np.hypot(ADULT_SIZE_SD, np.std(ratio) / np.sqrt(len(ratio))))
+        source = "prior"
+    R_out, t_out, skel = b.R, b.t * scale, skel * scale
+    floor = _floor(skel[whole], T[whole])
+    if floor is not None:
+        A, o = floor  # world axes (columns) and origin in camera 0's frame
+        t_out = np.einsum("vij,j->vi", R_out, o) + t_out
+        R_out = R_out @ A
+    return RigCalibration(
+        R=R_out, t=t_out, world="floor" if floor is not None else "camera0",
+        offset_ns=np.round(b.offset_ms * 1e6).astype(np.int64),
+        epoch_ns=(t_ns[0, 0] + np.round((mid - b.offset_ms * 1e-3) * 1e9)).astype(np.int64)
+        if timed else np.zeros(V, np.int64),
+        drift_ppm=b.drift_ppm.copy(), residual_px=per_cam, state=tuple(state), scale_source=source, scale_sd=sd,
+        height_m=float(stature_m(bones * scale)), floor_determined=floor is not None, frames=int(len(T)),
+    )  # fmt: skip
+
+
+def _view(obs: Observations, v: int, P: int) -> tuple[np.ndarray, np.ndarray]:
+    """Camera v's rows of the observations: (y (P, 2), w (P,))."""
+    return obs.y[v * P : (v + 1) * P], obs.w[v * P : (v + 1) * P]
+
+
+def _epipolar_cost(E: np.ndarray, y0: np.ndarray, w0: np.ndarray, yv: np.ndarray, wv: np.ndarray,
+                   focal_px: float) -> float:  # fmt: skip
+    """The mean Cauchy cost of the correspondences seen by both views under E re-fitted to them."""
+    both = np.flatnonzero((w0 > 0) & (wv > 0))
+    if len(both) < 50:
+        return np.inf
+    E = refit(E, y0[both], yv[both], focal_px, rounds=3)
+    d = sampson_px(E, y0[both], yv[both], focal_px)
+    return float(np.mean(np.log1p((d / CAUCHY_PX) ** 2)))
+
+
+def _median_residuals(residual_px: np.ndarray, obs: Observations, V: int) -> np.ndarray:
+    return np.array([np.median(residual_px[(obs.cam == v) & (obs.w > 0)]) for v in range(V)])
+
+
+def _floor(skel: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The floor from the lower ankle's contacts: (world axes (3, 3) as columns, origin (3,)) in the
+    skeleton's frame, or None when the contacts do not fix a plane (too few, or along a line)."""
+    if len(skel) < 10:
+        return None
+    up = np.median(skel[:, 8] - skel[:, 0], axis=0)  # pelvis -> thorax: upright while walking
+    n = up / np.linalg.norm(up)
+    ankles = skel[:, [3, 6]]
+    for _ in range(3):  # the lower ankle by the current normal, its slow frames, a plane through them
+        foot = ankles[np.arange(len(skel)), np.argmin(ankles @ n, axis=1)]
+        speed = np.linalg.norm(np.gradient(foot, times, axis=0), axis=1)
+        contacts = foot[speed < CONTACT_SPEED]
+        if len(contacts) < 10:
+            return None
+        height = (contacts - np.median(contacts, axis=0)) @ n
+        near = np.abs(height - np.median(height)) < 3 * 1.4826 * np.median(np.abs(height - np.median(height))) + 1e-3
+        contacts = contacts[near]
+        centre = contacts.mean(axis=0)
+        _, s, vt = np.linalg.svd(contacts - centre, full_matrices=False)
+        n = vt[2] * np.sign(vt[2] @ up)
+    if s[1] / np.sqrt(len(contacts)) < FLOOR_SPREAD_M or n @ up < np.cos(np.radians(20)) * np.linalg.norm(up):
+        return None
+    x = np.array([0.0, 0.0, 1.0]) - n[2] * n  # camera 0's optical axis along the floor
+    x = x / np.linalg.norm(x) if np.linalg.norm(x) > 1e-6 else vt[0]
+    A = np.stack([x, np.cross(n, x), n], axis=1)
+    return A, centre

@@ -1,0 +1,155 @@
+"""Rigs that calibrate themselves in the node: a rig whose cameras arrive without R and t collects its
+first person's walk, is calibrated from it in a thread (:func:`pads_stream.geometry.selfcalib.calibrate_rig`),
+then fused; each camera's residual is watched, and a camera that moves (bumped) is re-placed on the
+rig's fused poses (PnP) and said so.
+
+Socket-free: the node feeds it and reads it (:mod:`pads_stream.stream.admission`,
+:mod:`pads_stream.stream.batching`). Units: pixels for 2D and K; metres for R, t; ns for clocks.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..data.rig_files import CameraCalibration
+from ..geometry.epipolar import pnp
+from ..geometry.selfcalib import RigCalibration, calibrate_rig
+
+MIN_FRAMES = 50  # frames with one person per camera before a calibration is tried
+BUMP_FACTOR = 3.0  # a camera whose recent residual exceeds this × its first after calibration (and BUMP_MIN_PX) moved
+BUMP_MIN_PX = 8.0
+BUMP_FRAMES = 25  # fused frames of a camera that decide a bump and re-place it
+
+
+@dataclass
+class Walk:
+    """One rig's calibration walk so far and its outcome."""
+
+    frames: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = field(default_factory=dict)  # (t_ns, kp, conf)
+    K: dict[str, np.ndarray] = field(default_factory=dict)
+    state: str = "collecting"  # collecting, calibrating, done, failed
+    reason: str = ""
+    thread: threading.Thread | None = None
+    result: tuple[list[str], RigCalibration] | None = None
+
+    def span_s(self) -> float:
+        """Seconds of walk the members have in common so far (by their own clocks)."""
+        spans = [(f[-1][0] - f[0][0]) * 1e-9 for f in self.frames.values() if len(f) >= 2]
+        return min(spans) if len(spans) >= 2 else 0.0
+
+
+@dataclass
+class Watch:
+    """A calibrated camera's fit: its residual in the fused frames right after calibration (the
+    baseline, px) and the last fused persons it saw (world joints, its 2D, confidences, residual)."""
+
+    baseline_px: float | None = None
+    recent: collections.deque = field(default_factory=lambda: collections.deque(maxlen=BUMP_FRAMES))
+
+
+class RigCalibrator:
+    """Calibration walks of self-calibrating rigs, their threads, and the watch for bumped cameras."""
+
+    def __init__(self, seconds: float, height_m: float | None = None) -> None:
+        self.seconds, self.height_m = seconds, height_m
+        self.walks: dict[str, Walk] = {}
+        self.watches: dict[tuple[str, str], Watch] = {}
+        self.events: collections.deque[str] = collections.deque(maxlen=20)
+
+    def observe(self, rig: str, stream: str, t_ns: int, K: np.ndarray, kp: np.ndarray, conf: np.ndarray) -> None:
+        """One member frame with exactly one person: kp (17, 2) undistorted px (H36M-17), conf (17,)."""
+        walk = self.walks.setdefault(rig, Walk())
+        if walk.state != "collecting" or t_ns <= 0:
+            return
+        frames = walk.frames.setdefault(stream, [])
+        if frames and t_ns <= frames[-1][0]:
+            return
+        frames.append((t_ns, kp.astype(np.float64), conf.astype(np.float64)))
+        walk.K[stream] = K
+        if walk.span_s() >= self.seconds and min(len(f) for f in walk.frames.values()) >= MIN_FRAMES:
+            self._start(rig, walk)
+
+    def _start(self, rig: str, walk: Walk) -> None:
+        streams = sorted(s for s, f in walk.frames.items() if len(f) >= MIN_FRAMES)
+        n = min(len(walk.frames[s]) for s in streams)
+        kp = np.stack([np.stack([f[1] for f in walk.frames[s][:n]]) for s in streams])
+        conf = np.stack([np.stack([f[2] for f in walk.frames[s][:n]]) for s in streams])
+        t_ns = np.array([[f[0] for f in walk.frames[s][:n]] for s in streams], dtype=np.int64)
+        K = np.stack([walk.K[s] for s in streams])
+        walk.frames, walk.state = {}, "calibrating"
+
+        def run() -> None:
+            try:
+                walk.result = (streams, calibrate_rig(kp, K, conf, t_ns, height_m=self.height_m))
+            except (ValueError, np.linalg.LinAlgError) as err:
+                walk.reason = str(err)
+
+        walk.thread = threading.Thread(target=run, name=f"calibrate-{rig}", daemon=True)
+        walk.thread.start()
+
+    def finished(self) -> list[tuple[str, dict[str, CameraCalibration]]]:
+        """Rigs whose calibration just ended: (rig, {stream: its calibration}); a failed one collects again."""
+        out = []
+        for rig, walk in self.walks.items():
+            if walk.state != "calibrating" or walk.thread is None or walk.thread.is_alive():
+                continue
+            if walk.result is None:
+                walk.state = "collecting"  # another walk
+                self.events.append(f"rig {rig}: calibration failed ({walk.reason}); collecting a new walk")
+                continue
+            streams, cal = walk.result
+            walk.state = "done"
+            cams = {s: CameraCalibration(rig, s, np.zeros((3, 3)), cal.R[v], cal.t[v], int(cal.offset_ns[v]),
+                                         int(cal.epoch_ns[v]), float(cal.drift_ppm[v]), cal.state[v])
+                    for v, s in enumerate(streams)}  # fmt: skip
+            for s in streams:
+                self.watches[(rig, s)] = Watch()
+            self.events.append(f"rig {rig}: calibrated from {cal.frames} frames ({cal.world} world, scale from "
+                               f"{cal.scale_source} ±{100 * cal.scale_sd:.1f} %)")  # fmt: skip
+            out.append((rig, cams))
+        return out
+
+    def fused(self, rig: str, stream: str, world: np.ndarray, kp: np.ndarray, conf: np.ndarray,
+              residual_px: float) -> bool:  # fmt: skip
+        """One fused person's world joints (17, 3) m and its 2D in ``stream`` (17, 2) px, conf (17,);
+        True when this camera's recent residuals say it moved and it can now be re-placed."""
+        watch = self.watches.get((rig, stream))
+        if watch is None:
+            return False
+        watch.recent.append((world, kp, conf, residual_px))
+        if len(watch.recent) < BUMP_FRAMES:
+            return False
+        recent = float(np.median([r[3] for r in watch.recent]))
+        if watch.baseline_px is None:
+            watch.baseline_px = recent
+            return False
+        return recent > max(BUMP_FACTOR * watch.baseline_px, BUMP_MIN_PX)
+
+    def replace(self, rig: str, stream: str, known: CameraCalibration, K: np.ndarray) -> CameraCalibration | None:
+        """The camera re-placed by PnP on its recent persons as the other views triangulate them (the
+        frames since it moved; None when that fails)."""
+        watch = self.watches[(rig, stream)]
+        limit = max(BUMP_FACTOR * (watch.baseline_px or 0.0), BUMP_MIN_PX)
+        moved = [r for r in watch.recent if r[3] > limit]  # the frames since it moved
+        X = np.concatenate([r[0] for r in moved])
+        kp = np.concatenate([r[1] for r in moved])
+        w = np.concatenate([np.where(np.isfinite(r[0]).all(axis=1), r[2], 0.0) for r in moved])
+        rays = np.concatenate([kp, np.ones((len(kp), 1))], 1) @ np.linalg.inv(K).T
+        try:
+            R, t = pnp(X, rays[:, :2], w, float(K[0, 0]), np.random.default_rng(0))
+        except ValueError:
+            return None
+        watch.recent.clear()
+        self.events.append(f"rig {rig}: camera {stream} moved (residual over {BUMP_FACTOR:g}× its calibration); "
+                           "re-placed on the fused poses")  # fmt: skip
+        return CameraCalibration(rig, stream, known.K, R, t, known.offset_ns, known.epoch_ns, known.drift_ppm,
+                                 "replaced")  # fmt: skip
+
+    def status(self) -> dict[str, dict]:
+        """Per self-calibrating rig: its state, the walk collected (s), the reason of a failure."""
+        return {rig: {"state": w.state, "seconds": round(w.span_s(), 2), "reason": w.reason}
+                for rig, w in self.walks.items()}  # fmt: skip

@@ -1,0 +1,202 @@
+"""Issue 33: a rig calibrated from one person walking (pads_stream.calibrate_rig), its file, the
+``calibrate`` command, and a node that fuses a rig sent without extrinsics from that file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import pads_stream
+from pads_stream.data import rig_files
+from pads_stream.data.virtual_rig import detector_noise, load_rig
+from pads_stream.data.walks import camera_views, foot_locked_path, place_walk
+from pads_stream.geometry import epipolar
+from pads_stream.geometry.selfcalib import stature_m
+from pads_stream.geometry.skeleton import bone_lengths
+from pads_stream.stream.wire import kp2d_message
+
+from .conftest import CAMERAS, H36M, SHARED
+
+pytestmark = pytest.mark.skipif(not H36M.exists(), reason=f"needs the Human3.6M poses in {SHARED}")
+
+
+def walk(subject_rig: str, seconds: float, offsets_s, seed: int = 0, detected: bool = True):
+    """S8 walking (tuning data, never the test subjects) in a real rig: (rig, kp, conf, t_ns, height)."""
+    poses = np.load(H36M, allow_pickle=True)["positions_3d"].item()["S8"]["walking_1"]
+    rig = load_rig(str(CAMERAS), subject_rig)
+    rng = np.random.default_rng(seed)
+    world = place_walk(foot_locked_path(poses[: int(seconds * 25) + 50]), rig, rng)
+    kp, t_ns, _ = camera_views(world, rig, np.asarray(offsets_s, float), np.zeros(4), int(seconds * 25))
+    conf = None
+    if detected:
+        kp, conf = detector_noise(kp, rng)
+    return rig, kp, conf, t_ns, float(stature_m(np.median(bone_lengths(world), axis=0)))
+
+
+def relative_rotation_errors(cal, rig) -> np.ndarray:
+    return np.array([epipolar.rotation_angle_deg((cal.R[v] @ cal.R[0].T) @ (rig.R[v] @ rig.R[0].T).T)
+                     for v in range(1, len(rig.R))])  # fmt: skip
+
+
+def test_a_walk_calibrates_the_rig_its_clocks_scale_and_floor():
+    offsets = [0.0, 0.012, 0.031, 0.007]
+    rig, kp, conf, t_ns, height = walk("S9", 10, offsets)
+    t_ns = t_ns + 1_700_000_000_000_000_000  # epoch clocks
+    cal = pads_stream.calibrate_rig(kp, rig.K, conf, t_ns, height_m=height)
+    assert cal.state == ("ok",) * 4 and (cal.residual_px < 5).all()
+    assert relative_rotation_errors(cal, rig).max() < 0.5  # degrees
+    true_centres = -np.einsum("vji,vj->vi", rig.R, rig.t)
+    dist = np.linalg.norm(true_centres[1:] - true_centres[0], axis=1)
+    assert np.abs(np.linalg.norm(cal.centres[1:] - cal.centres[0], axis=1) / dist - 1).max() < 0.01  # the scale
+    mid = int(t_ns[0, len(t_ns[0]) // 2])
+    found_ms = np.array([cal.reference_ns(v, mid) - mid for v in range(4)]) / 1e6
+    assert np.abs(found_ms - 1e3 * np.array(offsets)).max() < 3.0
+    assert cal.world == "floor" and cal.floor_determined  # Z up: camera 0's up agrees with the truth's
+    assert np.degrees(np.arccos((cal.R[0] @ [0, 0, 1.0]) @ (rig.R[0] @ [0, 0, 1.0]))) < 1.0
+    assert abs(cal.centres[0, 2] - true_centres[0, 2]) < 0.05  # camera height above the floor, m
+    # without the height: the mean adult's size, and an uncertainty that covers the error
+    prior = pads_stream.calibrate_rig(kp, rig.K, conf, t_ns)
+    err = np.median(np.linalg.norm(prior.centres[1:] - prior.centres[0], axis=1) / dist) - 1
+    assert prior.scale_source == "prior" and abs(err) <= 2 * prior.scale_sd
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda a: {**a, "kp2d": a["kp2d"][:1]}, "V >= 2"),
+        (lambda a: {**a, "K": a["K"][:, :2]}, "intrinsics"),
+        (lambda a: {**a, "conf": a["conf"] * 2}, r"\[0, 1\]"),
+        (lambda a: {**a, "t_ns": a["t_ns"][:, ::-1].copy()}, "increasing"),
+        (lambda a: {**a, "height_m": 175.0}, "stature in metres"),
+    ],
+)
+def test_bad_calibration_input_is_named(change, message):
+    rig = load_rig(str(CAMERAS), "S9")
+    kp = np.random.default_rng(0).uniform(0, 1000, (4, 60, 17, 2))
+    args = {"kp2d": kp, "K": rig.K, "conf": np.ones(kp.shape[:3]), "t_ns": np.tile(np.arange(60) * 40_000_000, (4, 1))}
+    with pytest.raises(ValueError, match=message):
+        pads_stream.calibrate_rig(**change(args))
+
+
+def test_pnp_places_a_camera_on_points_despite_outliers():
+    rng = np.random.default_rng(0)
+    X = rng.normal(0, 1, (500, 3)) + [0, 0, 5]
+    R, t = epipolar.rotation_from_vector(np.array([0.1, 1.0, 0.05])), np.array([-3, 0.2, 3.0])
+    p = X @ R.T + t
+    x = p[:, :2] / p[:, 2:] + rng.normal(0, 3 / 1100, (500, 2))
+    x[:50] += rng.uniform(-0.05, 0.05, (50, 2))  # 10 % far off
+    Re, te = epipolar.pnp(X, x, np.ones(500), 1100.0, rng)
+    assert epipolar.rotation_angle_deg(Re @ R.T) < 0.2 and np.abs(te - t).max() < 0.02
+
+
+def test_the_command_writes_a_rig_file_the_node_reads(tmp_path):
+    rig, kp, conf, t_ns, height = walk("S11", 8, [0.0, 0.0, 0.0, 0.0])
+    rec = tmp_path / "walk.npz"
+    np.savez(rec, kp2d=kp, K=rig.K, conf=conf, streams=np.array([f"cam{v}" for v in range(4)]))
+    out = tmp_path / "studio.json"
+    cmd = [sys.executable, "-m", "pads_stream.cli", "calibrate", "--rig", "studio", "--out", str(out)]
+    run = subprocess.run([*cmd, "--from", str(rec), "--height", f"{height:.3f}"], capture_output=True, text=True,
+                         timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "cam3: ok" in run.stdout and "world floor" in run.stdout
+    cams = rig_files.load(out)
+    assert sorted(cams) == ["cam0", "cam1", "cam2", "cam3"] and cams["cam1"].rig == "studio"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"format": "pads-stream-rig/1", "rig": "studio", "cameras": [{"stream": "c"}]}))
+    with pytest.raises(ValueError, match="camera 0 is incomplete"):
+        rig_files.load(bad)
+    missing = subprocess.run([*cmd, "--from", str(tmp_path / "none.npz")], capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "pads-stream calibrate: --from" in missing.stderr
+
+
+def test_a_node_fuses_a_rig_sent_without_extrinsics_from_its_calibration(tmp_path):
+    """The S11 rig calibrated from a walk, then V-H36M persons of S11 sent by its 4 cameras without
+    R and t: the node fuses them with the file's extrinsics (camera-frame joints against the truth)."""
+    from pads_stream.api import load_model
+    from pads_stream.apps.recordings import from_test_set
+
+    from .conftest import TEST_SET
+    from .test_node import Harness, poses
+    from .test_node_contract import errors, until
+
+    rig, kp, conf, _, height = walk("S11", 8, [0.0] * 4, seed=1)
+    cal = pads_stream.calibrate_rig(kp, rig.K, conf, height_m=height)
+    path = tmp_path / "studio.json"
+    rig_files.save(path, "studio", [f"cam{v}" for v in range(4)], rig.K, cal)
+    rec = from_test_set(str(TEST_SET), 4, 1, 3, detected=False, rig=str(CAMERAS))  # streams 0-3: S11's cameras
+    h = Harness(load_model(), steps=5, latency_budget_ms=60_000, rig_calibration=str(path), rig_autocalibrate_s=0)
+    try:
+        errs = []
+        for f in range(3):
+            t = 1_000_000_000 + f * 40_000_000
+            kp = np.concatenate([rec.kp2d[:, f, 0], rec.conf[:, f, 0, :, None]], -1)  # (4, 17, 3): x, y, conf
+            msgs = [kp2d_message(f"cam{s}", f, t, [{"id": 0, "kp": kp[s].tolist()}],
+                                 camera={"K": rec.K[s, f].tolist(), "rig": "studio"}) for s in range(4)]  # fmt: skip
+            out = until(h, lambda o: poses(o, "studio"), *msgs)
+            (msg,) = poses(out, "studio")
+            errs.append(msg["persons"][0]["joints"] - (rec.gt[0, f, 0] + rec.root[0, f, 0]))
+        unknown = kp2d_message("other", 0, t, [], camera={"K": rec.K[0, 0].tolist(), "rig": "studio"})
+        (err,) = errors(until(h, lambda o: errors(o, "camera"), unknown), "camera")
+    finally:
+        h.close()
+    assert 1000 * np.linalg.norm(np.array(errs), axis=-1).mean() < 60  # mm, absolute in camera 0's frame
+    assert "rig_calibration" in err["reason"]
+
+
+def test_a_rig_without_extrinsics_calibrates_itself_in_the_node_and_a_bumped_camera_is_replaced():
+    """Four cameras of the S9 rig sent without R and t, one person walking (exact 2D, stamps at real
+    time): the node answers ``calibrating`` while it collects 4 s, calibrates in a thread, fuses the
+    rig; camera 2 then turns by 2°, and the node re-places it on its fused poses and says so."""
+    from pads_stream.api import load_model
+    from pads_stream.geometry.epipolar import rotation_from_vector
+
+    from .test_node import Harness, poses
+
+    rig, _, _, _, _ = walk("S9", 1, [0.0] * 4)
+    motion = np.load(H36M, allow_pickle=True)["positions_3d"].item()["S8"]["walking_1"][:700]
+    world = place_walk(foot_locked_path(motion), rig, np.random.default_rng(2))
+    h = Harness(load_model(), steps=3, latency_budget_ms=60_000, status_period_s=0.2, rig_autocalibrate_s=4.0)
+    bumped, bumped_t = rig.R.copy(), rig.t.copy()  # camera 2 turned by 2° about its own centre
+    turn = rotation_from_vector(np.radians([0.0, 2.0, 0.0]))
+    bumped[2], bumped_t[2] = turn @ rig.R[2], turn @ rig.t[2]
+    out, t0, k, bumped_at = [], time.time_ns(), 0, None
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and k < len(world):
+            R, t = (bumped, bumped_t) if bumped_at is not None else (rig.R, rig.t)
+            uv = np.einsum("vij,jk->vik", R, world[k].T).transpose(0, 2, 1) + t[:, None]
+            uv = np.einsum("vij,vkj->vki", rig.K, uv)
+            kp = uv[..., :2] / uv[..., 2:]
+            msgs = [kp2d_message(f"cam{v}", k, t0 + k * 40_000_000,
+                                 [{"id": 0, "kp": np.concatenate([kp[v], np.ones((17, 1))], -1).tolist()}],
+                                 camera={"K": rig.K[v].tolist(), "rig": "studio"}) for v in range(4)]  # fmt: skip
+            out += h.exchange(*msgs, spins=1)
+            while time.time_ns() < t0 + (k + 1) * 40_000_000:
+                out += h.exchange(spins=1)
+            fused = poses(out, "studio")
+            if bumped_at is None and len(fused) >= 60:
+                bumped_at = k
+            statuses = [p for t, p in out if t == "status"]
+            if bumped_at is not None and any("cam2 moved" in e for e in statuses[-1]["events"]):
+                break
+            k += 1
+    finally:
+        h.close()
+    drops = [p for t, p in out if t == "error" and p["kind"] == "calibrating"]
+    assert drops and {d["stream"] for d in drops} == {f"cam{v}" for v in range(4)}
+    statuses = [p for t, p in out if t == "status"]
+    cal = statuses[-1]["calibration"]["studio"]
+    assert cal["state"] == "done" and set(cal["cameras"]) == {f"cam{v}" for v in range(4)}
+    assert any("rig studio: calibrated" in e for e in statuses[-1]["events"])
+    fused = poses(out, "studio")
+    assert len(fused) >= 60 and all(f["persons"][0]["joints_world"] is not None for f in fused)
+    assert bumped_at is not None and any("cam2 moved" in e for e in statuses[-1]["events"]), "the bump was not seen"
+    R = {s: np.array(c["R"]).reshape(3, 3) for s, c in cal["cameras"].items()}
+    assert cal["cameras"]["cam2"]["state"] == "replaced"
+    err = epipolar.rotation_angle_deg((R["cam2"] @ R["cam0"].T) @ (bumped[2] @ rig.R[0].T).T)
+    assert err < 0.5  # degrees: the camera's new pose

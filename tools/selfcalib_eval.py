@@ -1,0 +1,191 @@
+"""A rig calibrated from one person walking (``pads_stream.calibrate_rig``), against the rig's true
+calibration: Human3.6M walks in the real 4-camera rig of their subject.
+
+Walks: a subject's walking and walkingdog takes chained, given a path on the floor by foot locking
+(``pads_stream.data.walks``), split into windows of ``--seconds``; each camera sees the walk at its
+own times (clock offsets of cameras 1-3 uniform in 0-40 ms, and with ``--drift`` ±100 ppm), true K,
+exact or detector-like 2D (5 px, 5 % of joints 20-60 px off). Camera 0 is the reference.
+
+Printed (median [max] over windows × cameras 1-3): the rotation error of each camera relative to
+camera 0 (degrees), camera centres after a similarity (cm), the clock offset at the window's middle
+(ms) and drift (ppm), the scale error (%, camera distances) with the height given and with the
+prior's body size (and whether the published uncertainty covered it), the floor's tilt (degrees)
+where it was determined, the share of windows with a determined floor, and seconds per calibration.
+
+``--pose`` prints instead the fused pose's accuracy: ``estimate_rig`` on ``--samples`` V-H36M test
+persons (detector-like 2D) with the true calibration and with one calibrated from a ``--seconds``
+walk of the same subject (height given, and the prior's size): MPJPE and PA-MPJPE in camera 0's
+frame, pelvis-relative, mm.
+
+Tune on S8 (``--subjects S8``, placed in S9's rig); report on S9 and S11 (never tuned on).
+
+Usage: python tools/selfcalib_eval.py [--subjects S9,S11] [--seconds 10,30] [--windows 4] [--drift]
+       [--pose] [--samples 300] [--data DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from pads_stream.api import load_model
+from pads_stream.data.datasets import DEFAULT_DATA, data_file, test_path
+from pads_stream.data.virtual_rig import CalibratedRig, detector_noise, load_rig, rig_samples
+from pads_stream.data.walks import RATE_HZ, camera_views, foot_locked_path, place_walk
+from pads_stream.geometry.epipolar import rotation_angle_deg
+from pads_stream.geometry.metrics import mpjpe, p_mpjpe
+from pads_stream.geometry.selfcalib import RigCalibration, calibrate_rig, stature_m
+from pads_stream.geometry.skeleton import bone_lengths
+
+TAKES = ("walking_1", "walking_2", "walkingdog_1", "walkingdog_2")
+
+
+def walks(data: str, subject: str) -> np.ndarray:
+    poses = np.load(data_file(data, "h36m", "positions_3d_25hz.npz"), allow_pickle=True)["positions_3d"].item()
+    return np.concatenate([poses[subject][k] for k in TAKES if k in poses[subject]])
+
+
+def similarity_residual(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-point distance after the similarity (Umeyama) that best maps points a (N, 3) onto b."""
+    ma, mb = a.mean(0), b.mean(0)
+    u, s, vt = np.linalg.svd((b - mb).T @ (a - ma))
+    d = np.diag([1, 1, np.sign(np.linalg.det(u @ vt))])
+    R = u @ d @ vt
+    scale = np.trace(np.diag(s) @ d) / np.sum((a - ma) ** 2)
+    return np.linalg.norm(scale * (a - ma) @ R.T + mb - b, axis=1)
+
+
+def errors(cal: RigCalibration, rig: CalibratedRig, offset_s: np.ndarray, drift_ppm: np.ndarray,
+           t_mid_ns: int) -> dict[str, np.ndarray]:  # fmt: skip
+    """Per camera 1-3: rotation °, centre cm, offset ms, drift ppm, scale %; the floor's tilt °."""
+    rot = np.array([rotation_angle_deg((cal.R[v] @ cal.R[0].T) @ (rig.R[v] @ rig.R[0].T).T) for v in (1, 2, 3)])
+    true_c = -np.einsum("vji,vj->vi", rig.R, rig.t)
+    centre = 100 * similarity_residual(cal.centres, true_c)[1:]
+    dist_t = np.linalg.norm(true_c[1:] - true_c[0], axis=1)
+    dist_e = np.linalg.norm(cal.centres[1:] - cal.centres[0], axis=1)
+    # camera v's stamp τ was captured at camera 0's time τ + offset + drift (τ − τ_mid)
+    found = np.array([cal.reference_ns(v, t_mid_ns) - t_mid_ns for v in (1, 2, 3)]) * 1e-6
+    offset = np.abs(found - offset_s[1:] * 1e3)
+    drift = np.abs(cal.drift_ppm[1:] - drift_ppm[1:])
+    up_e, up_t = cal.R[0] @ [0, 0, 1.0], rig.R[0] @ [0, 0, 1.0]
+    tilt = np.degrees(np.arccos(np.clip(up_e @ up_t, -1, 1))) if cal.floor_determined else np.nan
+    return {"rot": rot, "centre": centre, "offset": offset, "drift": drift, "scale": 100 * (dist_e / dist_t - 1),
+            "tilt": np.array([tilt])}  # fmt: skip
+
+
+def window_views(world: np.ndarray, rig: CalibratedRig, seconds: float, rng: np.random.Generator, detected: bool,
+                 clocks: str) -> tuple:  # fmt: skip
+    """One window seen by the rig: clocks ``sync`` (one instant per frame), ``offsets`` or ``drift``."""
+    frames = int(seconds * RATE_HZ)
+    offset_s = np.r_[0.0, rng.uniform(0, 0.040, 3)] if clocks != "sync" else np.zeros(4)
+    drift_ppm = np.r_[0.0, rng.uniform(-100, 100, 3)] if clocks == "drift" else np.zeros(4)
+    kp, t_ns, _ = camera_views(world, rig, offset_s, drift_ppm, frames)
+    conf = None
+    if detected:
+        kp, conf = detector_noise(kp, rng)
+    return kp, conf, t_ns, offset_s, drift_ppm
+
+
+def fmt(x: np.ndarray, digits: int = 2) -> str:
+    x = x[np.isfinite(x)]
+    return f"{np.median(x):.{digits}f} [{np.max(x):.{digits}f}]" if len(x) else "–"
+
+
+def extrinsics_table(args: argparse.Namespace) -> None:
+    cams = str(data_file(args.data, "h36m", "cameras_s9_s11.json"))
+    print(
+        "| 2D | clocks | s | windows | rotation ° | centre cm | offset ms | drift ppm | scale % height "
+        "| scale % prior (covered) | floor tilt ° (found) | s per calibration |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for detected in (False, True):
+        for clocks in ("sync", "offsets") + (("drift",) if args.drift else ()):
+            for seconds in args.seconds:
+                acc: dict[str, list] = {}
+                covered, found, spent, n = [], [], [], 0
+                for subject in args.subjects:
+                    rig = load_rig(cams, "S9" if subject not in ("S9", "S11") else subject)
+                    rng = np.random.default_rng([ord(c) for c in subject] + [int(seconds), detected, len(clocks)])
+                    motion = walks(args.data, subject)
+                    frames = int(seconds * RATE_HZ)
+                    for w in range(min(args.windows, len(motion) // frames)):
+                        world = place_walk(foot_locked_path(motion[w * frames : (w + 1) * frames + 50]), rig, rng)
+                        kp, conf, t_ns, off, drift = window_views(world, rig, seconds, rng, detected, clocks)
+                        height = float(stature_m(np.median(bone_lengths(world), axis=0)))
+                        t0 = time.perf_counter()
+                        cal = calibrate_rig(kp, rig.K, conf, None if clocks == "sync" else t_ns, height_m=height)
+                        spent.append(time.perf_counter() - t0)
+                        e = errors(cal, rig, off, drift, int(t_ns[0, len(t_ns[0]) // 2]))
+                        prior = calibrate_rig(kp, rig.K, conf, None if clocks == "sync" else t_ns)
+                        sp = errors(prior, rig, off, drift, int(t_ns[0, len(t_ns[0]) // 2]))["scale"]
+                        e["prior"] = sp
+                        covered.append(np.abs(np.median(sp)) <= 100 * prior.scale_sd)
+                        found.append(cal.floor_determined)
+                        for k, v in e.items():
+                            acc.setdefault(k, []).append(v)
+                        n += 1
+                a = {k: np.concatenate(v) for k, v in acc.items()}
+                sync = clocks == "sync"
+                print(
+                    f"| {'detector' if detected else 'exact'} | {clocks} | {seconds:g} | {n} | {fmt(a['rot'], 3)} "
+                    f"| {fmt(a['centre'])} | {'–' if sync else fmt(a['offset'])} "
+                    f"| {fmt(a['drift'], 0) if clocks == 'drift' else '–'} | {fmt(np.abs(a['scale']))} "
+                    f"| {fmt(np.abs(a['prior']))} ({int(np.sum(covered))}/{n}) "
+                    f"| {fmt(a['tilt'])} ({int(np.sum(found))}/{n}) | {np.median(spent):.1f} |",
+                    flush=True,
+                )
+
+
+def pose_table(args: argparse.Namespace) -> None:
+    test = dict(np.load(test_path(args.data)))
+    cams = str(data_file(args.data, "h36m", "cameras_s9_s11.json"))
+    model = load_model()
+    rows: dict[str, list] = {}
+    for subject in args.subjects:
+        rig = load_rig(cams, subject)
+        idx = rig_samples(test, subject, 4)
+        rng = np.random.default_rng([ord(c) for c in subject])
+        idx = idx[:, rng.choice(idx.shape[1], args.samples // len(args.subjects), replace=False)]
+        kp, conf = test["kp2d_det"][idx].astype(np.float64), test["conf_det"][idx].astype(np.float64)
+        K = test["K"][idx].astype(np.float64)
+        gt = test["gt"][idx[0]].astype(np.float64)  # camera 0's frame, pelvis-relative
+        world = place_walk(foot_locked_path(walks(args.data, subject)[: int(args.seconds[0] * RATE_HZ) + 50]), rig, rng)
+        wk, wc, t_ns, _, _ = window_views(world, rig, args.seconds[0], rng, True, "offsets")
+        height = float(stature_m(np.median(bone_lengths(world), axis=0)))
+        calibrations = {"true calibration": (rig.R, rig.t),
+                        f"self-calibrated {args.seconds[0]:g} s, height given": None,
+                        f"self-calibrated {args.seconds[0]:g} s, prior's size": None}  # fmt: skip
+        for name in calibrations:
+            if calibrations[name] is None:
+                cal = calibrate_rig(wk, rig.K, wc, t_ns, height_m=height if "height" in name else None)
+                calibrations[name] = (cal.R, cal.t)
+            R, t = calibrations[name]
+            n = idx.shape[1]
+            out = model.estimate_rig(kp, K, np.repeat(R[:, None], n, 1), np.repeat(t[:, None], n, 1), conf=conf)
+            cam0 = out @ R[0].T + t[0]
+            rows.setdefault(name, []).append((cam0 - cam0[:, :1], gt))
+    print("| calibration | MPJPE mm | PA-MPJPE mm |\n|---|---|---|")
+    for name, parts in rows.items():
+        est, gt = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        print(f"| {name} | {mpjpe(est, gt).mean():.1f} | {p_mpjpe(est, gt).mean():.1f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=DEFAULT_DATA)
+    parser.add_argument("--subjects", default="S9,S11")
+    parser.add_argument("--seconds", default="10,30")
+    parser.add_argument("--windows", type=int, default=4, help="windows per subject")
+    parser.add_argument("--drift", action="store_true", help="also clocks with ±100 ppm drift")
+    parser.add_argument("--pose", action="store_true", help="the fused pose's accuracy instead")
+    parser.add_argument("--samples", type=int, default=300)
+    args = parser.parse_args()
+    args.subjects = args.subjects.split(",")
+    args.seconds = [float(s) for s in args.seconds.split(",")]
+    pose_table(args) if args.pose else extrinsics_table(args)
+
+
+if __name__ == "__main__":
+    main()
