@@ -200,3 +200,68 @@ def test_a_rig_without_extrinsics_calibrates_itself_in_the_node_and_a_bumped_cam
     assert cal["cameras"]["cam2"]["state"] == "replaced"
     err = epipolar.rotation_angle_deg((R["cam2"] @ R["cam0"].T) @ (bumped[2] @ rig.R[0].T).T)
     assert err < 0.5  # degrees: the camera's new pose
+
+
+def test_a_test_set_rig_replayed_without_extrinsics_is_calibrated_by_the_node():
+    """V-H36M persons of S11 (a new pose every frame, no walk) sent by its four cameras without R and
+    t at 25 Hz: the node calibrates the rig from its first 4 s and then publishes world poses; in
+    camera 0's frame they are the truth (up to the prior-size scale)."""
+    from pads_stream.api import load_model
+    from pads_stream.apps.recordings import from_test_set
+
+    from .conftest import TEST_SET
+    from .test_node import Harness, poses
+
+    rec = from_test_set(str(TEST_SET), 4, 1, 200, detected=False, rig=str(CAMERAS))  # streams 0-3: S11's cameras
+    h = Harness(load_model(), steps=3, latency_budget_ms=60_000, status_period_s=0.2, rig_autocalibrate_s=4.0)
+    out, t0, errs = [], time.time_ns(), []
+    try:
+        for f in range(200):
+            kp = np.concatenate([rec.kp2d[:, f, 0], rec.conf[:, f, 0, :, None]], -1)
+            msgs = [kp2d_message(f"cam{s}", f, t0 + f * 40_000_000, [{"id": 0, "kp": kp[s].tolist()}],
+                                 camera={"K": rec.K[s, f].tolist(), "rig": "studio"}) for s in range(4)]  # fmt: skip
+            got = h.exchange(*msgs, spins=1)
+            while time.time_ns() < t0 + (f + 1) * 40_000_000:
+                got += h.exchange(spins=1)
+            for msg in poses(got, "studio"):  # joints in the camera frame of the stream named in "camera"
+                s, k = int(msg["camera"][3:]), int(msg["views"][0]["frame"])
+                errs.append(msg["persons"][0]["joints"] - (rec.gt[s, k, 0] + rec.root[s, k, 0]))
+            out += got
+            if len(errs) >= 20:
+                break
+    finally:
+        h.close()
+    status = [p for t, p in out if t == "status"][-1]
+    assert status["calibration"]["studio"]["state"] == "done", status["calibration"]
+    assert len(errs) >= 20, "no calibrated world poses"
+    mpjpe = 1000 * np.linalg.norm(np.array(errs), axis=-1).mean()
+    assert mpjpe < 20, mpjpe  # mm, absolute in a camera's frame (exact 2D; the prior's size is these subjects')
+
+
+def test_a_swapped_K_is_said_once_and_the_frames_are_still_estimated():
+    """Issue 31, item 2, in the node: fx, fy, cx, cy sent in another order (the principal point far
+    beyond every keypoint, the focal length below it) gets one ``intrinsics`` error naming it."""
+    from pads_stream.api import load_model
+
+    from .conftest import TEST_SET
+    from .test_node import Harness, persons_of, poses
+    from .test_node_contract import errors
+
+    test = dict(np.load(TEST_SET))
+    h = Harness(load_model(), steps=2)
+    swapped = [[512.0, 0, 1145], [0, 515, 1145], [0, 0, 1]]
+    out = []
+    try:
+        for f in range(30):
+            out += h.exchange(kp2d_message("s", f, time.time_ns(), persons_of(test, [2 * f, 2 * f + 1], root=False),
+                                           camera={"K": swapped}), spins=2)  # fmt: skip
+        out += h.exchange(
+            kp2d_message("ok", 0, time.time_ns(), persons_of(test, [0]), camera={"K": test["K"][0].tolist()})
+        )
+        for f in range(1, 30):
+            out += h.exchange(kp2d_message("ok", f, time.time_ns(), persons_of(test, [f])), spins=2)
+    finally:
+        h.close()
+    said = errors(out, "intrinsics")
+    assert len(said) == 1 and said[0]["stream"] == "s" and "swapped" in said[0]["reason"]
+    assert len(poses(out, "s")) >= 25  # still estimated

@@ -27,7 +27,7 @@ from ..data.datasets import (
     to_17,
 )
 from ..data.virtual_rig import RigConfig, detector_noise, random_cameras, world_views, z_up_extrinsics
-from ..geometry.camera import camera_to_world
+from ..geometry.camera import camera_to_world, intrinsics_doubt
 
 
 @dataclass(frozen=True)
@@ -130,20 +130,10 @@ def from_file(fmt: str, path: str, K: str, sequence: str, fps: float) -> Recordi
 
 def check_K_against_keypoints(fx: float, fy: float, cx: float, cy: float, kp: np.ndarray) -> None:
     """Refuse an intrinsics guess that cannot belong to these keypoints (M, 2) px, naming the likely
-    mistake: a focal length below 1 px (a normalised K), or a principal point far beyond the
-    keypoints with a smaller focal length (the four numbers in another order)."""
-    if not (np.isfinite([fx, fy, cx, cy]).all() and fx >= 1 and fy >= 1):
-        raise UsageError(f"--K {fx:g},{fy:g},{cx:g},{cy:g}: focal lengths must be >= 1 px (a normalised K? "
-                         "give fx,fy,cx,cy in pixels)")  # fmt: skip
-    if len(kp) == 0:
-        return
-    hi = kp.max(axis=0)
-    # the principal point sits near the image's centre and the focal length is usually larger than it; a
-    # point beyond 1.5x the keypoints' largest coordinate with a smaller focal length is the order mixed up
-    if (cx > 1.5 * hi[0] or cy > 1.5 * hi[1]) and max(fx, fy) < max(cx, cy):
-        raise UsageError(f"--K {fx:g},{fy:g},{cx:g},{cy:g}: the principal point ({cx:g}, {cy:g}) lies beyond the "
-                         f"keypoints (up to x {hi[0]:.0f}, y {hi[1]:.0f} px) and exceeds the focal length: the "
-                         "order is fx,fy,cx,cy (swapped?)")  # fmt: skip
+    mistake (:func:`pads_stream.geometry.camera.intrinsics_doubt`)."""
+    doubt = intrinsics_doubt(np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]]), kp)
+    if doubt is not None:
+        raise UsageError(f"--K {fx:g},{fy:g},{cx:g},{cy:g}: {doubt}")
 
 
 def through_camera(seqs: list[np.ndarray], streams: int, persons: int, frames: int, rng: np.random.Generator,

@@ -225,3 +225,23 @@ def snap_to_rays(x: np.ndarray, rays: np.ndarray, root: np.ndarray, conf: np.nda
     w = conf[..., None] ** power
     w[:, 0] = 0.0
     return x + w * (closest - x)
+
+
+def intrinsics_doubt(K: np.ndarray, kp: np.ndarray) -> str | None:
+    """Why intrinsics K (3, 3) px cannot belong to keypoints kp (M, 2) px, or None: a focal length below
+    1 px (a normalised K), or a principal point beyond 1.5× the keypoints' largest coordinate with a
+    smaller focal length (fx, fy, cx, cy given in another order). The principal point sits near the
+    image's centre and the focal length is usually larger than it."""
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    if not (np.isfinite([fx, fy, cx, cy]).all() and fx >= 1 and fy >= 1):
+        return "focal lengths must be >= 1 px (a normalised K? give fx, fy, cx, cy in pixels)"
+    kp = kp[np.isfinite(kp).all(axis=-1)]
+    if len(kp) == 0:
+        return None
+    hi = kp.max(axis=0)
+    if (cx > 1.5 * hi[0] or cy > 1.5 * hi[1]) and max(fx, fy) < max(cx, cy):
+        return (
+            f"the principal point ({cx:g}, {cy:g}) lies beyond the keypoints (up to x {hi[0]:.0f}, y "
+            f"{hi[1]:.0f} px) and exceeds the focal length ({fx:g}, {fy:g}): fx, fy, cx, cy swapped?"
+        )
+    return None

@@ -25,6 +25,8 @@ from .camera import normalized_rays
 from .epipolar import CAUCHY_PX, decompose, essential, pnp, refit, sampson_px, triangulate
 from .skeleton import MEAN_BONES_M, NUM_JOINTS, bone_lengths
 
+UNTIMED_HZ = 25.0  # frames without times are taken this far apart (for the feet's speeds on the floor)
+MAX_FRAME_MOVE = 0.15  # a motion moves its joints less than this share of the body's image size per frame
 SMOOTH_FRAMES = 1.5  # the zero-delay Gaussian filter of the 2D tracks, σ in frames
 OUTLIER_PX = 15.0  # a 2D sample this far from its track through the neighbouring frames is left out
 MIN_CONF = 0.3  # joints below this confidence are not used as correspondences
@@ -135,6 +137,18 @@ def smooth_tracks(times: np.ndarray, y: np.ndarray, w: np.ndarray, outlier: floa
     return tracks
 
 
+def continuous_motion(y: np.ndarray, w: np.ndarray) -> bool:
+    """Whether one camera's frames (y (F, 17, 2), w (F, 17)) follow one motion: the joints' median move
+    between consecutive frames is under :data:`MAX_FRAME_MOVE` of the body's extent in the image."""
+    both = (w[1:] > 0) & (w[:-1] > 0)
+    if not both.any():
+        return False
+    move = np.median(np.linalg.norm(y[1:] - y[:-1], axis=-1)[both])
+    seen = np.where(w[..., None] > 0, y, np.nan)
+    extent = np.nanmedian(np.nanmax(seen, axis=1) - np.nanmin(seen, axis=1), axis=0).max()
+    return bool(move < MAX_FRAME_MOVE * extent)
+
+
 def stature_m(bones: np.ndarray) -> np.ndarray:
     """(..., 16) bone lengths, metres -> (...) standing height floor to head top, metres."""
     b = np.asarray(bones)
@@ -172,7 +186,7 @@ def calibrate_rig(kp2d: np.ndarray, K: np.ndarray, conf: np.ndarray | None = Non
         conf: (V, F, 17) in [0, 1]; 0 = unseen (default: every finite joint seen).
         t_ns: (V, F) each frame's capture time on its camera's clock, integer ns; frames need not be
             simultaneous, clocks may differ by up to ±0.2 s (found to about a millisecond). None: the
-            cameras are synchronised (frame f is one instant in every camera).
+            cameras are synchronised (frame f is one instant in every camera), at :data:`UNTIMED_HZ`.
         height_m: the person's stature, metres (fixes the scale); None: the prior's mean adult.
         seed: the robust estimators' random samples.
 
@@ -189,10 +203,15 @@ def calibrate_rig(kp2d: np.ndarray, K: np.ndarray, conf: np.ndarray | None = Non
     rng = np.random.default_rng(seed)
     rays = np.nan_to_num(normalized_rays(np.nan_to_num(kp), Ks[:, None])[..., :2])
     w = np.where(c >= MIN_CONF, c, 0.0)
-    timed = t_ns is not None
-    times = (t_ns - t_ns[0, 0]).astype(np.float64) * 1e-9 if timed else np.broadcast_to(np.arange(F) * 1.0, (V, F))
+    # frames that are no continuous motion (unrelated poses, as a test set's) are read as they are, frame f
+    # of every camera one instant; a walk is read along its smoothed tracks, at each camera's own times
+    continuous = all(continuous_motion(rays[v], w[v]) for v in range(V))
+    timed = t_ns is not None and continuous
+    frame_s = float(np.median(np.diff(t_ns[0]))) * 1e-9 if t_ns is not None else 1.0 / UNTIMED_HZ
+    times = (t_ns - t_ns[0, 0]).astype(np.float64) * 1e-9 if timed else np.broadcast_to(np.arange(F) * frame_s, (V, F))
     focal = Ks[:, [0, 1], [0, 1]]
-    tracks = [smooth_tracks(times[v], rays[v], w[v], OUTLIER_PX / focal[v].mean()) for v in range(V)]
+    sigma = SMOOTH_FRAMES if continuous else 0.05
+    tracks = [smooth_tracks(times[v], rays[v], w[v], OUTLIER_PX / focal[v].mean(), sigma) for v in range(V)]
     T = times[0]  # the reference instants: camera 0's frames
     mid = float(np.median(T))
 

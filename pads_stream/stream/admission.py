@@ -13,7 +13,7 @@ import time
 import numpy as np
 import zmq
 
-from ..geometry.camera import normalized_rays, undistort_points
+from ..geometry.camera import intrinsics_doubt, normalized_rays, undistort_points
 from ..geometry.layout import to_h36m
 from ..geometry.rootfind import initial_root
 from ..geometry.skeleton import H36M_PARENTS
@@ -31,6 +31,8 @@ from .wire import (
     decode_inbound,
     encode_error,
 )
+
+K_CHECK_FRAMES = 25  # frames with people before a stream's K is checked against its keypoints
 
 
 class Admission:
@@ -90,7 +92,10 @@ class Admission:
         keep it as the stream's newest pending frame."""
         self.stats.frames_in += 1
         if frame.camera is not None:
-            state.camera = self.latch(frame.stream, frame.camera, frame.frame)
+            camera = self.latch(frame.stream, frame.camera, frame.frame)
+            if state.camera is None or not np.array_equal(camera.K, state.camera.K):
+                state.k_hi, state.k_frames = None, 0  # a new K: checked again
+            state.camera = camera
         if state.camera is None:
             raise WireError("no_camera", "no camera latched: send camera/<stream> or include camera in kp2d",
                             frame.stream, frame.frame)  # fmt: skip
@@ -98,6 +103,7 @@ class Admission:
         if known is not None and state.camera.rig == known.rig and frame.t_ns > 0:  # its clock on the rig's
             frame = dataclasses.replace(frame, t_ns=known.reference_ns(frame.t_ns))
         persons = self.prepare(frame, state.camera)  # first, so a frame dropped below still gets its errors
+        self.check_intrinsics(frame, state, persons)
         rig = state.camera.rig  # a rig's members share one clock: their capture times are one timeline
         if rig is not None and rig in self.streams:
             raise WireError("camera", "camera.rig names a stream: rigs publish on pose3d/<rig>, name them apart",
@@ -132,6 +138,22 @@ class Admission:
         if frame.stream in self.pending:
             self.drop(self.pending[frame.stream].frame, "superseded")
         self.pending[frame.stream] = pending
+
+    def check_intrinsics(self, frame: Kp2dFrame, state: StreamState, persons: list[Person]) -> None:
+        """After :data:`K_CHECK_FRAMES` frames with people under one latched K, say once (``intrinsics``)
+        when it cannot belong to the keypoints seen (:func:`pads_stream.geometry.camera.intrinsics_doubt`);
+        the frames are estimated all the same."""
+        if state.k_frames > K_CHECK_FRAMES or not persons:
+            return
+        seen = np.concatenate([p.kp[p.conf > 0] for p in persons])
+        if len(seen):
+            hi = seen.max(axis=0)
+            state.k_hi = hi if state.k_hi is None else np.maximum(state.k_hi, hi)
+        state.k_frames += 1
+        if state.k_frames == K_CHECK_FRAMES and state.k_hi is not None:
+            doubt = intrinsics_doubt(state.camera.K, state.k_hi[None])
+            if doubt is not None:
+                self.reject(WireError("intrinsics", doubt, frame.stream, frame.frame))
 
     def prepare(self, frame: Kp2dFrame, camera: Camera) -> list[Person]:
         """The frame's persons in H36M order, undistorted, with rays; rejects the unusable ones."""

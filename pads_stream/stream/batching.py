@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from ..data.rig_files import CameraCalibration
 from ..geometry.epipolar import triangulate
 from ..geometry.smoothing import OneEuroConfig
 from .calibration import BUMP_MIN_PX
@@ -100,31 +101,29 @@ class Batching:
         return estimate_persons(self.model, cfg, items)
 
     def watch_cameras(self, rig: str, singles: list[tuple[str, Person]]) -> None:
-        """Self-calibrated rig cameras' fit to the one person the other views triangulate (world, metres):
-        each camera's reprojection error against the others' triangulation; while one stands out (a
-        moved camera raises the others' too, less) only it is watched, and once its error has grown
-        for a while it is re-placed on those points by PnP (:mod:`.calibration`)."""
+        """Self-calibrated rig cameras checked on the one person all of them see: for each camera, the
+        person the others triangulate (world, metres), how well those others agree on it and this
+        camera's reprojection error against it. The camera whose leaving out makes the others agree
+        best is the suspect; while its error stands out only it is watched, and once that error has
+        grown for a while it is re-placed on the others' points by PnP (:mod:`.calibration`)."""
         cams = [self.calibrations.get(s) for s, _ in singles]
         if any(c is None for c in cams):
             return
         fits = []
-        for v, (_, seen) in enumerate(singles):
+        for v in range(len(singles)):
             rest = [u for u in range(len(singles)) if u != v]
             world = triangulate(np.stack([cams[u].R for u in rest]), np.stack([cams[u].t for u in rest]),
                                 np.stack([singles[u][1].rays for u in rest]),
                                 np.stack([singles[u][1].conf for u in rest]))  # fmt: skip
-            uv = (world @ cams[v].R.T + cams[v].t) @ seen.K.T
-            ok = (seen.conf > 0) & np.isfinite(uv).all(axis=1) & (uv[:, 2] > 1e-6)
-            e = float(np.linalg.norm(uv[ok, :2] / uv[ok, 2:] - seen.kp[ok], axis=1).mean()) if ok.sum() >= 6 else np.nan
-            fits.append((e, np.where(ok[:, None], world, np.nan)))
-        errors = np.array([f[0] for f in fits])
-        if not np.isfinite(errors).any():
+            agree = np.nanmean([reprojection_px(world, cams[u], singles[u][1]) for u in rest])
+            fits.append((reprojection_px(world, cams[v], singles[v][1]), agree, world))
+        if not all(np.isfinite(f[0]) and np.isfinite(f[1]) for f in fits):
             return
-        suspect = int(np.nanargmax(errors))
-        watched = range(len(singles)) if errors[suspect] < BUMP_MIN_PX else [suspect]
+        suspect = int(np.argmin([f[1] for f in fits]))
+        watched = range(len(singles)) if fits[suspect][0] < BUMP_MIN_PX else [suspect]
         for v in watched:
             stream, seen = singles[v]
-            if np.isfinite(errors[v]) and self.calibrator.fused(rig, stream, fits[v][1], seen.kp, seen.conf, errors[v]):
+            if self.calibrator.fused(rig, stream, fits[v][2], seen.kp, seen.conf, fits[v][0]):
                 moved = self.calibrator.replace(rig, stream, cams[v], seen.K)
                 if moved is not None:
                     self.install(stream, moved)
@@ -192,3 +191,12 @@ class Batching:
         self.stats.persons_out += len(persons)
         self.stats.latency_ms.append((t_pub - t_recv) / 1e6)
         self.stats.age_ms.append((t_pub - min(m.t_capture for m in members)) / 1e6)
+
+
+def reprojection_px(world: np.ndarray, cam: CameraCalibration, seen: Person) -> float:
+    """Mean distance (px) between ``world`` (17, 3) m seen through ``cam`` and the person's seen 2D."""
+    uv = (world @ cam.R.T + cam.t) @ seen.K.T
+    ok = (seen.conf > 0) & np.isfinite(uv).all(axis=1) & (uv[:, 2] > 1e-6)
+    if ok.sum() < 6:
+        return float("nan")
+    return float(np.linalg.norm(uv[ok, :2] / uv[ok, 2:] - seen.kp[ok], axis=1).mean())

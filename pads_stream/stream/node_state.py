@@ -76,6 +76,9 @@ class StreamState:
     error_budget: RateLimit | None = None  # this stream's rejections on `error` (None: the node's)
     last_sender_s: float | None = None  # the capture time of its last admitted frame, s on the sender's clock
     interval_s: float | None = None  # its frame interval, s (an exponential average)
+    # the keypoints' largest coordinates (px) and frames seen under the latched camera, until its K is checked
+    k_hi: np.ndarray | None = None
+    k_frames: int = 0
 
 
 @dataclass

@@ -44,6 +44,8 @@ ERROR_KINDS = {
     "estimate_failed": "the estimate was non-finite or implausible (person dropped, never remembered)",
     "clock": "t_ns unusable (<= 0, or stepped by over 1 s and not yet confirmed): the frame is still estimated, "
     "timed by its arrival",
+    "intrinsics": "the stream's K does not fit its keypoints (a normalised K, or fx, fy, cx, cy in another order), "
+    "said once per latched camera after its first frames: the frames are still estimated",
 }
 # Frames accepted but not estimated, answered on ``error`` with this kind and counted in status ``dropped``.
 DROP_KINDS = {
