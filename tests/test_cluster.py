@@ -360,8 +360,10 @@ def test_a_slow_worker_is_slow_not_lost_and_a_killed_one_is_lost(test_set):
         node = c.nodes["w1"]
         estimate = node.estimate
 
-        def slow(batch, steps=None):
-            time.sleep(2.0)
+        def slow(batch, steps=None):  # 2 s; the router runs on meanwhile (in a real cluster it is another process)
+            deadline = time.monotonic() + 2.0
+            while time.monotonic() < deadline:
+                c.router.spin_once()
             return estimate(batch, steps)
 
         node.estimate = slow
@@ -371,6 +373,7 @@ def test_a_slow_worker_is_slow_not_lost_and_a_killed_one_is_lost(test_set):
             c.spin(3)
         c.until(lambda: all((s, 3) in answered(c.received) for s in streams), "every stream answered")
         assert not [e for e in c.events() if "lost" in e], c.events()
+        assert node.link.reconnects == 0  # the router's heartbeats waited behind each batch: no silence
         assert all(w["alive"] for w in [p for t, p in c.received if t == "cluster"][-1]["workers"])
         c.running.discard("w1")  # killed: neither connection says goodbye
         node.link._stop.set()

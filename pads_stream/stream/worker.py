@@ -67,9 +67,12 @@ class RouterLink:
 
     def tick(self, load: Callable[[], WorkerLoad]) -> bool:
         """Heartbeat (with ``load()``, called only then) when due; reconnect when the router has been
-        silent for ``liveness`` heartbeats. True when :attr:`socket` was replaced (the caller
+        silent for ``liveness`` heartbeats (messages waiting unread count as heard: a batch longer than
+        the liveness timeout is no silence). True when :attr:`socket` was replaced (the caller
         re-registers it with its poller)."""
         now = time.monotonic()
+        if now - self.heard > self.liveness * self.heartbeat_s and self.socket.poll(0, zmq.POLLIN):
+            self.heard = now  # its messages wait unread behind a long batch: the router is there
         if now - self.heard > self.liveness * self.heartbeat_s:
             self.socket.close(0)
             self.socket = self._connect()
