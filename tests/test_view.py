@@ -119,7 +119,20 @@ def test_browser_shows_the_skeletons(tmp_path, test_set, world):
     _, red, blue, shot = photograph(tmp_path, message, 0.1, 300)
     assert red > 300 and blue > 300, (red, blue)  # left limbs red, right limbs blue
     left, top, right, bottom = skeleton_box(shot)
-    assert bottom - top > 0.3 and 0.05 < left and right < 0.95 and 0.05 < top and bottom < 0.95  # framed
+    # framed: the people whole and large, seen from beside their camera 3 m away
+    assert bottom - top > 0.2 and 0.05 < left and right < 0.95 and 0.05 < top and bottom < 0.95
+    assert camera_pixels(shot) > 2000  # issue 31, item 5: the camera's dark frustum is in the picture too
+
+
+def camera_pixels(png: str) -> int:
+    """Dark grey pixels (a camera's frustum; the grid is lighter) in the scene area."""
+    import matplotlib.image
+
+    img = (matplotlib.image.imread(png)[..., :3] * 255).astype(int)
+    r, g, b = img[..., 0], img[..., 1], img[..., 2]
+    dark = (abs(r - g) < 12) & (abs(g - b) < 12) & (r < 140)
+    dark[:160, :] = dark[:, 640:] = dark[600:, :100] = False
+    return int(dark.sum())
 
 
 def test_browser_shows_a_rig_with_its_latest_persons_and_every_camera(tmp_path, test_set):

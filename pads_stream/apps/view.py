@@ -82,14 +82,22 @@ class Viewer:
         people = [j for name, (_, _, j) in self.shown.items() if name.startswith("/persons/")]
         if not people:
             return
-        # the people, and every camera when several are shown (a rig's cameras stand around its people; a
-        # lone camera would only push the people into a corner)
+        # the people, and every camera when several are shown (a rig's cameras stand around its people); a
+        # lone camera is seen over its shoulder, in front of its people (framing it too would push them into
+        # a corner)
         cameras = [j for name, (_, _, j) in self.shown.items() if name.startswith("/cameras/")]
         joints = np.concatenate(people + (cameras if len(cameras) > 1 else []))
         lo, hi = joints.min(axis=0), joints.max(axis=0)
         centre = (lo + hi) / 2
         distance = 1.1 * max(1.8, float(np.linalg.norm(hi - lo)))  # the people fill most of the view
         position = centre + distance * np.array([0.0, -0.9, 0.45])
+        if len(cameras) == 1:
+            eye = cameras[0].mean(axis=0)
+            back = (eye - centre) * np.array([1.0, 1.0, 0.0])
+            if np.linalg.norm(back) > 0.5:  # beside the camera, a little behind and above: it stands at the side
+                back /= np.linalg.norm(back)
+                right = np.array([-back[1], back[0], 0.0])
+                position = eye + 0.7 * back + 0.8 * right + np.array([0.0, 0.0, 0.5])
         self.server.initial_camera.position, self.server.initial_camera.look_at = position, centre
         for client in self.server.get_clients().values():
             client.camera.position, client.camera.look_at = position, centre
@@ -133,7 +141,7 @@ class Viewer:
                 handle.remove()
         for stream, (centre, rotation) in cameras.items():
             name = f"/cameras/{stream}"
-            frustum = scene.add_camera_frustum(name, fov=1.0, aspect=4 / 3, scale=0.3, position=centre,
+            frustum = scene.add_camera_frustum(name, fov=1.0, aspect=4 / 3, scale=0.2, position=centre,
                                                wxyz=rotation_wxyz(rotation), color=(60, 60, 60))  # fmt: skip
             scene.add_label(name + "/label", stream, position=(0.0, 0.0, 0.0))  # removed with its frustum
             self.shown[name] = (now, [frustum], centre[None])
