@@ -63,6 +63,10 @@ def test_a_walk_calibrates_the_rig_its_clocks_scale_and_floor():
     prior = pads_stream.calibrate_rig(kp, rig.K, conf, t_ns)
     err = np.median(np.linalg.norm(prior.centres[1:] - prior.centres[0], axis=1) / dist) - 1
     assert prior.scale_source == "prior" and abs(err) <= 2 * prior.scale_sd
+    # a measured distance between two cameras fixes the scale instead
+    base = pads_stream.calibrate_rig(kp, rig.K, conf, t_ns, baseline_m=(0, 2, float(dist[1])))
+    found = np.linalg.norm(base.centres[1:] - base.centres[0], axis=1)
+    assert base.scale_source == "baseline" and abs(found[1] - dist[1]) < 1e-6 and np.abs(found / dist - 1).max() < 0.01
 
 
 @pytest.mark.parametrize(
@@ -73,6 +77,9 @@ def test_a_walk_calibrates_the_rig_its_clocks_scale_and_floor():
         (lambda a: {**a, "conf": a["conf"] * 2}, r"\[0, 1\]"),
         (lambda a: {**a, "t_ns": a["t_ns"][:, ::-1].copy()}, "increasing"),
         (lambda a: {**a, "height_m": 175.0}, "stature in metres"),
+        (lambda a: {**a, "baseline_m": (1, 1, 3.0)}, "i != j"),
+        (lambda a: {**a, "baseline_m": (0, 1, float("nan"))}, "metres between"),
+        (lambda a: {**a, "baseline_m": (0, 1, 3.0), "height_m": 1.7}, "not both"),
     ],
 )
 def test_bad_calibration_input_is_named(change, message):
@@ -112,6 +119,9 @@ def test_the_command_writes_a_rig_file_the_node_reads(tmp_path):
         rig_files.load(bad)
     missing = subprocess.run([*cmd, "--from", str(tmp_path / "none.npz")], capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "pads-stream calibrate: --from" in missing.stderr
+    unknown = subprocess.run([*cmd, "--from", str(rec), "--baseline", "cam0,cam9,3"], capture_output=True, text=True,
+                             timeout=60)  # fmt: skip
+    assert unknown.returncode == 2 and "two of the rig's streams (cam0, cam1, cam2, cam3)" in unknown.stderr
 
 
 def test_a_node_fuses_a_rig_sent_without_extrinsics_from_its_calibration(tmp_path):

@@ -9,7 +9,8 @@ robust essential matrices, clock offsets and drifts, one bundle adjustment; ``do
 
 Writes ``--out`` (a ``pads-stream-rig/1`` file): ``pads-stream node --rig-calibration FILE`` then
 fuses the rig's cameras sent without extrinsics, their clocks corrected. ``--height`` (the person's
-stature, metres) fixes the scale; without it the mean adult's size does, with 4 % uncertainty.
+stature, metres) or ``--baseline`` (two cameras' measured distance) fixes the scale; without either
+the mean adult's size does, with 4 % uncertainty.
 """
 
 from __future__ import annotations
@@ -86,11 +87,29 @@ def listen(endpoint: str, rig: str, seconds: float, bind: bool = True, wait_s: f
     return streams, kp, np.stack([cameras[s].K for s in streams]), conf, t_ns
 
 
+SCALE_WORDS = {"height": "the height given", "baseline": "the cameras' distance given", "prior": "the mean adult size"}
+
+
+def baseline(text: str | None, streams: list[str]) -> tuple[int, int, float] | None:
+    """``--baseline STREAM,STREAM,METRES`` as (i, j, metres) of the rig's cameras in ``streams`` order."""
+    if text is None:
+        return None
+    parts = text.split(",")
+    if len(parts) != 3 or parts[0] not in streams or parts[1] not in streams:
+        raise UsageError(f"--baseline {text}: give two of the rig's streams ({', '.join(streams)}) and the metres "
+                         "between their cameras, e.g. --baseline cam0,cam1,3.2")  # fmt: skip
+    try:
+        metres = float(parts[2])
+    except ValueError:
+        raise UsageError(f"--baseline {text}: {parts[2]!r} is no distance in metres") from None
+    return streams.index(parts[0]), streams.index(parts[1]), metres
+
+
 def summary(rig: str, streams: list[str], cal: RigCalibration) -> str:
     """What a user reads after a calibration: per camera its state, residual and clock; the scale and floor."""
     lines = [f"rig {rig}: {cal.frames} frames, world {cal.world}"
              + ("" if cal.floor_determined else " (the feet did not fix the floor: walk over more of it)"),
-             f"scale from {'the height given' if cal.scale_source == 'height' else 'the mean adult size'} "
+             f"scale from {SCALE_WORDS[cal.scale_source]} "
              f"(±{100 * cal.scale_sd:.1f} %), the person {cal.height_m:.2f} m tall"]  # fmt: skip
     for v, s in enumerate(streams):
         lines.append(f"  {s}: {cal.state[v]}, residual {cal.residual_px[v]:.1f} px, clock offset "
@@ -105,6 +124,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rig", required=True, help="the rig's name (its cameras' camera.rig)")
     parser.add_argument("--seconds", type=float, default=30.0, help="how long to listen after the rig's first frame")
     parser.add_argument("--height", type=float, help="the walking person's stature, metres (fixes the scale)")
+    parser.add_argument("--baseline", metavar="STREAM,STREAM,METRES", help="the measured distance between two "
+                        "cameras (fixes the scale instead of --height)")  # fmt: skip
     parser.add_argument("--out", required=True, help="the rig file to write (pads-stream-rig/1 JSON)")
     parser.add_argument("--in", dest="inp", default="tcp://*:5555", help="bind here, as a node would")
     parser.add_argument("--in-connect", help="connect to this endpoint instead of binding")
@@ -127,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
         endpoint, bind = (args.in_connect, False) if args.in_connect else (args.inp, True)
         streams, kp, K, conf, t_ns = listen(endpoint, args.rig, args.seconds, bind)
     try:
-        cal = calibrate_rig(kp, K, conf, t_ns, height_m=args.height)
+        cal = calibrate_rig(kp, K, conf, t_ns, height_m=args.height, baseline_m=baseline(args.baseline, streams))
     except ValueError as err:
         raise UsageError(str(err)) from None
     rig_files.save(args.out, args.rig, streams, K, cal)

@@ -4,7 +4,7 @@ reads — per member stream of a rig, its camera's K, R, t and clock, in one JSO
 Format ``pads-stream-rig/1``::
 
     {"format": "pads-stream-rig/1", "rig": "studio", "world": "floor" | "camera0",
-     "floor_determined": bool, "scale": {"source": "height" | "prior", "sd": 0.04, "height_m": 1.75},
+     "floor_determined": bool, "scale": {"source": "height" | "baseline" | "prior", "sd": 0.04, "height_m": 1.75},
      "cameras": [{"stream": "cam0", "K": 3x3, "R": 3x3, "t": [3], "offset_ns": int, "epoch_ns": int,
                   "drift_ppm": float, "residual_px": float, "state": "ok" | "replaced" | "failed"}, ...]}
 

@@ -53,7 +53,8 @@ class RigCalibration:
             ``t + offset_ns + drift_ppm·1e-6·(t − epoch_ns)`` (:meth:`reference_ns`).
         residual_px: (V,) median reprojection error of the person's joints, pixels.
         state: per camera ``"ok"``, ``"replaced"`` (re-placed by PnP on the others), ``"failed"``.
-        scale_source: ``"height"`` (the stature given) or ``"prior"`` (the mean adult's bones);
+        scale_source: ``"height"`` (the stature given), ``"baseline"`` (two cameras' distance given) or
+            ``"prior"`` (the mean adult's bones);
             scale_sd: the scale's relative uncertainty (1σ); height_m: the person's stature found.
         floor_determined: whether the feet fixed the floor (else ``world`` is ``"camera0"``).
         frames: reference instants used (camera 0's frames with the person).
@@ -177,7 +178,8 @@ def _check(kp2d, K, conf, t_ns) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
 
 
 def calibrate_rig(kp2d: np.ndarray, K: np.ndarray, conf: np.ndarray | None = None, t_ns: np.ndarray | None = None,
-                  height_m: float | None = None, seed: int = 0) -> RigCalibration:  # fmt: skip
+                  height_m: float | None = None, baseline_m: tuple[int, int, float] | None = None,
+                  seed: int = 0) -> RigCalibration:  # fmt: skip
     """Calibrate a rig from one person seen by every camera for a while (a calibration walk).
 
     Args:
@@ -188,6 +190,8 @@ def calibrate_rig(kp2d: np.ndarray, K: np.ndarray, conf: np.ndarray | None = Non
             simultaneous, clocks may differ by up to ±0.2 s (found to about a millisecond). None: the
             cameras are synchronised (frame f is one instant in every camera), at :data:`UNTIMED_HZ`.
         height_m: the person's stature, metres (fixes the scale); None: the prior's mean adult.
+        baseline_m: ``(i, j, metres)``: the measured distance between cameras i and j's centres (fixes the
+            scale instead of ``height_m``; give one of the two).
         seed: the robust estimators' random samples.
 
     Returns:
@@ -200,6 +204,8 @@ def calibrate_rig(kp2d: np.ndarray, K: np.ndarray, conf: np.ndarray | None = Non
     if height_m is not None and not 0.5 <= float(height_m) <= 2.5:
         raise ValueError(f"height_m is a person's stature in metres (0.5-2.5), got {height_m!r}")
     V, F = kp.shape[:2]
+    if baseline_m is not None:
+        _check_baseline(baseline_m, V, height_m)
     rng = np.random.default_rng(seed)
     rays = np.nan_to_num(normalized_rays(np.nan_to_num(kp), Ks[:, None])[..., :2])
     w = np.where(c >= MIN_CONF, c, 0.0)
@@ -292,7 +298,11 @@ def calibrate_rig(kp2d: np.ndarray, K: np.ndarray, conf: np.ndarray | None = Non
     seen = observe(b.offset_ms, b.drift_ppm).w.reshape(V, len(T), NUM_JOINTS)
     whole = ((seen > 0).sum(axis=0) >= 2).all(axis=1)
     bones = np.median(bone_lengths(skel[whole]), axis=0) if whole.sum() >= 5 else bone_lengths(skel).mean(axis=0)
-    if height_m is not None:
+    if baseline_m is not None:
+        i, j, metres = int(baseline_m[0]), int(baseline_m[1]), float(baseline_m[2])
+        centres = -np.einsum("vji,vj->vi", b.R, b.t)
+        scale, source, sd = metres / float(np.linalg.norm(centres[i] - centres[j])), "baseline", 0.002
+    elif height_m is not None:
         upright = float(stature_m(bones)) - ANKLE_HEIGHT_M  # the chain alone scales with the bones
         scale, source, sd = (float(height_m) - ANKLE_HEIGHT_M) / upright, "height", 0.005
     else:
@@ -314,6 +324,21 @@ def calibrate_rig(kp2d: np.ndarray, K: np.ndarray, conf: np.ndarray | None = Non
         drift_ppm=b.drift_ppm.copy(), residual_px=per_cam, state=tuple(state), scale_source=source, scale_sd=sd,
         height_m=float(stature_m(bones * scale)), floor_determined=floor is not None, frames=int(len(T)),
     )  # fmt: skip
+
+
+def _check_baseline(baseline_m: tuple[int, int, float], cameras: int, height_m: float | None) -> None:
+    """Raise ValueError unless ``baseline_m`` is (i, j, metres) of two cameras of the rig, 0.05-100 m apart."""
+    try:
+        i, j, metres = baseline_m
+        ok = int(i) == i and int(j) == j and 0 <= i < cameras and 0 <= j < cameras and i != j
+        ok = ok and np.isfinite(float(metres)) and 0.05 <= float(metres) <= 100.0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"baseline_m is (camera i, camera j, metres between their centres) with i != j among "
+                         f"{cameras} cameras and 0.05-100 m, got {baseline_m!r}")  # fmt: skip
+    if height_m is not None:
+        raise ValueError("give height_m or baseline_m, not both: each fixes the scale")
 
 
 def _view(obs: Observations, v: int, P: int) -> tuple[np.ndarray, np.ndarray]:
