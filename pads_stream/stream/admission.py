@@ -218,9 +218,12 @@ class Admission:
                 del self.streams[name]
                 for frames in self.rigs.values():
                     frames.forget(name)
+                for motion in self.rig_motion.values():
+                    motion.forget(name)
         for rig in [r for r, frames in self.rigs.items() if not frames.last_seen and not frames.waiting]:
             del self.rigs[rig]
             self.rig_tracks.pop(rig, None)
+            self.rig_motion.pop(rig, None)
             self.rig_clocks.pop(rig, None)
         now_ns = time.time_ns()
         for st in self.streams.values():

@@ -18,6 +18,7 @@ from ..geometry.smoothing import OneEuroConfig
 from .calibration import BUMP_MIN_PX
 from .fusion import RigTracks, ViewPerson, fuse_frame
 from .node_state import Pending, Person
+from .rig_instant import ViewMotion
 from .tracker import Estimate, Observation, estimate_persons
 from .wire import (
     PersonView,
@@ -151,7 +152,11 @@ class Batching:
                  for m in members]  # fmt: skip
         by_id = all(p.camera.rig_ids for m in members for p in m.persons)
         tracks = self.rig_tracks.setdefault(rig, RigTracks())
-        t_capture = max(m.t_capture for m in members)
+        t_capture = max(m.t_capture for m in members)  # the rig frame's instant: every view is moved to it
+        if self.cfg.rig_align_views:
+            motion = self.rig_motion.setdefault(rig, ViewMotion())
+            views = [motion.at_instant(m.frame.stream, m.t_capture, v, t_capture)
+                     for m, v in zip(members, views, strict=True)]  # fmt: skip
         try:
             streams = [m.frame.stream for m in members]
             fused, refused = fuse_frame(self.model, self.cfg.steps, views, self.cfg, tracks, t_capture, by_id, streams)

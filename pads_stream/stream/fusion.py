@@ -42,6 +42,7 @@ class FusionConfig:
     # (tools/rig_node_eval.py --validation: 19.9 mm cold, 20.7 / 18.4 / 17.5 / 17.3 / 17.5 at 50-250)
     rig_warm_t_start: int = 200
     rig_warm_gap_ms: float = 250.0  # ... if that pose is at most this old
+    rig_align_views: bool = True  # each view's 2D moved to the rig frame's instant along its motion (rig_instant)
 
 
 @dataclass

@@ -47,6 +47,7 @@ from .clock import ClockConfig, SenderClock
 from .fusion import RigFrames, RigTracks
 from .node_state import NodeConfig, Pending, StreamState
 from .publishing import Publishing, Stats, status_line
+from .rig_instant import ViewMotion
 from .sockets import RateLimit, add_curve_argument, inbound
 from .wire import (
     WorkerLoad,
@@ -98,6 +99,7 @@ class Node(Admission, Batching, Publishing):
         self.pending: dict[str, Pending] = {}
         self.rigs: dict[str, RigFrames[Pending]] = {}  # rig name -> its member frames waiting to be fused
         self.rig_tracks: dict[str, RigTracks] = {}
+        self.rig_motion: dict[str, ViewMotion] = {}  # rig name -> its members' previous frames (views at one instant)
         self.rig_clocks: dict[str, SenderClock] = {}
         # rig members' R, t and clocks from calibration files, by stream
         self.calibrations: dict[str, CameraCalibration] = {}
