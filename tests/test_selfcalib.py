@@ -275,3 +275,88 @@ def test_a_swapped_K_is_said_once_and_the_frames_are_still_estimated():
     said = errors(out, "intrinsics")
     assert len(said) == 1 and said[0]["stream"] == "s" and "swapped" in said[0]["reason"]
     assert len(poses(out, "s")) >= 25  # still estimated
+
+
+def test_a_rig_calibrates_itself_from_one_of_several_people_when_its_ids_are_its_own():
+    """Two people walk through the S9 rig's views, sent without R and t by a multi-camera tracker
+    (``rig_ids``: each person's id is the same in every camera): the node collects each person's
+    walk apart, calibrates from the first one long enough, then fuses both people in the world."""
+    from pads_stream.api import load_model
+
+    from .test_node import Harness, poses
+
+    rig = load_rig(str(CAMERAS), "S9")
+    takes = np.load(H36M, allow_pickle=True)["positions_3d"].item()["S8"]
+    rng = np.random.default_rng(4)
+    people = [place_walk(foot_locked_path(takes[name][:400]), rig, rng) + shift
+              for name, shift in (("walking_1", [-0.6, 0.0, 0.0]), ("walking_2", [0.6, 0.0, 0.0]))]  # fmt: skip
+    h = Harness(load_model(), steps=3, latency_budget_ms=60_000, status_period_s=0.2, rig_autocalibrate_s=4.0)
+    out, t0 = [], time.time_ns()
+    try:
+        for k in range(400):
+            persons = [[] for _ in range(4)]
+            for m, world in enumerate(people):
+                uv = np.einsum("vij,kj->vki", rig.R, world[k]) + rig.t[:, None]
+                uv = np.einsum("vij,vkj->vki", rig.K, uv)
+                for v in range(4):
+                    kp = np.concatenate([uv[v, :, :2] / uv[v, :, 2:], np.ones((17, 1))], -1)
+                    persons[v].append({"id": m, "kp": kp.tolist()})
+            msgs = [kp2d_message(f"cam{v}", k, t0 + k * 40_000_000, persons[v],
+                                 camera={"K": rig.K[v].tolist(), "rig": "studio", "rig_ids": True})
+                    for v in range(4)]  # fmt: skip
+            out += h.exchange(*msgs, spins=1)
+            while time.time_ns() < t0 + (k + 1) * 40_000_000:
+                out += h.exchange(spins=1)
+            if len(poses(out, "studio")) >= 10:
+                break
+    finally:
+        h.close()
+    statuses = [p for t, p in out if t == "status"]
+    cal = statuses[-1]["calibration"].get("studio")
+    assert cal is not None and cal["state"] == "done", statuses[-1]["calibration"]
+    R = {s: np.array(c["R"]).reshape(3, 3) for s, c in cal["cameras"].items()}
+    errs = [epipolar.rotation_angle_deg((R[f"cam{v}"] @ R["cam0"].T) @ (rig.R[v] @ rig.R[0].T).T) for v in (1, 2, 3)]
+    assert max(errs) < 0.5, errs  # degrees
+    fused = poses(out, "studio")
+    assert len(fused) >= 10 and all(len(f["persons"]) == 2 for f in fused)
+
+
+def test_the_command_listens_to_a_rig_and_takes_the_walker_most_cameras_see():
+    """``calibrate`` listening (``listen``): two people sent with the rig's own ids, one seen by all four
+    cameras, one by three: the walk of the one all four see is collected, and it calibrates the rig."""
+    import threading
+
+    import zmq
+
+    from pads_stream.apps.calibrate import listen
+
+    rig = load_rig(str(CAMERAS), "S9")
+    takes = np.load(H36M, allow_pickle=True)["positions_3d"].item()["S8"]
+    rng = np.random.default_rng(5)
+    people = [place_walk(foot_locked_path(takes[name][:200]), rig, rng) + shift
+              for name, shift in (("walking_1", [-0.6, 0.0, 0.0]), ("walking_2", [0.6, 0.0, 0.0]))]  # fmt: skip
+    ctx = zmq.Context()
+    pub = ctx.socket(zmq.PUB)  # the rig's sender binds; the command connects (--in-connect)
+    pub.setsockopt(zmq.SNDHWM, 0)
+    endpoint = f"tcp://127.0.0.1:{pub.bind_to_random_port('tcp://127.0.0.1')}"
+    got = {}
+    thread = threading.Thread(target=lambda: got.update(out=listen(endpoint, "studio", 2.0, bind=False, context=ctx)))
+    thread.start()
+    time.sleep(0.5)  # the subscription reaches the publisher
+    for k in range(200):
+        for v in range(4):
+            persons = []
+            for m, world in enumerate(people):
+                if m == 1 and v == 3:
+                    continue  # camera 3 does not see the second person
+                uv = (world[k] @ rig.R[v].T + rig.t[v]) @ rig.K[v].T
+                persons.append({"id": m, "kp": np.concatenate([uv[:, :2] / uv[:, 2:], np.ones((17, 1))], -1).tolist()})
+            camera = {"K": rig.K[v].tolist(), "rig": "studio", "rig_ids": True}
+            pub.send_multipart(kp2d_message(f"cam{v}", k, 1_000_000_000 + k * 40_000_000, persons, camera=camera))
+    thread.join(60)
+    pub.close(0)
+    ctx.destroy(linger=0)
+    streams, kp, K, conf, t_ns = got["out"]
+    assert streams == ["cam0", "cam1", "cam2", "cam3"] and kp.shape == (4, 200, 17, 2)
+    cal = pads_stream.calibrate_rig(kp, K, conf, t_ns)
+    assert relative_rotation_errors(cal, rig).max() < 0.5  # degrees: the first person's walk, not a mix

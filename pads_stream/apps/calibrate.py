@@ -37,14 +37,21 @@ def listen(endpoint: str, rig: str, seconds: float, bind: bool = True, wait_s: f
            context: zmq.Context | None = None) -> Collected:  # fmt: skip
     """Collect one person's 2D from rig ``rig``'s member streams for ``seconds`` after its first frame.
 
+    The person of frames with exactly one person; with the rig's own ids (``camera.rig_ids``), each
+    person apart, and the one seen longest by the most cameras is the walker.
+
     Returns (streams, kp2d (V, F, 17, 2) px undistorted H36M-17, K (V, 3, 3), conf (V, F, 17),
-    t_ns (V, F)); each camera keeps its first F frames with exactly one person (F the fewest any has).
+    t_ns (V, F)); each camera keeps the walker's first F frames (F the fewest any has).
     """
     ctx = context or zmq.Context.instance()
     sub = inbound(ctx, 10000)
-    (sub.bind if bind else sub.connect)(endpoint)
+    try:
+        (sub.bind if bind else sub.connect)(endpoint)
+    except zmq.ZMQError as err:
+        sub.close(linger=0)
+        raise UsageError(f"cannot {'bind' if bind else 'connect'} {endpoint}: {err}") from None
     cameras: dict[str, Camera] = {}
-    seen: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {}
+    walkers: dict[int | None, dict[str, list[tuple[int, np.ndarray, np.ndarray]]]] = {}  # id -> stream -> frames
     first, started = None, time.monotonic()
     try:
         while (first is None and time.monotonic() - started < wait_s) or (
@@ -63,16 +70,21 @@ def listen(endpoint: str, rig: str, seconds: float, bind: bool = True, wait_s: f
             if frame.camera is not None:
                 cameras[frame.stream] = frame.camera
             cam = cameras.get(frame.stream)
-            if cam is None or cam.rig != rig or len(frame.persons) != 1 or frame.t_ns <= 0:
+            # a frame's only person, or with the rig's own ids each person apart
+            people = frame.persons if cam is not None and (cam.rig_ids or len(frame.persons) == 1) else ()
+            if cam is None or cam.rig != rig or not people or frame.t_ns <= 0:
                 continue
             first = time.monotonic() if first is None else first
-            p = frame.persons[0]
-            kp, conf = to_h36m(p.kp[None], p.conf[None], frame.layout)
-            if cam.dist is not None:
-                kp = undistort_points(kp, cam.K, cam.dist)
-            seen.setdefault(frame.stream, []).append((frame.t_ns, kp[0], conf[0]))
+            for p in people:
+                kp, conf = to_h36m(p.kp[None], p.conf[None], frame.layout)
+                if cam.dist is not None:
+                    kp = undistort_points(kp, cam.K, cam.dist)
+                walker = walkers.setdefault(p.id if cam.rig_ids else None, {})
+                walker.setdefault(frame.stream, []).append((frame.t_ns, kp[0], conf[0]))
     finally:
         sub.close(linger=0)
+    # the walker seen longest by the most cameras
+    seen = max(walkers.values(), key=lambda w: (len(w), min(len(f) for f in w.values())), default={})
     if len(seen) < 2:
         raise UsageError(f"rig {rig!r}: heard {len(seen)} member streams with one person in {seconds:g} s "
                          "(need 2 or more; do its cameras name it in camera.rig?)")  # fmt: skip

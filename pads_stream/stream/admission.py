@@ -109,7 +109,10 @@ class Admission:
             raise WireError("camera", "camera.rig names a stream: rigs publish on pose3d/<rig>, name them apart",
                             frame.stream, frame.frame)  # fmt: skip
         if rig is not None and state.camera.R is None:  # a self-calibrating rig's view: its walk, not yet fused
-            if len(persons) == 1:
+            if state.camera.rig_ids:  # the ids are the rig's own: each person's walk apart
+                for p in persons:
+                    self.calibrator.observe(rig, frame.stream, frame.t_ns, p.K, p.kp, p.conf, p.id)
+            elif len(persons) == 1:
                 p = persons[0]
                 self.calibrator.observe(rig, frame.stream, frame.t_ns, p.K, p.kp, p.conf)
             self.drop(frame, "calibrating")

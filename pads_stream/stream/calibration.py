@@ -1,7 +1,8 @@
 """Rigs that calibrate themselves in the node: a rig whose cameras arrive without R and t collects its
-first person's walk, is calibrated from it in a thread (:func:`pads_stream.geometry.selfcalib.calibrate_rig`),
-then fused; each camera's residual is watched, and a camera that moves (bumped) is re-placed on the
-rig's fused poses (PnP) and said so.
+first person's walk (frames with one person per camera; with the rig's own ids, ``camera.rig_ids``,
+each person's own walk among several, the first long enough is used), is calibrated from it in a
+thread (:func:`pads_stream.geometry.selfcalib.calibrate_rig`), then fused; each camera's residual is
+watched, and a camera that moves (bumped) is re-placed on the rig's fused poses (PnP) and said so.
 
 Socket-free: the node feeds it and reads it (:mod:`pads_stream.stream.admission`,
 :mod:`pads_stream.stream.batching`). Units: pixels for 2D and K; metres for R, t; ns for clocks.
@@ -19,26 +20,30 @@ from ..data.rig_files import CameraCalibration
 from ..geometry.epipolar import pnp
 from ..geometry.selfcalib import RigCalibration, calibrate_rig
 
-MIN_FRAMES = 50  # frames with one person per camera before a calibration is tried
+MIN_FRAMES = 50  # frames of the walker per camera before a calibration is tried
 BUMP_FACTOR = 3.0  # a camera whose recent residual exceeds this × its first after calibration (and BUMP_MIN_PX) moved
 BUMP_MIN_PX = 8.0
 BUMP_FRAMES = 25  # fused frames of a camera that decide a bump and re-place it
 
 
+Frames = dict[str, list[tuple[int, np.ndarray, np.ndarray]]]  # one walker: stream -> its (t_ns, kp, conf)
+
+
 @dataclass
 class Walk:
-    """One rig's calibration walk so far and its outcome."""
+    """One rig's calibration walk so far and its outcome: per walker (the rig's person id, or None for
+    the one person of frames with one person) the frames of each member stream."""
 
-    frames: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = field(default_factory=dict)  # (t_ns, kp, conf)
+    walkers: dict[int | None, Frames] = field(default_factory=dict)
     K: dict[str, np.ndarray] = field(default_factory=dict)
     state: str = "collecting"  # collecting, calibrating, done, failed
     reason: str = ""
     thread: threading.Thread | None = None
     result: tuple[list[str], RigCalibration] | None = None
 
-    def span_s(self) -> float:
-        """Seconds of walk the members have in common so far (by their own clocks)."""
-        spans = [(f[-1][0] - f[0][0]) * 1e-9 for f in self.frames.values() if len(f) >= 2]
+    def span_s(self, walker: int | None) -> float:
+        """Seconds of ``walker``'s walk the members have in common so far (by their own clocks)."""
+        spans = [(f[-1][0] - f[0][0]) * 1e-9 for f in self.walkers.get(walker, {}).values() if len(f) >= 2]
         return min(spans) if len(spans) >= 2 else 0.0
 
 
@@ -60,27 +65,29 @@ class RigCalibrator:
         self.watches: dict[tuple[str, str], Watch] = {}
         self.events: collections.deque[str] = collections.deque(maxlen=20)
 
-    def observe(self, rig: str, stream: str, t_ns: int, K: np.ndarray, kp: np.ndarray, conf: np.ndarray) -> None:
-        """One member frame with exactly one person: kp (17, 2) undistorted px (H36M-17), conf (17,)."""
+    def observe(self, rig: str, stream: str, t_ns: int, K: np.ndarray, kp: np.ndarray, conf: np.ndarray,
+                walker: int | None = None) -> None:  # fmt: skip
+        """One person of a member frame: kp (17, 2) undistorted px (H36M-17), conf (17,); ``walker`` its
+        id when the ids are the rig's own (one person among several), None for a frame's only person."""
         walk = self.walks.setdefault(rig, Walk())
         if walk.state != "collecting" or t_ns <= 0:
             return
-        frames = walk.frames.setdefault(stream, [])
+        frames = walk.walkers.setdefault(walker, {}).setdefault(stream, [])
         if frames and t_ns <= frames[-1][0]:
             return
         frames.append((t_ns, kp.astype(np.float64), conf.astype(np.float64)))
         walk.K[stream] = K
-        if walk.span_s() >= self.seconds and min(len(f) for f in walk.frames.values()) >= MIN_FRAMES:
-            self._start(rig, walk)
+        if walk.span_s(walker) >= self.seconds and min(len(f) for f in walk.walkers[walker].values()) >= MIN_FRAMES:
+            self._start(rig, walk, walk.walkers[walker])
 
-    def _start(self, rig: str, walk: Walk) -> None:
-        streams = sorted(s for s, f in walk.frames.items() if len(f) >= MIN_FRAMES)
-        n = min(len(walk.frames[s]) for s in streams)
-        kp = np.stack([np.stack([f[1] for f in walk.frames[s][:n]]) for s in streams])
-        conf = np.stack([np.stack([f[2] for f in walk.frames[s][:n]]) for s in streams])
-        t_ns = np.array([[f[0] for f in walk.frames[s][:n]] for s in streams], dtype=np.int64)
+    def _start(self, rig: str, walk: Walk, walker: Frames) -> None:
+        streams = sorted(s for s, f in walker.items() if len(f) >= MIN_FRAMES)
+        n = min(len(walker[s]) for s in streams)
+        kp = np.stack([np.stack([f[1] for f in walker[s][:n]]) for s in streams])
+        conf = np.stack([np.stack([f[2] for f in walker[s][:n]]) for s in streams])
+        t_ns = np.array([[f[0] for f in walker[s][:n]] for s in streams], dtype=np.int64)
         K = np.stack([walk.K[s] for s in streams])
-        walk.frames, walk.state = {}, "calibrating"
+        walk.walkers, walk.state = {}, "calibrating"
 
         def run() -> None:
             try:
@@ -151,5 +158,6 @@ class RigCalibrator:
 
     def status(self) -> dict[str, dict]:
         """Per self-calibrating rig: its state, the walk collected (s), the reason of a failure."""
-        return {rig: {"state": w.state, "seconds": round(w.span_s(), 2), "reason": w.reason}
+        return {rig: {"state": w.state, "seconds": round(max([w.span_s(p) for p in w.walkers] or [0.0]), 2),
+                      "reason": w.reason}
                 for rig, w in self.walks.items()}  # fmt: skip
