@@ -239,17 +239,21 @@ def calibrate_rig(kp2d: np.ndarray, K: np.ndarray, conf: np.ndarray | None = Non
     P = len(T) * NUM_JOINTS
     y0, w0 = obs0.y[:P], obs0.w[:P]
     for v in range(1, V):
-        pair = lambda o, v=v: observe(np.where(np.arange(V) == v, o, 0.0), np.zeros(V))  # noqa: E731
-        yv, wv = _view(pair(0.0), v, P)
+
+        def pair(o: float, v: int = v) -> tuple[np.ndarray, np.ndarray]:  # camera v's rows, its clock at o ms
+            y, wv, _ = tracks[v].read(T - o * 1e-3)
+            return y.reshape(-1, 2), wv.reshape(-1)
+
+        yv, wv = pair(0.0)
         both = np.flatnonzero((w0 > 0) & (wv > 0))
         if len(both) < 50:
             raise ValueError(f"camera {v} shares {len(both)} seen joints with camera 0; it needs 50 or more")
         E, _ = essential(y0[both], yv[both], focal[v].mean(), rng)
         if timed:  # the offset that makes the two views most epipolar (E re-fitted to each), coarse to fine
             for grid in (np.arange(-OFFSET_SCAN_MS, OFFSET_SCAN_MS + 1, 4.0), off[v] + np.arange(-4, 4.25, 0.5)):
-                costs = [_epipolar_cost(E, y0, w0, *_view(pair(o), v, P), focal[v].mean()) for o in grid]
+                costs = [_epipolar_cost(E, y0, w0, *pair(o), focal[v].mean()) for o in grid]
                 off[v] = grid[int(np.argmin(costs))]
-            yv, wv = _view(pair(off[v]), v, P)
+            yv, wv = pair(off[v])
             both = np.flatnonzero((w0 > 0) & (wv > 0))
             E, _ = essential(y0[both], yv[both], focal[v].mean(), rng)
         weight = np.minimum(w0[both], wv[both])
@@ -339,11 +343,6 @@ def _check_baseline(baseline_m: tuple[int, int, float], cameras: int, height_m: 
                          f"{cameras} cameras and 0.05-100 m, got {baseline_m!r}")  # fmt: skip
     if height_m is not None:
         raise ValueError("give height_m or baseline_m, not both: each fixes the scale")
-
-
-def _view(obs: Observations, v: int, P: int) -> tuple[np.ndarray, np.ndarray]:
-    """Camera v's rows of the observations: (y (P, 2), w (P,))."""
-    return obs.y[v * P : (v + 1) * P], obs.w[v * P : (v + 1) * P]
 
 
 def _epipolar_cost(E: np.ndarray, y0: np.ndarray, w0: np.ndarray, yv: np.ndarray, wv: np.ndarray,
