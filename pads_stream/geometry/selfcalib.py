@@ -132,7 +132,9 @@ def smooth_tracks(times: np.ndarray, y: np.ndarray, w: np.ndarray, outlier: floa
     dt = float(np.median(np.diff(times)))
     y = np.nan_to_num(y)
     tracks = Tracks(times, y, w, sigma * dt)
-    for _ in range(2):
+    for _ in range(3):
+        fit, _, _ = tracks.read(times)
+        tracks = Tracks(times, 2 * y - fit, tracks.w, sigma * dt)  # twicing: the smoothing's bias removed
         fit, _, _ = tracks.read(times)
         tracks = Tracks(times, y, np.where(np.linalg.norm(y - fit, axis=-1) > outlier, 0.0, w), sigma * dt)
     return tracks

@@ -58,6 +58,16 @@ class Admission:
             except WireError as err:
                 self.reject(err)
 
+    def walk_frame(self, rig: str, stream: str, t_ns: int, rig_ids: bool, persons: list[Person]) -> None:
+        """A self-calibrating rig's member frame as its calibration walk: its only person, or with the
+        rig's own ids each person apart (``t_ns`` on the camera's own clock)."""
+        if rig_ids:
+            for p in persons:
+                self.calibrator.observe(rig, stream, t_ns, p.K, p.kp, p.conf, p.id)
+        elif len(persons) == 1:
+            p = persons[0]
+            self.calibrator.observe(rig, stream, t_ns, p.K, p.kp, p.conf)
+
     def latch(self, stream: str, camera: Camera, frame: int | None) -> Camera:
         """The camera to latch for ``stream``: a rig's member without R and t takes them from the
         node's rig calibration (``rig_calibration``), or is refused (``camera``)."""
@@ -100,6 +110,7 @@ class Admission:
             raise WireError("no_camera", "no camera latched: send camera/<stream> or include camera in kp2d",
                             frame.stream, frame.frame)  # fmt: skip
         known = self.calibrations.get(frame.stream)
+        own_t_ns = frame.t_ns  # on the camera's own clock (a calibration walk's time)
         if known is not None and state.camera.rig == known.rig and frame.t_ns > 0:  # its clock on the rig's
             frame = dataclasses.replace(frame, t_ns=known.reference_ns(frame.t_ns))
         persons = self.prepare(frame, state.camera)  # first, so a frame dropped below still gets its errors
@@ -108,13 +119,9 @@ class Admission:
         if rig is not None and rig in self.streams:
             raise WireError("camera", "camera.rig names a stream: rigs publish on pose3d/<rig>, name them apart",
                             frame.stream, frame.frame)  # fmt: skip
+        if rig is not None and (state.camera.R is None or self.calibrator.refining(rig)):
+            self.walk_frame(rig, frame.stream, own_t_ns, state.camera.rig_ids, persons)
         if rig is not None and state.camera.R is None:  # a self-calibrating rig's view: its walk, not yet fused
-            if state.camera.rig_ids:  # the ids are the rig's own: each person's walk apart
-                for p in persons:
-                    self.calibrator.observe(rig, frame.stream, frame.t_ns, p.K, p.kp, p.conf, p.id)
-            elif len(persons) == 1:
-                p = persons[0]
-                self.calibrator.observe(rig, frame.stream, frame.t_ns, p.K, p.kp, p.conf)
             self.drop(frame, "calibrating")
             return
         clock = state.clock if rig is None else self.rig_clocks.setdefault(rig, SenderClock())

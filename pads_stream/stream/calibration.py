@@ -3,6 +3,9 @@ first person's walk (frames with one person per camera; with the rig's own ids, 
 each person's own walk among several, the first long enough is used), is calibrated from it in a
 thread (:func:`pads_stream.geometry.selfcalib.calibrate_rig`), then fused; each camera's residual is
 watched, and a camera that moves (bumped) is re-placed on the rig's fused poses (PnP) and said so.
+While it runs, the walk goes on being collected, and once it is ``refine_s`` long the rig is
+calibrated again from it (clock drifts are solved from 20 s on) and the result put in the first
+calibration's world (:func:`keep_world`: its origin and heading; the floor and scale are the new ones).
 
 Socket-free: the node feeds it and reads it (:mod:`pads_stream.stream.admission`,
 :mod:`pads_stream.stream.batching`). Units: pixels for 2D and K; metres for R, t; ns for clocks.
@@ -38,6 +41,9 @@ class Walk:
     K: dict[str, np.ndarray] = field(default_factory=dict)
     state: str = "collecting"  # collecting, calibrating, done, failed
     reason: str = ""
+    refine: str = "waiting"  # the second, longer walk: waiting, collecting, calibrating, done, failed, off
+    cameras: dict[str, CameraCalibration] = field(default_factory=dict)  # the calibration in use
+    world: str = ""  # its world: "floor" or "camera0" (RigCalibration.world)
     thread: threading.Thread | None = None
     result: tuple[list[str], RigCalibration] | None = None
 
@@ -59,8 +65,8 @@ class Watch:
 class RigCalibrator:
     """Calibration walks of self-calibrating rigs, their threads, and the watch for bumped cameras."""
 
-    def __init__(self, seconds: float, height_m: float | None = None) -> None:
-        self.seconds, self.height_m = seconds, height_m
+    def __init__(self, seconds: float, height_m: float | None = None, refine_s: float = 0.0) -> None:
+        self.seconds, self.height_m, self.refine_s = seconds, height_m, refine_s
         self.walks: dict[str, Walk] = {}
         self.watches: dict[tuple[str, str], Watch] = {}
         self.events: collections.deque[str] = collections.deque(maxlen=20)
@@ -70,15 +76,22 @@ class RigCalibrator:
         """One person of a member frame: kp (17, 2) undistorted px (H36M-17), conf (17,); ``walker`` its
         id when the ids are the rig's own (one person among several), None for a frame's only person."""
         walk = self.walks.setdefault(rig, Walk())
-        if walk.state != "collecting" or t_ns <= 0:
+        collecting = walk.state == "collecting" or walk.refine == "collecting"
+        if not collecting or t_ns <= 0:
             return
         frames = walk.walkers.setdefault(walker, {}).setdefault(stream, [])
         if frames and t_ns <= frames[-1][0]:
             return
         frames.append((t_ns, kp.astype(np.float64), conf.astype(np.float64)))
         walk.K[stream] = K
-        if walk.span_s(walker) >= self.seconds and min(len(f) for f in walk.walkers[walker].values()) >= MIN_FRAMES:
+        enough = self.refine_s if walk.refine == "collecting" else self.seconds
+        if walk.span_s(walker) >= enough and min(len(f) for f in walk.walkers[walker].values()) >= MIN_FRAMES:
             self._start(rig, walk, walk.walkers[walker])
+
+    def refining(self, rig: str) -> bool:
+        """Whether ``rig``'s walk is being collected for its refinement (its fused frames feed :meth:`observe`)."""
+        walk = self.walks.get(rig)
+        return walk is not None and walk.refine == "collecting"
 
     def _start(self, rig: str, walk: Walk, walker: Frames) -> None:
         streams = sorted(s for s, f in walker.items() if len(f) >= MIN_FRAMES)
@@ -87,7 +100,11 @@ class RigCalibrator:
         conf = np.stack([np.stack([f[2] for f in walker[s][:n]]) for s in streams])
         t_ns = np.array([[f[0] for f in walker[s][:n]] for s in streams], dtype=np.int64)
         K = np.stack([walk.K[s] for s in streams])
-        walk.walkers, walk.state = {}, "calibrating"
+        walk.walkers, walk.result, walk.reason = {}, None, ""
+        if walk.refine == "collecting":
+            walk.refine = "calibrating"
+        else:
+            walk.state = "calibrating"
 
         def run() -> None:
             try:
@@ -102,21 +119,34 @@ class RigCalibrator:
         """Rigs whose calibration just ended: (rig, {stream: its calibration}); a failed one collects again."""
         out = []
         for rig, walk in self.walks.items():
-            if walk.state != "calibrating" or walk.thread is None or walk.thread.is_alive():
+            refined = walk.refine == "calibrating"
+            if not (walk.state == "calibrating" or refined) or walk.thread is None or walk.thread.is_alive():
                 continue
             if walk.result is None:
-                walk.state = "collecting"  # another walk
-                self.events.append(f"rig {rig}: calibration failed ({walk.reason}); collecting a new walk")
+                if refined:  # the first calibration stays
+                    walk.refine = "failed"
+                    self.events.append(f"rig {rig}: refinement failed ({walk.reason}); the calibration stays")
+                else:
+                    walk.state = "collecting"  # another walk
+                    self.events.append(f"rig {rig}: calibration failed ({walk.reason}); collecting a new walk")
                 continue
             streams, cal = walk.result
-            walk.state = "done"
-            cams = {s: CameraCalibration(rig, s, np.zeros((3, 3)), cal.R[v], cal.t[v], int(cal.offset_ns[v]),
+            R, t = cal.R, cal.t
+            if refined and walk.world == "floor":  # the world stays (the new floor and scale are taken)
+                R, t = keep_world(streams, R, t, walk.cameras, cal.world == "floor")
+            elif refined and cal.world == "floor":  # camera 0's frame becomes a floor world
+                self.events.append(f"rig {rig}: the longer walk found the floor; the world is now the floor's")
+            cams = {s: CameraCalibration(rig, s, np.zeros((3, 3)), R[v], t[v], int(cal.offset_ns[v]),
                                          int(cal.epoch_ns[v]), float(cal.drift_ppm[v]), cal.state[v])
                     for v, s in enumerate(streams)}  # fmt: skip
             for s in streams:
                 self.watches[(rig, s)] = Watch()
-            self.events.append(f"rig {rig}: calibrated from {cal.frames} frames ({cal.world} world, scale from "
+            what = "refined" if refined else "calibrated"
+            self.events.append(f"rig {rig}: {what} from {cal.frames} frames ({cal.world} world, scale from "
                                f"{cal.scale_source} ±{100 * cal.scale_sd:.1f} %)")  # fmt: skip
+            walk.state, walk.cameras = "done", {**walk.cameras, **cams}
+            walk.world = cal.world if not refined or cal.world == "floor" else walk.world
+            walk.refine = "done" if refined else "collecting" if self.refine_s > self.seconds else "off"
             out.append((rig, cams))
         return out
 
@@ -159,5 +189,27 @@ class RigCalibrator:
     def status(self) -> dict[str, dict]:
         """Per self-calibrating rig: its state, the walk collected (s), the reason of a failure."""
         return {rig: {"state": w.state, "seconds": round(max([w.span_s(p) for p in w.walkers] or [0.0]), 2),
-                      "reason": w.reason}
+                      "reason": w.reason, "refinement": w.refine}
                 for rig, w in self.walks.items()}  # fmt: skip
+
+
+def keep_world(streams: list[str], R: np.ndarray, t: np.ndarray, old: dict[str, CameraCalibration],
+               floor: bool) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """A new calibration (R (V, 3, 3), t (V, 3) of ``streams``, X_cam = R X + t) moved into the world of
+    the ``old`` one (per stream, a floor world), so that a rig's world does not jump when it is refined:
+    the rigid motion that best carries the new camera centres onto the old. ``floor`` (the new one has
+    one too): only a turn about Z and a shift along the floor, so the new floor stays with the old
+    origin and heading."""
+    both = [v for v, s in enumerate(streams) if s in old]
+    new_c = -np.einsum("vji,vj->vi", R[both], t[both])
+    old_c = np.array([-old[streams[v]].R.T @ old[streams[v]].t for v in both])
+    axes = 2 if floor else 3
+    a, b = new_c[:, :axes] - new_c[:, :axes].mean(0), old_c[:, :axes] - old_c[:, :axes].mean(0)
+    u, _, vt = np.linalg.svd(b.T @ a)
+    q = u @ np.diag([1.0] * (axes - 1) + [np.sign(np.linalg.det(u @ vt))]) @ vt
+    Q, shift = np.eye(3), np.zeros(3)
+    Q[:axes, :axes] = q
+    shift[:axes] = old_c[:, :axes].mean(0) - q @ new_c[:, :axes].mean(0)
+    # X_old = Q X_new + shift, so X_cam = R Qᵀ (X_old − shift) + t
+    R_out = R @ Q.T
+    return R_out, t - np.einsum("vij,j->vi", R_out, shift)

@@ -105,7 +105,7 @@ class Node(Admission, Batching, Publishing):
         self.calibrations: dict[str, CameraCalibration] = {}
         for path in filter(None, (p.strip() for p in cfg.rig_calibration.split(","))):
             self.calibrations.update(rig_files.load(path))
-        self.calibrator = RigCalibrator(cfg.rig_autocalibrate_s, cfg.rig_calibration_height_m or None)
+        self.calibrator = RigCalibrator(cfg.rig_autocalibrate_s, cfg.rig_calibration_height_m or None, cfg.rig_refine_s)
         self.rig_frames: dict[str, int] = {}  # rig name -> rig frames published (the rig pose3d's frame)
         self.stats = Stats()
         self.stopping = False
