@@ -407,3 +407,29 @@ def test_a_self_calibrated_rig_is_refined_from_a_longer_walk_in_the_same_world()
     R = {s: np.array(c["R"]).reshape(3, 3) for s, c in cal["cameras"].items()}
     errs = [epipolar.rotation_angle_deg((R[f"cam{v}"] @ R["cam0"].T) @ (rig.R[v] @ rig.R[0].T).T) for v in (1, 2, 3)]
     assert max(errs) < 0.5, errs  # degrees
+
+
+def test_a_walk_that_cannot_calibrate_is_said_and_collected_again():
+    """The node's calibrator (socket-free): a walk whose cameras never see the person together is
+    calibrated in the child process, its ValueError comes back as the reason, and a new walk starts."""
+    from pads_stream.stream.calibration import RigCalibrator
+
+    rig = load_rig(str(CAMERAS), "S9")
+    calibrator = RigCalibrator(seconds=2.0)
+    try:
+        for k in range(60):
+            for v in range(2):
+                conf = np.zeros(17)
+                conf[:8] = 1.0 if v == 0 else 0.0  # camera 0 sees the legs, camera 1 nothing
+                kp = np.random.default_rng(k).uniform(0, 1000, (17, 2))
+                calibrator.observe("studio", f"cam{v}", 1_000_000_000 + k * 40_000_000, rig.K[v], kp, conf)
+        assert calibrator.status()["studio"]["state"] == "calibrating"
+        deadline = time.monotonic() + 60
+        while not calibrator.events and time.monotonic() < deadline:
+            assert calibrator.finished() == []
+            time.sleep(0.05)
+    finally:
+        calibrator.close()
+    (event,) = calibrator.events
+    assert "calibration failed (camera 1 shares 0 seen joints with camera 0" in event, event
+    assert calibrator.status()["studio"]["state"] == "collecting"

@@ -1,7 +1,8 @@
 """Rigs that calibrate themselves in the node: a rig whose cameras arrive without R and t collects its
 first person's walk (frames with one person per camera; with the rig's own ids, ``camera.rig_ids``,
 each person's own walk among several, the first long enough is used), is calibrated from it in a
-thread (:func:`pads_stream.geometry.selfcalib.calibrate_rig`), then fused; each camera's residual is
+process of its own (:func:`pads_stream.geometry.selfcalib.calibrate_rig`; seconds of arithmetic that
+would hold the node's loop in a thread), then fused; each camera's residual is
 watched, and a camera that moves (bumped) is re-placed on the rig's fused poses (PnP) and said so.
 While it runs, the walk goes on being collected, and once it is ``refine_s`` long the rig is
 calibrated again from it (clock drifts are solved from 20 s on) and the result put in the first
@@ -14,7 +15,10 @@ Socket-free: the node feeds it and reads it (:mod:`pads_stream.stream.admission`
 from __future__ import annotations
 
 import collections
-import threading
+import concurrent.futures
+import pickle
+import subprocess
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,8 +48,8 @@ class Walk:
     refine: str = "waiting"  # the second, longer walk: waiting, collecting, calibrating, done, failed, off
     cameras: dict[str, CameraCalibration] = field(default_factory=dict)  # the calibration in use
     world: str = ""  # its world: "floor" or "camera0" (RigCalibration.world)
-    thread: threading.Thread | None = None
-    result: tuple[list[str], RigCalibration] | None = None
+    streams: list[str] = field(default_factory=list)  # the members being calibrated, in the calibration's order
+    job: concurrent.futures.Future[RigCalibration] | None = None  # the calibration running
 
     def span_s(self, walker: int | None) -> float:
         """Seconds of ``walker``'s walk the members have in common so far (by their own clocks)."""
@@ -63,13 +67,16 @@ class Watch:
 
 
 class RigCalibrator:
-    """Calibration walks of self-calibrating rigs, their threads, and the watch for bumped cameras."""
+    """Calibration walks of self-calibrating rigs, the process that calibrates them, and the watch for
+    bumped cameras. :meth:`close` stops the process."""
 
     def __init__(self, seconds: float, height_m: float | None = None, refine_s: float = 0.0) -> None:
         self.seconds, self.height_m, self.refine_s = seconds, height_m, refine_s
         self.walks: dict[str, Walk] = {}
         self.watches: dict[tuple[str, str], Watch] = {}
         self.events: collections.deque[str] = collections.deque(maxlen=20)
+        self.pool = concurrent.futures.ThreadPoolExecutor(1, "calibrate")  # waits on the calibrating process
+        self.children: set[subprocess.Popen] = set()
 
     def observe(self, rig: str, stream: str, t_ns: int, K: np.ndarray, kp: np.ndarray, conf: np.ndarray,
                 walker: int | None = None) -> None:  # fmt: skip
@@ -100,29 +107,50 @@ class RigCalibrator:
         conf = np.stack([np.stack([f[2] for f in walker[s][:n]]) for s in streams])
         t_ns = np.array([[f[0] for f in walker[s][:n]] for s in streams], dtype=np.int64)
         K = np.stack([walk.K[s] for s in streams])
-        walk.walkers, walk.result, walk.reason = {}, None, ""
+        walk.walkers, walk.streams, walk.reason = {}, streams, ""
         if walk.refine == "collecting":
             walk.refine = "calibrating"
         else:
             walk.state = "calibrating"
+        walk.job = self.pool.submit(self._calibrate, kp, K, conf, t_ns)
 
-        def run() -> None:
-            try:
-                walk.result = (streams, calibrate_rig(kp, K, conf, t_ns, height_m=self.height_m))
-            except (ValueError, np.linalg.LinAlgError) as err:
-                walk.reason = str(err)
+    def _calibrate(self, kp: np.ndarray, K: np.ndarray, conf: np.ndarray, t_ns: np.ndarray) -> RigCalibration:
+        """:func:`calibrate_rig` in a child Python, its inputs and result pickled through its stdin and
+        stdout (the node's own pickles): its seconds of arithmetic never hold the node's loop."""
+        child = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)  # fmt: skip
+        self.children.add(child)
+        try:
+            out, err = child.communicate(pickle.dumps((kp, K, conf, t_ns, self.height_m)))
+        finally:
+            self.children.discard(child)
+        if child.returncode != 0:
+            lines = err.decode(errors="replace").strip().splitlines() or [f"exit status {child.returncode}"]
+            raise RuntimeError(f"the calibrating process ended: {lines[-1]}")
+        result = pickle.loads(out)  # written by calibrating_process from this node's own arrays
+        if isinstance(result, Exception):
+            raise result
+        return result
 
-        walk.thread = threading.Thread(target=run, name=f"calibrate-{rig}", daemon=True)
-        walk.thread.start()
+    def close(self) -> None:
+        """Stop a calibration under way (its process is ended)."""
+        for child in list(self.children):
+            child.kill()
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
     def finished(self) -> list[tuple[str, dict[str, CameraCalibration]]]:
         """Rigs whose calibration just ended: (rig, {stream: its calibration}); a failed one collects again."""
         out = []
         for rig, walk in self.walks.items():
             refined = walk.refine == "calibrating"
-            if not (walk.state == "calibrating" or refined) or walk.thread is None or walk.thread.is_alive():
+            if not (walk.state == "calibrating" or refined) or walk.job is None or not walk.job.done():
                 continue
-            if walk.result is None:
+            job, walk.job = walk.job, None
+            try:
+                cal = job.result()
+            except (ValueError, np.linalg.LinAlgError, RuntimeError) as err:  # RuntimeError: the process died
+                cal, walk.reason = None, str(err)
+            if cal is None:
                 if refined:  # the first calibration stays
                     walk.refine = "failed"
                     self.events.append(f"rig {rig}: refinement failed ({walk.reason}); the calibration stays")
@@ -130,7 +158,7 @@ class RigCalibrator:
                     walk.state = "collecting"  # another walk
                     self.events.append(f"rig {rig}: calibration failed ({walk.reason}); collecting a new walk")
                 continue
-            streams, cal = walk.result
+            streams = walk.streams
             R, t = cal.R, cal.t
             if refined and walk.world == "floor":  # the world stays (the new floor and scale are taken)
                 R, t = keep_world(streams, R, t, walk.cameras, cal.world == "floor")
@@ -213,3 +241,18 @@ def keep_world(streams: list[str], R: np.ndarray, t: np.ndarray, old: dict[str, 
     # X_old = Q X_new + shift, so X_cam = R Qᵀ (X_old − shift) + t
     R_out = R @ Q.T
     return R_out, t - np.einsum("vij,j->vi", R_out, shift)
+
+
+def calibrating_process() -> None:
+    """The child of :meth:`RigCalibrator._calibrate`: (kp, K, conf, t_ns, height_m) pickled on stdin, the
+    :class:`RigCalibration` (or the ValueError that says why not) pickled on stdout."""
+    kp, K, conf, t_ns, height_m = pickle.load(sys.stdin.buffer)
+    try:
+        result: RigCalibration | Exception = calibrate_rig(kp, K, conf, t_ns, height_m=height_m)
+    except (ValueError, np.linalg.LinAlgError) as err:
+        result = err
+    sys.stdout.buffer.write(pickle.dumps(result))
+
+
+if __name__ == "__main__":
+    calibrating_process()

@@ -139,6 +139,7 @@ class Node(Admission, Batching, Publishing):
         self.pub.close()
         if self.auth is not None:
             self.auth.stop()
+        self.calibrator.close()
 
     def run(self) -> None:
         """Poll, process and publish until :meth:`stop`; the batch in flight is finished."""
