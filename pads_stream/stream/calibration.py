@@ -168,7 +168,7 @@ class RigCalibrator:
                                          int(cal.epoch_ns[v]), float(cal.drift_ppm[v]), cal.state[v])
                     for v, s in enumerate(streams)}  # fmt: skip
             for s in streams:
-                self.watches[(rig, s)] = Watch()
+                self.watch(rig, s)
             what = "refined" if refined else "calibrated"
             self.events.append(f"rig {rig}: {what} from {cal.frames} frames ({cal.world} world, scale from "
                                f"{cal.scale_source} ±{100 * cal.scale_sd:.1f} %)")  # fmt: skip
@@ -177,6 +177,10 @@ class RigCalibrator:
             walk.refine = "done" if refined else "collecting" if self.refine_s > self.seconds else "off"
             out.append((rig, cams))
         return out
+
+    def watch(self, rig: str, stream: str) -> None:
+        """Watch ``stream``'s camera of ``rig`` for a bump from now on (its baseline: its next fused frames)."""
+        self.watches[(rig, stream)] = Watch()
 
     def fused(self, rig: str, stream: str, world: np.ndarray, kp: np.ndarray, conf: np.ndarray,
               residual_px: float) -> bool:  # fmt: skip

@@ -106,6 +106,8 @@ class Node(Admission, Batching, Publishing):
         for path in filter(None, (p.strip() for p in cfg.rig_calibration.split(","))):
             self.calibrations.update(rig_files.load(path))
         self.calibrator = RigCalibrator(cfg.rig_autocalibrate_s, cfg.rig_calibration_height_m or None, cfg.rig_refine_s)
+        for stream, cam in self.calibrations.items():  # a file's cameras are watched for bumps too
+            self.calibrator.watch(cam.rig, stream)
         self.rig_frames: dict[str, int] = {}  # rig name -> rig frames published (the rig pose3d's frame)
         self.stats = Stats()
         self.stopping = False
