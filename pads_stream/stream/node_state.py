@@ -57,7 +57,7 @@ class NodeConfig(TrackerConfig, FusionConfig):
     heartbeat_s: float = 0.25  # ... heartbeat interval to and from the router
     liveness: int = 3  # ... heartbeats the router may miss before the worker reconnects
     router_lost_exit_s: float = 0.0  # ... stop when the router has been silent this long (0 = never)
-    rig_autocalibrate_s: float = 10.0  # a rig sent without R, t (no file): calibrated from a walk this long (0: off)
+    rig_autocalibrate_s: float = 8.0  # a rig sent without R, t (no file): calibrated from a walk this long (0: off)
     # ... then calibrated again from a walk this long, its world kept (clock drifts from 20 s on; 0: never)
     rig_refine_s: float = 30.0
     rig_calibration_height_m: float = 0.0  # the calibration walker's stature, m (0: the mean adult's size, ±4 %)
