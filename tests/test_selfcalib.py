@@ -158,12 +158,12 @@ def test_a_node_fuses_a_rig_sent_without_extrinsics_from_its_calibration(tmp_pat
     assert "rig_calibration" in err["reason"]
 
 
-@pytest.mark.parametrize("source", ["self", "file"])
+@pytest.mark.parametrize("source", ["self", "file", "two people with the rig's ids"])
 def test_a_rig_without_extrinsics_calibrates_itself_in_the_node_and_a_bumped_camera_is_replaced(source, tmp_path):
     """Four cameras of the S9 rig sent without R and t, one person walking (exact 2D, stamps at real
     time): the node answers ``calibrating`` while it collects 4 s, calibrates in a child process, fuses
     the rig (``file``: from a rig file instead); camera 2 then turns by 2°, and the node re-places it on
-    its fused poses and says so."""
+    its fused poses and says so (with the rig's own ids, also while two people walk)."""
     from pads_stream.api import load_model
     from pads_stream.geometry.epipolar import rotation_from_vector
 
@@ -172,6 +172,10 @@ def test_a_rig_without_extrinsics_calibrates_itself_in_the_node_and_a_bumped_cam
     rig, kp, conf, _, height = walk("S9", 8, [0.0] * 4, detected=False)
     motion = np.load(H36M, allow_pickle=True)["positions_3d"].item()["S8"]["walking_1"][:700]
     world = place_walk(foot_locked_path(motion), rig, np.random.default_rng(2))
+    people = [world]
+    if source.startswith("two"):
+        other = np.load(H36M, allow_pickle=True)["positions_3d"].item()["S8"]["walking_2"][:700]
+        people.append(place_walk(foot_locked_path(other), rig, np.random.default_rng(3)) + [1.2, 0.0, 0.0])
     cfg = {"rig_autocalibrate_s": 4.0}
     if source == "file":
         path = tmp_path / "studio.json"
@@ -187,12 +191,16 @@ def test_a_rig_without_extrinsics_calibrates_itself_in_the_node_and_a_bumped_cam
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and k < len(world):
             R, t = (bumped, bumped_t) if bumped_at is not None else (rig.R, rig.t)
-            uv = np.einsum("vij,jk->vik", R, world[k].T).transpose(0, 2, 1) + t[:, None]
-            uv = np.einsum("vij,vkj->vki", rig.K, uv)
-            kp = uv[..., :2] / uv[..., 2:]
-            msgs = [kp2d_message(f"cam{v}", k, t0 + k * 40_000_000,
-                                 [{"id": 0, "kp": np.concatenate([kp[v], np.ones((17, 1))], -1).tolist()}],
-                                 camera={"K": rig.K[v].tolist(), "rig": "studio"}) for v in range(4)]  # fmt: skip
+            persons = [[] for _ in range(4)]
+            for m, walker in enumerate(people):
+                uv = np.einsum("vij,jk->vik", R, walker[k].T).transpose(0, 2, 1) + t[:, None]
+                uv = np.einsum("vij,vkj->vki", rig.K, uv)
+                for v in range(4):
+                    persons[v].append({"id": m, "kp": np.concatenate([uv[v, :, :2] / uv[v, :, 2:], np.ones((17, 1))],
+                                                                     -1).tolist()})  # fmt: skip
+            ids = {"rig_ids": True} if len(people) > 1 else {}
+            cams = [{"K": rig.K[v].tolist(), "rig": "studio", **ids} for v in range(4)]
+            msgs = [kp2d_message(f"cam{v}", k, t0 + k * 40_000_000, persons[v], camera=cams[v]) for v in range(4)]
             out += h.exchange(*msgs, spins=1)
             while time.time_ns() < t0 + (k + 1) * 40_000_000:
                 out += h.exchange(spins=1)
@@ -214,7 +222,8 @@ def test_a_rig_without_extrinsics_calibrates_itself_in_the_node_and_a_bumped_cam
         assert any("rig studio: calibrated" in e for e in statuses[-1]["events"])
         assert cal["cameras"]["cam2"]["state"] == "replaced"
     fused = poses(out, "studio")
-    assert len(fused) >= 60 and all(f["persons"][0]["joints_world"] is not None for f in fused)
+    assert len(fused) >= 60 and all(len(f["persons"]) == len(people) for f in fused[:60])  # before the bump
+    assert all(p["joints_world"] is not None for f in fused for p in f["persons"])
     assert bumped_at is not None and any("cam2 moved" in e for e in statuses[-1]["events"]), "the bump was not seen"
     R = {s: h.node.calibrations[s].R for s in ("cam0", "cam2")}  # what the node fuses with now
     err = epipolar.rotation_angle_deg((R["cam2"] @ R["cam0"].T) @ (bumped[2] @ rig.R[0].T).T)
