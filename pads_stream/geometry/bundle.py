@@ -71,7 +71,7 @@ def _sum_by(index: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
 def adjust(R: np.ndarray, t: np.ndarray, X: np.ndarray, focal: np.ndarray,
            observe: Callable[[np.ndarray, np.ndarray], Observations], clock: str = "fixed",
            offset_ms: np.ndarray | None = None, drift_ppm: np.ndarray | None = None,
-           iterations: int = 60, fixed: tuple[int, ...] = ()) -> Bundle:  # fmt: skip
+           iterations: int = 60, fixed: tuple[int, ...] = (), drift_sd_ppm: float = 0.0) -> Bundle:  # fmt: skip
     """Refine cameras 1…V-1 (and their clocks when ``timed``) and every point.
 
     Args:
@@ -82,6 +82,8 @@ def adjust(R: np.ndarray, t: np.ndarray, X: np.ndarray, focal: np.ndarray,
         clock: ``"fixed"`` (the clocks as given), ``"offset"`` (solve each camera's offset) or
             ``"drift"`` (its offset and drift). offset_ms, drift_ppm: their starting values (default 0).
         fixed: further cameras whose pose stays as given.
+        drift_sd_ppm: with ``clock="drift"``, a prior on each drift, N(0, drift_sd_ppm²), weighed against
+            the residuals' own noise (0: none): a drift the walk cannot tell from noise stays near 0.
     """
     V, P = len(R), len(X)
     R, t, X = R.copy(), t.copy(), X.copy()
@@ -94,7 +96,13 @@ def adjust(R: np.ndarray, t: np.ndarray, X: np.ndarray, focal: np.ndarray,
     free = np.array([v not in (0, *fixed) for v in range(V)])
     obs = observe(off, drift)
     r, p = _residuals(R, t, X, obs, focal)
-    cost, lam = _cost(r, obs.w), 1e-3
+    # the drift prior in the cost's units: the residuals' noise (px, robust) over the prior's spread
+    prior = 0.0
+    if clock == "drift" and drift_sd_ppm > 0:
+        seen = obs.w > 0
+        noise = float(np.median(np.linalg.norm(r[seen], axis=1))) / 1.1774 if seen.any() else 1.0
+        prior = noise**2 / CAUCHY_PX**2 / drift_sd_ppm**2
+    cost, lam = _cost(r, obs.w) + prior * float(np.sum(drift**2)), 1e-3
     for _ in range(iterations):
         # Jacobians per observation: points (O, 2, 3), the camera's parameters (O, 2, k)
         z = np.where(np.abs(p[:, 2]) > 1e-9, p[:, 2], 1e-9)
@@ -116,6 +124,9 @@ def adjust(R: np.ndarray, t: np.ndarray, X: np.ndarray, focal: np.ndarray,
         gp = _sum_by(obs.point, omega[:, None] * (JpT @ r[..., None])[..., 0], P)
         Hc = _sum_by(obs.cam, omega[:, None, None] * (JcT @ Jc), V)
         gc = _sum_by(obs.cam, omega[:, None] * (JcT @ r[..., None])[..., 0], V)
+        if prior > 0:  # (the normal equations here are the cost's halved and scaled by CAUCHY_PX²)
+            Hc[:, 7, 7] += prior * CAUCHY_PX**2
+            gc[:, 7] += prior * CAUCHY_PX**2 * drift
         Wp = np.zeros((P, V, k, 3))
         Wp[obs.point, obs.cam] = omega[:, None, None] * (JcT @ Jp)  # (O, k, 3)
         Wf = Wp.reshape(P, V * k, 3)
@@ -141,7 +152,7 @@ def adjust(R: np.ndarray, t: np.ndarray, X: np.ndarray, focal: np.ndarray,
             drift_n = drift + dc[:, 7] if clock == "drift" else drift
             obs_n = observe(off_n, drift_n) if timed else obs
             r_n, p_n = _residuals(R_n, t_n, X_n, obs_n, focal)
-            cost_n = _cost(r_n, obs_n.w)
+            cost_n = _cost(r_n, obs_n.w) + prior * float(np.sum(drift_n**2))
             if cost_n < cost:
                 break
             lam *= 10

@@ -38,6 +38,7 @@ LEG_TRUNK = (1, 2, 4, 5, 6, 7, 8, 9)  # bones: thighs, shins (left and right ave
 CONTACT_SPEED = 0.25  # a lower ankle slower than this (m/s) stands on the floor
 FLOOR_SPREAD_M = 0.3  # the contacts' second spread (std, metres) needed to fix the floor's tilt
 DRIFT_MIN_S = 20.0  # clock drifts are solved from walks this long (shorter: offsets only, drift 0)
+DRIFT_SD_PPM = 50.0  # ... with this prior spread (a camera's crystal: tens of ppm), so noise reads as no drift
 REPLACE_FACTOR = 3.0  # a camera whose median residual exceeds this × the others' (and 10 px) is re-placed
 
 
@@ -283,7 +284,7 @@ def calibrate_rig(kp2d: np.ndarray, K: np.ndarray, conf: np.ndarray | None = Non
     if timed:  # the offsets, then (over a long enough walk) the drifts
         b = adjust(b.R, b.t, b.X, focal, observe, clock="offset", offset_ms=off)
         if clock == "drift":
-            b = adjust(b.R, b.t, b.X, focal, observe, clock="drift", offset_ms=b.offset_ms)
+            b = adjust(b.R, b.t, b.X, focal, observe, clock="drift", offset_ms=b.offset_ms, drift_sd_ppm=DRIFT_SD_PPM)
     per_cam = _median_residuals(b.residual_px, observe(b.offset_ms, b.drift_ppm), V)
     for v in range(1, V):
         others = np.delete(per_cam, v)
@@ -294,7 +295,7 @@ def calibrate_rig(kp2d: np.ndarray, K: np.ndarray, conf: np.ndarray | None = Non
             R2, t2 = b.R.copy(), b.t.copy()
             R2[v], t2[v] = Rv, tv
             b = adjust(R2, t2, np.where(np.isfinite(Xo), Xo, b.X), focal, observe, clock=clock,
-                       offset_ms=b.offset_ms, drift_ppm=b.drift_ppm)  # fmt: skip
+                       offset_ms=b.offset_ms, drift_ppm=b.drift_ppm, drift_sd_ppm=DRIFT_SD_PPM)  # fmt: skip
             per_cam = _median_residuals(b.residual_px, observe(b.offset_ms, b.drift_ppm), V)
             state[v] = "replaced" if per_cam[v] <= max(REPLACE_FACTOR * np.median(np.delete(per_cam, v)), 10.0) \
                 else "failed"  # fmt: skip
