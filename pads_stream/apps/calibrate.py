@@ -27,6 +27,7 @@ from ..data import rig_files
 from ..geometry.camera import undistort_points
 from ..geometry.layout import to_h36m
 from ..geometry.selfcalib import RigCalibration, calibrate_rig
+from ..stream.calibration import walkers
 from ..stream.sockets import inbound
 from ..stream.wire import Camera, CameraUpdate, Kp2dFrame, WireError, decode_inbound
 
@@ -51,7 +52,7 @@ def listen(endpoint: str, rig: str, seconds: float, bind: bool = True, wait_s: f
         sub.close(linger=0)
         raise UsageError(f"cannot {'bind' if bind else 'connect'} {endpoint}: {err}") from None
     cameras: dict[str, Camera] = {}
-    walkers: dict[int | None, dict[str, list[tuple[int, np.ndarray, np.ndarray]]]] = {}  # id -> stream -> frames
+    seen_by: dict[int | None, dict[str, list[tuple[int, np.ndarray, np.ndarray]]]] = {}  # walker -> stream -> frames
     first, started = None, time.monotonic()
     try:
         while (first is None and time.monotonic() - started < wait_s) or (
@@ -70,21 +71,19 @@ def listen(endpoint: str, rig: str, seconds: float, bind: bool = True, wait_s: f
             if frame.camera is not None:
                 cameras[frame.stream] = frame.camera
             cam = cameras.get(frame.stream)
-            # a frame's only person, or with the rig's own ids each person apart
-            people = frame.persons if cam is not None and (cam.rig_ids or len(frame.persons) == 1) else ()
+            people = walkers(frame.persons, cam.rig_ids) if cam is not None else []
             if cam is None or cam.rig != rig or not people or frame.t_ns <= 0:
                 continue
             first = time.monotonic() if first is None else first
-            for p in people:
+            for walker, p in people:
                 kp, conf = to_h36m(p.kp[None], p.conf[None], frame.layout)
                 if cam.dist is not None:
                     kp = undistort_points(kp, cam.K, cam.dist)
-                walker = walkers.setdefault(p.id if cam.rig_ids else None, {})
-                walker.setdefault(frame.stream, []).append((frame.t_ns, kp[0], conf[0]))
+                seen_by.setdefault(walker, {}).setdefault(frame.stream, []).append((frame.t_ns, kp[0], conf[0]))
     finally:
         sub.close(linger=0)
     # the walker seen longest by the most cameras
-    seen = max(walkers.values(), key=lambda w: (len(w), min(len(f) for f in w.values())), default={})
+    seen = max(seen_by.values(), key=lambda w: (len(w), min(len(f) for f in w.values())), default={})
     if len(seen) < 2:
         raise UsageError(f"rig {rig!r}: heard {len(seen)} member streams with one person in {seconds:g} s "
                          "(need 2 or more; do its cameras name it in camera.rig?)")  # fmt: skip

@@ -100,6 +100,7 @@ def adjust(R: np.ndarray, t: np.ndarray, X: np.ndarray, focal: np.ndarray,
     prior = 0.0
     if clock == "drift" and drift_sd_ppm > 0:
         seen = obs.w > 0
+        # a 2D Gaussian residual of σ per axis has a median length of 1.1774 σ
         noise = float(np.median(np.linalg.norm(r[seen], axis=1))) / 1.1774 if seen.any() else 1.0
         prior = noise**2 / CAUCHY_PX**2 / drift_sd_ppm**2
     cost, lam = _cost(r, obs.w) + prior * float(np.sum(drift**2)), 1e-3

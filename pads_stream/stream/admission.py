@@ -17,6 +17,7 @@ from ..geometry.camera import intrinsics_doubt, normalized_rays, undistort_point
 from ..geometry.layout import to_h36m
 from ..geometry.rootfind import initial_root
 from ..geometry.skeleton import H36M_PARENTS
+from .calibration import walkers
 from .clock import SenderClock
 from .fusion import RigFrames, Waiting
 from .node_state import Pending, Person, StreamState
@@ -61,12 +62,8 @@ class Admission:
     def walk_frame(self, rig: str, stream: str, t_ns: int, rig_ids: bool, persons: list[Person]) -> None:
         """A self-calibrating rig's member frame as its calibration walk: its only person, or with the
         rig's own ids each person apart (``t_ns`` on the camera's own clock)."""
-        if rig_ids:
-            for p in persons:
-                self.calibrator.observe(rig, stream, t_ns, p.K, p.kp, p.conf, p.id)
-        elif len(persons) == 1:
-            p = persons[0]
-            self.calibrator.observe(rig, stream, t_ns, p.K, p.kp, p.conf)
+        for walker, p in walkers(persons, rig_ids):
+            self.calibrator.observe(rig, stream, t_ns, p.K, p.kp, p.conf, walker)
 
     def latch(self, stream: str, camera: Camera, frame: int | None) -> Camera:
         """The camera to latch for ``stream``: a rig's member without R and t takes them from the

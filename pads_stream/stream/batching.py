@@ -183,13 +183,11 @@ class Batching:
             conf = np.max([members[v].persons[i].conf for v, i, _ in person.detections], axis=0)
             reproj = float(np.mean([e for _, _, e in person.detections]))
             persons.append(PosePerson(person.id, cam, cam[0], cam - cam[0], reproj, conf, world, views_of))
-        if by_id:  # the rig's own ids: each person's detections are surely its own (a camera bumped or not)
-            seen: dict[int, list[tuple[str, Person]]] = {}
-            for m in members:
-                for p in m.persons:
-                    seen.setdefault(p.id, []).append((m.frame.stream, p))
-            for views_of in (v for v in seen.values() if len(v) >= 3):
-                self.watch_cameras(rig, views_of)
+        if by_id:  # the rig's own ids group the detections: each fused person's are surely its own (bumped or not)
+            for person in fused:
+                if len(person.detections) >= 3:
+                    self.watch_cameras(rig, [(members[v].frame.stream, members[v].persons[i])
+                                             for v, i, _ in person.detections])  # fmt: skip
         else:
             singles = [(m.frame.stream, m.persons[0]) for m in members if len(m.persons) == 1]
             if len(fused) == 1 and len(singles) >= 3:  # one person: each view's one detection is surely it

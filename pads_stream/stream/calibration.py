@@ -66,6 +66,14 @@ class Watch:
     recent: collections.deque = field(default_factory=lambda: collections.deque(maxlen=BUMP_FRAMES))
 
 
+def walkers(persons: list, rig_ids: bool) -> list[tuple[int | None, object]]:
+    """The persons of a member frame that make a calibration walk, as (walker, person): a frame's only
+    person (walker None), or with the rig's own ids every person under its id."""
+    if rig_ids:
+        return [(p.id, p) for p in persons]
+    return [(None, persons[0])] if len(persons) == 1 else []
+
+
 class RigCalibrator:
     """Calibration walks of self-calibrating rigs, the process that calibrates them, and the watch for
     bumped cameras. :meth:`close` stops the process."""
@@ -142,9 +150,9 @@ class RigCalibrator:
         """Rigs whose calibration just ended: (rig, {stream: its calibration}); a failed one collects again."""
         out = []
         for rig, walk in self.walks.items():
-            refined = walk.refine == "calibrating"
-            if not (walk.state == "calibrating" or refined) or walk.job is None or not walk.job.done():
+            if walk.job is None or not walk.job.done():
                 continue
+            refined = walk.refine == "calibrating"
             job, walk.job = walk.job, None
             try:
                 cal = job.result()
