@@ -7,9 +7,17 @@ import pytest
 
 import pads_stream
 from pads_stream.geometry.bones import BONE_BAND, fit_rays, hold_bones, range_targets, skeleton_targets
-from pads_stream.geometry.camera import normalized_rays
-from pads_stream.geometry.skeleton import BONE_RANGE, H36M_PARENTS, MEAN_BONES_M, bone_lengths
-from pads_stream.stream.tracker import Observation, StreamTracks, TrackerConfig, estimate_persons, plausible
+from pads_stream.geometry.camera import normalized_rays, snap_to_rays
+from pads_stream.geometry.skeleton import BONE_RANGE, H36M_LR_PAIRS, H36M_PARENTS, MEAN_BONES_M, bone_lengths
+from pads_stream.stream.tracker import (
+    Observation,
+    Skeleton,
+    StreamTracks,
+    TrackerConfig,
+    estimate_persons,
+    measured_bones,
+    plausible,
+)
 
 
 def random_poses(n: int, rng: np.random.Generator, scale: np.ndarray | float = 1.0) -> np.ndarray:
@@ -135,3 +143,77 @@ def test_a_track_learns_its_skeleton_and_holds_it(test_set):
     assert (held.std(axis=0) / held.mean(axis=0)).max() < 0.03  # each bone's variation once learned
     early = np.array(published[:5])
     assert (held.std(axis=0) / held.mean(axis=0)).mean() < (early.std(axis=0) / early.mean(axis=0)).mean()
+
+
+def test_a_skeleton_pools_each_left_bone_with_its_right_twin():
+    """Skeleton.bones: a left bone and its right twin share the median of both sides' frames; the
+    spine, neck and head keep their own."""
+    rng = np.random.default_rng(5)
+    lengths = MEAN_BONES_M * rng.uniform(0.9, 1.1, (9, 16))
+    bones = Skeleton(lengths).bones()
+    for left, right in H36M_LR_PAIRS:
+        both = np.median(lengths[:, [left - 1, right - 1]])
+        assert bones[left - 1] == bones[right - 1] == pytest.approx(both)
+    np.testing.assert_allclose(bones[6:10], np.median(lengths[:, 6:10], axis=0))
+
+
+def test_a_track_keeps_its_skeleton_when_its_pose_cannot_be_continued(test_set):
+    """Issue 27: a fast move (a person turning 90 degrees between frames: the kept pose no longer
+    reprojects closely enough to seed the estimate) keeps the person's skeleton instead of
+    learning it again from nothing; a new person under the reused id elsewhere does not get it."""
+    model = pads_stream.load_model()
+    cfg = TrackerConfig(steps=4, warm_steps=4, skeleton_frames=4)
+    gt, root, K = test_set["gt"][40].astype(float), test_set["root"][40].astype(float), test_set["K"][40]
+
+    def rays_turned(deg: float) -> np.ndarray:
+        a = np.deg2rad(deg)
+        rot = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+        p = gt @ rot.T + root
+        return normalized_rays(((p / p[:, 2:]) @ K.T)[None, :, :2], K)[0, :, :2]
+
+    tracks = StreamTracks()
+    results = []
+    for f, deg in enumerate([0, 0, 0, 0, 90]):
+        obs = Observation(3, rays_turned(deg), np.ones(17), root, t_ns=f * 40_000_000, t_sender_s=0.04 * f)
+        if f == 4:
+            assert tracks.continued(obs, cfg) is None  # the kept pose cannot seed this frame
+        (result,) = estimate_persons(model, cfg, [(tracks, obs)])
+        assert result is not None
+        results.append(result)
+    assert results[3].bones_weight == 1.0 and results[4].bones_weight == 1.0
+    np.testing.assert_array_equal(results[4].bones, results[3].bones)
+    other = test_set["root"][900].astype(float)  # another person, elsewhere, under the same id
+    rays = normalized_rays(test_set["kp2d"][[900]], test_set["K"][[900]])[0, :, :2]
+    (result,) = estimate_persons(model, cfg, [(tracks, Observation(3, rays, np.ones(17), other, t_ns=5 * 40_000_000))])
+    assert result is not None and result.bones_weight == pytest.approx(1 / cfg.skeleton_frames)
+
+
+def test_measured_bones_take_the_rays_whole_and_lose_the_noise_s_lengthening():
+    """Issue 27: a track's skeleton is measured on the 2D rays, not on the prior. A joint seen
+    surely moves onto its ray whatever its confidence (a partial pull would keep part of the
+    estimate's proportions), and 2D noise, which lengthens every bone by about σ²/L, is taken
+    out (its σ from the frame's left/right differences): short bones come out their length."""
+    rng = np.random.default_rng(11)
+    n = 400
+    true = random_poses(n, rng)  # symmetric bones, random directions
+    root = np.array([0.2, -0.1, 5.0])
+    p = true + root
+    rays = p[..., :2] / p[..., 2:]
+    unit = p / np.linalg.norm(p, axis=-1, keepdims=True)
+    v = rng.normal(0, 0.03, (n, 17, 3))
+    off = true + v - np.sum(v * unit, -1, keepdims=True) * unit  # 3 cm off the rays, across them
+    off[:, 0] = 0
+    conf = np.full((n, 17), 0.8)
+    exact = measured_bones(off, np.tile(root, (n, 1)), rays, conf)
+    np.testing.assert_allclose(exact, bone_lengths(true), atol=1e-9)
+    noisy = rays + rng.normal(0, 5.0 / 1000, rays.shape)  # 5 px at f = 1000 px: 2.5 cm at 5 m
+    measured = np.median(measured_bones(true, np.tile(root, (n, 1)), noisy, conf), axis=0)
+    hom = np.concatenate([noisy, np.ones((n, 17, 1))], -1)
+    raw = np.median(bone_lengths(snap_to_rays(true, hom / np.linalg.norm(hom, axis=-1, keepdims=True),
+                                              np.tile(root, (n, 1)), np.ones((n, 17)), 1.0)), axis=0)  # fmt: skip
+    short = [0, 3, 8, 9, 10, 13]  # hips, neck, head, shoulders: 12-15 cm
+    raw_err, err = np.abs(raw / MEAN_BONES_M - 1), np.abs(measured / MEAN_BONES_M - 1)
+    assert raw_err[short].max() > 0.03  # what the noise does
+    assert err.max() < 0.025 and err[short].mean() < raw_err[short].mean() / 2
+    conf[:, 13] = 0.3  # an unsure wrist: its forearm is not measured
+    assert np.isnan(measured_bones(true[:2], np.tile(root, (2, 1)), rays[:2], conf[:2])[:, 12]).all()

@@ -381,8 +381,9 @@ def test_id_switches_and_reused_ids_never_leak_a_pose(test_set):
 
 def test_depth_filter_follows_the_track_through_id_switches(test_set):
     """Issue 8: an estimated root's depth is filtered per track (the track the warm start
-    continues, whatever its id) and moved along the pelvis ray, so the 2D fit is kept; the One
-    Euro filter's state follows the same track."""
+    continues, whatever its id) and the root moved along the pelvis ray; the pose keeps its size
+    (issue 27: the filter's corrections do not stretch the bones); the One Euro filter's state
+    follows the same track."""
     model = load_model()
     warm_up(model, NodeConfig())
     a, b = persons_of(test_set, [10, 2000], root=False)
@@ -414,6 +415,7 @@ def test_depth_filter_follows_the_track_through_id_switches(test_set):
         for p in (stable, results["unfiltered"][pid]):  # the pelvis stays on its 2D ray
             pelvis = K @ np.array(p["root"])
             np.testing.assert_allclose(pelvis[:2] / pelvis[2], moved[pid]["kp"][0][:2], atol=1e-3)
+        np.testing.assert_allclose(stable["rel"], results["unfiltered"][pid]["rel"], atol=1e-6)  # same size
     depths = [(results["stable"][i]["root"][2], results["unfiltered"][i]["root"][2]) for i in (0, 1)]
     assert any(abs(f - u) > 1e-4 for f, u in depths)  # the filter did act
 
