@@ -217,3 +217,25 @@ def test_measured_bones_take_the_rays_whole_and_lose_the_noise_s_lengthening():
     assert err.max() < 0.025 and err[short].mean() < raw_err[short].mean() / 2
     conf[:, 13] = 0.3  # an unsure wrist: its forearm is not measured
     assert np.isnan(measured_bones(true[:2], np.tile(root, (2, 1)), rays[:2], conf[:2])[:, 12]).all()
+
+
+def test_an_estimated_root_s_held_skeleton_keeps_one_size(test_set):
+    """Issue 27: without a root the depth, so the size, is re-estimated every frame; once a track's
+    skeleton is held, every frame's pose ends at the same size, so its bones do not breathe."""
+    model = pads_stream.load_model()
+    cfg = TrackerConfig(steps=4, warm_steps=4, skeleton_frames=5, skeleton_sure_frames=3)
+    tracks = StreamTracks()
+    gt, root, K = test_set["gt"][40].astype(float), test_set["root"][40].astype(float), test_set["K"][40]
+    rng = np.random.default_rng(4)
+    published = []
+    for f in range(14):
+        a = np.deg2rad(4.0 * f)
+        rot = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+        p = gt @ rot.T + root
+        rays = normalized_rays(((p / p[:, 2:]) @ K.T)[None, :, :2] + rng.normal(0, 3.0, (1, 17, 2)), K)[0, :, :2]
+        obs = Observation(5, rays, np.ones(17), None, t_ns=f * 40_000_000, t_sender_s=0.04 * f)
+        (result,) = estimate_persons(model, cfg, [(tracks, obs)])
+        assert result is not None
+        published.append(bone_lengths(result.rel))
+    held = np.array(published[6:])
+    assert (held.std(axis=0) / held.mean(axis=0)).max() < 0.005

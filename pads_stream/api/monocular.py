@@ -170,6 +170,12 @@ class MonocularTasks:
         x = self._complete_unseen(x, conf, steps)
         if skeleton is not None and (conf <= 0).any():  # completed joints keep the bones too (seen ones stay)
             x = held(x, *skeleton, fixed=conf > 0).astype(np.float32)
+        # a known skeleton's estimated root ends at the typical size exactly: the restart and the bone fit leave
+        # it a little off, differently each frame, and a held skeleton's bones would breathe with it (docs/bones.md)
+        if skeleton is not None:
+            known, weight, _ = skeleton
+            sized = estimated & np.isfinite(known).all(axis=1) & (weight > 0)
+            r, x = self._rescale(x, r, conf, sized, None, bone_scale(x, conf))
         if floor is not None:  # the final pose's lowest joint onto the floor (no network pass)
             r, x = self._rescale(x, r, conf, estimated, floor, np.ones(n))
         ok &= np.isfinite(x).all(axis=(1, 2)) & np.isfinite(r).all(axis=1)

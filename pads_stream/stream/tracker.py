@@ -88,6 +88,8 @@ class TrackerConfig:
     # the sampler weighs the skeleton by frames seen / skeleton_frames (0: no per-person skeleton)
     # (50 against 25: bones within +-10 % 97.3 against 95.5 % on Bandai dataset-2, detected 2D; docs/bones.md)
     skeleton_frames: int = 50
+    # ... and trusts it wholly (weight 1) from this many frames on, while it goes on learning (docs/bones.md)
+    skeleton_sure_frames: int = 15
 
 
 @dataclass(frozen=True)
@@ -111,8 +113,9 @@ class Skeleton:
         return np.where(np.isfinite(out), out, (size if np.isfinite(size) else 1.0) * MEAN_BONES_M)
 
     def weight(self, cfg: TrackerConfig) -> float:
-        """How sure the skeleton is, in [0, 1]: frames seen over ``skeleton_frames``."""
-        return min(1.0, len(self.lengths) / max(cfg.skeleton_frames, 1))
+        """How sure the skeleton is, in [0, 1]: frames seen over ``skeleton_sure_frames`` (at most
+        ``skeleton_frames``)."""
+        return min(1.0, len(self.lengths) / max(min(cfg.skeleton_sure_frames, cfg.skeleton_frames), 1))
 
     def add(self, lengths: np.ndarray, cfg: TrackerConfig) -> Skeleton:
         """This skeleton with one frame's measured bones (16,; NaN: not measured) added, while it is learning."""
