@@ -10,7 +10,8 @@ Domains (never the prior's training takes for the final table; ``--split tune`` 
   of joint motion between frames, a slow detector on fast motion).
 
 Each through fixed virtual cameras (``--streams`` x 2 persons, ``pads_stream.apps.recordings.through_camera``),
-exact and detector-like 2D (5 px noise, 5 % outliers), root given and estimated (2D + K). The node
+exact and detector-like 2D (5 px noise, 5 % outliers), root given and estimated (2D + K; ``--roots floor``:
+estimated with the camera's extrinsics, so the floor sets it). The node
 runs its own tracker frame by frame (:func:`pads_stream.stream.tracker.track_sequences`, the node's config
 file and ``--set`` overrides); the cold rows call ``estimate()`` on every frame. Prints MPJPE
 (pelvis-relative), root error, acceleration error (mm/frame², pelvis-relative), refusals, and for
@@ -53,6 +54,11 @@ parser.add_argument("--set", nargs="*", default=[], help="node config overrides 
 parser.add_argument("--variant", nargs="*", default=[], help="more node rows: NAME:key=value,key=value")
 parser.add_argument("--domains", default="h36m,bandai", help="h36m, bandai, or one domain's name, e.g. 'Bandai 7.5 Hz'")
 parser.add_argument("--inputs", default="exact,detected")
+parser.add_argument(
+    "--roots",
+    default="given,estimated",
+    help="given, estimated (2D + K), floor (estimated with the camera's extrinsics: the floor sets it)",
+)
 args = parser.parse_args()
 
 
@@ -142,17 +148,21 @@ for name, takes, fps in domains():
         K = np.repeat(np.swapaxes(rec.K, 0, 1), 2, axis=1)  # (F, P, 3, 3)
         rays = normalized_rays(kp, K)[..., :2]
         stream_of = np.arange(2 * args.streams) // 2
-        for given in (True, False):
+        R, t = np.repeat(rec.R[:, 0], 2, axis=0), np.repeat(rec.t[:, 0], 2, axis=0)  # (P, 3, 3), (P, 3): fixed cameras
+        for how in args.roots.split(","):
+            given, ext = how == "given", (R, t) if how == "floor" else None
             flat = lambda a: a.reshape(-1, *a.shape[2:])  # noqa: E731
-            x, r = model.estimate(flat(kp), flat(K), flat(root) if given else None, flat(conf), return_root=True)
+            ext_flat = None if ext is None else (np.tile(R, (args.frames, 1, 1)), np.tile(t, (args.frames, 1)))
+            x, r = model.estimate(flat(kp), flat(K), flat(root) if given else None, flat(conf), return_root=True,
+                                  extrinsics=ext_flat)  # fmt: skip
             cold = (x + r[:, None]).reshape(gt.shape)
             results = [("cold estimate()", cold)]
             for label, cfg in rows:
                 results.append(
-                    (label, track_sequences(model, cfg, rays, conf, root if given else None, stream_of, fps))
+                    (label, track_sequences(model, cfg, rays, conf, root if given else None, stream_of, fps, ext))
                 )
             for label, joints in results:
                 s = score(joints, gt, root, fps)
-                print(f"| {name} | {'detected' if detected else 'exact'} | {'given' if given else 'estimated'} | "
+                print(f"| {name} | {'detected' if detected else 'exact'} | {how} | "
                       f"{label} | {s['mpjpe']:.1f} | {s['root']:.0f} | {s['accel']:.1f} | {s['refused']:.2f} | "
                       f"{s['within']:.1f} | {s['cv']:.1f} |", flush=True)  # fmt: skip

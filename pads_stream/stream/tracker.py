@@ -374,7 +374,8 @@ def cold_check(rel: np.ndarray, root: np.ndarray, ok: np.ndarray, rows: np.ndarr
 
 
 def track_sequences(model: PoseModel, cfg: TrackerConfig, rays: np.ndarray, conf: np.ndarray,
-                    root: np.ndarray | None, stream_of: np.ndarray, fps: float) -> np.ndarray:  # fmt: skip
+                    root: np.ndarray | None, stream_of: np.ndarray, fps: float,
+                    extrinsics: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:  # fmt: skip
     """Recorded sequences through the tracker frame by frame, as the node runs them (no sockets):
     what the measurement tools score.
 
@@ -383,6 +384,8 @@ def track_sequences(model: PoseModel, cfg: TrackerConfig, rays: np.ndarray, conf
         root: (F, P, 3) metres, camera frame, or None (estimated).
         stream_of: (P,) the stream (camera) of each person: persons of a stream share its tracks.
         fps: frame rate (the frames' capture and arrival times).
+        extrinsics: (R (P, 3, 3), t (P, 3)) each person's camera, X_cam = R X_world + t, in a
+            world whose floor is z = 0 (an estimated root is then set by the floor), or None.
 
     Returns:
         (F, P, 17, 3) joints (root + rel, metres, camera frame); NaN where the tracker refused.
@@ -395,7 +398,8 @@ def track_sequences(model: PoseModel, cfg: TrackerConfig, rays: np.ndarray, conf
         items = []
         for p in range(persons):
             given = None if root is None else root[f, p]
-            items.append((streams[stream_of[p]], Observation(p, rays[f, p], conf[f, p], given, t_ns=t_ns,
+            R, t = (None, None) if extrinsics is None else (extrinsics[0][p], extrinsics[1][p])
+            items.append((streams[stream_of[p]], Observation(p, rays[f, p], conf[f, p], given, R, t, t_ns=t_ns,
                                                              t_sender_s=f / fps)))  # fmt: skip
         for p, result in enumerate(estimate_persons(model, cfg, items)):
             if result is not None:
