@@ -17,6 +17,7 @@ from pads_stream.stream.tracker import (
     estimate_persons,
     measured_bones,
     plausible,
+    track_sequences,
 )
 
 
@@ -239,3 +240,27 @@ def test_an_estimated_root_s_held_skeleton_keeps_one_size(test_set):
         published.append(bone_lengths(result.rel))
     held = np.array(published[6:])
     assert (held.std(axis=0) / held.mean(axis=0)).max() < 0.005
+
+
+def test_a_floor_set_person_keeps_one_size(test_set):
+    """Issue 27: with the camera's extrinsics the floor sets an estimated root, each frame from one
+    noisy contact; once the track's skeleton (learned at the floor's scale) is known, the pose
+    keeps its size and the root stays the floor's."""
+    from pads_stream.apps.recordings import through_camera
+
+    model = pads_stream.load_model()
+    cfg = TrackerConfig(steps=4, warm_steps=4, skeleton_frames=10, skeleton_sure_frames=5)
+    frames = 24
+    pose = test_set["gt"][40].astype(float) * [1, -1, 1]  # Y up
+    turns = [np.deg2rad(5.0 * f) for f in range(frames)]
+    seq = np.stack([pose @ np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]]).T
+                    for a in turns])  # fmt: skip
+    rec = through_camera([seq], 1, 1, frames, np.random.default_rng(2), True, 25.0)
+    rays = normalized_rays(rec.kp2d[0], rec.K[0][:, None])[..., :2]  # (F, 1, 17, 2)
+    extrinsics = (rec.R[0, :1], rec.t[0, :1])
+    joints = track_sequences(model, cfg, rays, rec.conf[0], None, np.zeros(1, int), 25.0, extrinsics)
+    held = bone_lengths(joints[12:, 0] - joints[12:, 0, :1])
+    assert np.isfinite(held).all()
+    assert (held.std(axis=0) / held.mean(axis=0)).max() < 0.01
+    root_err = np.linalg.norm(joints[:, 0, 0] - rec.root[0, :, 0], axis=-1)
+    assert np.median(root_err) < 0.25  # the floor still sets the depth (0.21 m before the skeleton sized the pose)

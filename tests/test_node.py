@@ -444,12 +444,13 @@ def test_a_tracked_person_stays_on_the_floor_when_extrinsics_set_the_depth(test_
 
 def test_sigterm_while_the_model_loads_exits_cleanly(tiny_checkpoint, tmp_path):
     """Issue 9, finding 4: a stop signal at any moment ends the node with exit code 0."""
+    # the timeout only keeps a hung node from hanging the suite: loading torch on a busy machine has taken > 30 s
     for delay in (0.2, 0.6, 1.5):
         cmd, _, _ = node_command(tmp_path, tiny_checkpoint)
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         time.sleep(delay)
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0, proc.stderr.read()[-2000:]
+        assert proc.wait(timeout=180) == 0, proc.stderr.read()[-2000:]
 
 
 def test_curve_encryption_admits_only_authorised_clients(tiny_checkpoint, tmp_path, test_set):

@@ -61,9 +61,12 @@ def unseen_pelvis(rays: np.ndarray, conf: np.ndarray, centre: np.ndarray) -> np.
     return np.where(r_hip & l_hip, 0.5 * (rays[:, 1] + rays[:, 4]), np.where(r_hip | l_hip, one_hip, centre))
 
 
-def bone_scale(rel: np.ndarray, conf: np.ndarray, min_conf: float = 0.5) -> np.ndarray:
-    """How much larger the mean skeleton is than a fitted pose: the median, over bones with both
-    ends confident, of mean bone length / fitted bone length.
+def bone_scale(
+    rel: np.ndarray, conf: np.ndarray, min_conf: float = 0.5, reference: np.ndarray | None = None
+) -> np.ndarray:
+    """How much larger the mean skeleton (or ``reference`` (N, 16) metres, a person's own) is than a
+    fitted pose: the median, over bones with both ends confident, of that bone length / fitted bone
+    length.
 
     A pose fitted onto the 2D rays at a wrong depth d is scaled by d / d_true, so multiplying both
     the root and the pelvis-relative pose by this factor moves the person to the depth at which it
@@ -80,6 +83,6 @@ def bone_scale(rel: np.ndarray, conf: np.ndarray, min_conf: float = 0.5) -> np.n
     seen = np.minimum(conf[:, 1:], conf[:, parents]) > min_conf  # (N, 16)
     fitted = np.linalg.norm(rel[:, 1:] - rel[:, parents], axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(seen & (fitted > 1e-6), MEAN_BONES_M / fitted, np.nan)
+        ratio = np.where(seen & (fitted > 1e-6), (MEAN_BONES_M if reference is None else reference) / fitted, np.nan)
     median, _ = masked_median(ratio, np.isfinite(ratio))
     return np.clip(np.nan_to_num(median, nan=1.0), 0.5, 2.0)

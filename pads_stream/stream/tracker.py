@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..api import PoseModel
-from ..geometry.camera import snap_to_rays
+from ..geometry.camera import floor_scale, snap_to_rays
 from ..geometry.skeleton import H36M_LR_PAIRS, H36M_PARENTS, MEAN_BONES_M, bone_lengths, bones_plausible
 from ..geometry.smoothing import (
     DepthFilterConfig,
@@ -306,6 +306,9 @@ def estimate_persons(
     measured = np.full((len(obs), 16), np.nan)
     if learning.any():
         measured[learning] = measured_bones(rel[learning], out_root[learning], rays[learning], conf[learning])
+        # a floor-set person's bones at the floor's scale, not at the size its skeleton gave the pose (a loop)
+        floored = np.flatnonzero(learning & ~given & np.isfinite(R).all(axis=(1, 2)))
+        measured[floored] *= floor_scale(rel[floored] + out_root[floored, None], R[floored], t[floored])[0][:, None]
     smooth_cfg = OneEuroConfig(cfg.one_euro_min_cutoff, cfg.one_euro_beta)
     out: list[Result] = []
     for k, (tracks, o) in enumerate(items):
