@@ -178,33 +178,8 @@ class MonocularTasks:
             r, x = self._rescale(x, r, conf, sized, None, bone_scale(x, conf))
         if floor is not None:  # the final pose's lowest joint onto the floor (no network pass)
             r, x = self._rescale(x, r, conf, estimated, floor, np.ones(n))
-            if skeleton is not None:
-                r, x = self._sized_by_skeleton(x, r, conf, estimated, floor, *skeleton[:2])
         ok &= np.isfinite(x).all(axis=(1, 2)) & np.isfinite(r).all(axis=1)
         return x, r.astype(np.float32), ok
-
-    @staticmethod
-    def _sized_by_skeleton(x: np.ndarray, r: np.ndarray, conf: np.ndarray, rows: np.ndarray,
-                           floor: tuple[np.ndarray, np.ndarray], bones: np.ndarray,
-                           weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-        """(root, pose) of ``rows`` (N,) bool on the floor scaled about their lowest joint towards
-        their skeleton's size (``bones`` (N, 16) metres, by ``weight`` (N,) in log scale): with the
-        floor a frame's size comes from one noisy contact, a track's skeleton (learned at the
-        floor's scale) from many. The lowest joint stays on the floor; the root moves by the size
-        change times its height (a centimetre or two), no longer exactly on its ray."""
-        R, t = floor
-        rows = rows & np.isfinite(t).all(axis=1) & np.isfinite(bones).all(axis=1) & (weight > 0)
-        if not rows.any():
-            return r, x
-        k = np.flatnonzero(rows)
-        own = bone_scale(x[k], conf[k], reference=bones[k]) ** np.clip(weight[k], 0.0, 1.0)
-        joints = x[k] + r[k, None]
-        height = np.einsum("nji,nkj->nki", R[k], joints)[..., 2]  # world z up to the camera's height
-        lowest = joints[np.arange(len(k)), np.argmin(height, axis=1)]
-        r, x = r.copy(), x.copy()
-        r[k] = lowest + own[:, None] * (r[k] - lowest)
-        x[k] = x[k] * own[:, None, None]
-        return r, x
 
     @staticmethod
     def _rescale(x, r, c, ok, floor, factor) -> tuple[np.ndarray, np.ndarray]:

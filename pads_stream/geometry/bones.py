@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .camera import snap_to_rays
+from .rootfind import bone_scale
 from .skeleton import H36M_PARENTS, MEAN_BONES_M, NUM_JOINTS, bone_lengths
 
 BODY_SIZE_RANGE = (0.5, 2.0)  # a person's size as a factor of the mean adult (an estimated root rescales it after)
@@ -141,3 +142,36 @@ def fit_rays(x: np.ndarray, root: np.ndarray, unit: np.ndarray, conf: np.ndarray
         last = k == (rounds if power > 0 else 1) - 1
         out = hold_bones(out, target, sweeps=3 * sweeps if last else sweeps)  # the last ends on the bones
     return out
+
+
+def sized_on_floor(rel: np.ndarray, root: np.ndarray, conf: np.ndarray, R: np.ndarray, t: np.ndarray,
+                   bones: np.ndarray, weight: np.ndarray, rows: np.ndarray,
+                   ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Persons whose root the floor set, scaled about their lowest joint towards their own
+    skeleton's size: one frame's contact is a noisy measure of a person's size, a track's skeleton
+    (learned at the floor's scale over many frames) a steady one.
+
+    Args:
+        rel: (N, 17, 3) pelvis-relative joints, metres, camera frame. root: (N, 3) metres.
+        conf: (N, 17) confidences (the bones with both ends above 0.5 set the size).
+        R: (N, 3, 3), t: (N, 3) the camera's extrinsics, X_cam = R X_world + t (floor z = 0).
+        bones: (N, 16) each person's skeleton, metres (NaN rows: none). weight: (N,) in [0, 1],
+            the share of the skeleton's size taken (in log scale).
+        rows: (N,) bool, the persons to size.
+
+    Returns:
+        (rel, root): the lowest joint stays on the floor; the root moves by the size change times
+        its height above that joint (a centimetre or two), off its ray by as much.
+    """
+    rows = rows & np.isfinite(bones).all(axis=1) & (weight > 0)
+    if not rows.any():
+        return rel, root
+    k = np.flatnonzero(rows)
+    own = bone_scale(rel[k], conf[k], reference=bones[k]) ** np.clip(weight[k], 0.0, 1.0)
+    joints = rel[k] + root[k, None]
+    height = np.einsum("nji,nkj->nki", R[k], joints)[..., 2]  # world z, up to the camera's height
+    lowest = joints[np.arange(len(k)), np.argmin(height, axis=1)]
+    rel, root = rel.copy(), root.copy()
+    root[k] = lowest + own[:, None] * (root[k] - lowest)
+    rel[k] = rel[k] * own[:, None, None]
+    return rel, root

@@ -39,7 +39,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..api import PoseModel
-from ..geometry.camera import floor_scale, snap_to_rays
+from ..geometry.bones import sized_on_floor
+from ..geometry.camera import snap_to_rays
 from ..geometry.skeleton import H36M_LR_PAIRS, H36M_PARENTS, MEAN_BONES_M, bone_lengths, bones_plausible
 from ..geometry.smoothing import (
     DepthFilterConfig,
@@ -300,15 +301,14 @@ def estimate_persons(
             state = sources[k].depth if sources[k] is not None else None
             out_root[k], depth[k] = filter_root_depth(state, out_root[k], obs[k].t_sender_s, depth_cfg)
     ok &= plausible(rel, out_root, rays, conf)
-    # bones measured only for the skeletons still learning (a learned one is held, never updated)
+    # learning skeletons measured before a floor-set pose takes its skeleton's size (never at a size it set)
     learning = np.array([cfg.skeleton_frames > 0 and (sk is None or len(sk.lengths) < cfg.skeleton_frames)
                          for sk in skeletons]) & ok  # fmt: skip
     measured = np.full((len(obs), 16), np.nan)
     if learning.any():
         measured[learning] = measured_bones(rel[learning], out_root[learning], rays[learning], conf[learning])
-        # a floor-set person's bones at the floor's scale, not at the size its skeleton gave the pose (a loop)
-        floored = np.flatnonzero(learning & ~given & np.isfinite(R).all(axis=(1, 2)))
-        measured[floored] *= floor_scale(rel[floored] + out_root[floored, None], R[floored], t[floored])[0][:, None]
+    floored = ok & ~given & np.isfinite(R).all(axis=(1, 2)) & np.isfinite(t).all(axis=1)
+    rel, out_root = sized_on_floor(rel, out_root, conf, R, t, bones, bone_weight, floored)
     smooth_cfg = OneEuroConfig(cfg.one_euro_min_cutoff, cfg.one_euro_beta)
     out: list[Result] = []
     for k, (tracks, o) in enumerate(items):
