@@ -177,7 +177,7 @@ def test_a_track_keeps_its_skeleton_when_its_pose_cannot_be_continued(test_set):
     for f, deg in enumerate([0, 0, 0, 0, 90]):
         obs = Observation(3, rays_turned(deg), np.ones(17), root, t_ns=f * 40_000_000, t_sender_s=0.04 * f)
         if f == 4:
-            assert tracks.continued(obs, cfg) is None  # the kept pose cannot seed this frame
+            assert tracks.matched(obs, cfg)[0] is None  # the kept pose cannot seed this frame
         (result,) = estimate_persons(model, cfg, [(tracks, obs)])
         assert result is not None
         results.append(result)

@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from ..geometry.bones import fit_rays, held
-from ..geometry.camera import floor_scale, normalized_rays, snap_to_rays, sphere_start
+from ..geometry.camera import floor_scale, normalized_rays, snap_to_rays, sphere_start, unit_rays
 from ..geometry.rootfind import bone_scale, initial_root
 from ..geometry.skeleton import NUM_JOINTS, fill_from_ancestors
 from ..prior.sampler import DEFAULT_STEPS, split_steps
@@ -150,8 +150,7 @@ class MonocularTasks:
             r = np.where(np.isfinite(depth_guess)[:, None], r * (depth_guess / r[:, 2])[:, None], r)
         if root is not None:
             r, ok = np.where(given[:, None], root, r), ok | given
-        hom = np.concatenate([rays, np.ones_like(rays[..., :1])], axis=-1)  # (N, 17, 3), z = 1
-        unit = hom / np.linalg.norm(hom, axis=-1, keepdims=True)
+        unit = unit_rays(rays)  # (N, 17, 3)
         if init is None:  # an unseen joint starts on its body (its ray is unknown), the prior moves it
             init = fill_from_ancestors(sphere_start(unit, r), conf > 0)
         first, restart = split_steps(steps, self.sampler.restart_fraction)

@@ -41,6 +41,12 @@ def normalized_rays(kp: np.ndarray, K: np.ndarray) -> np.ndarray:
     return np.einsum("...ij,...kj->...ki", np.linalg.inv(K), hom)
 
 
+def unit_rays(rays: np.ndarray) -> np.ndarray:
+    """(..., 3) unit directions (camera frame) of rays (..., 2) K⁻¹[u, v, 1] (x/z, y/z)."""
+    hom = np.concatenate([rays, np.ones_like(rays[..., :1])], axis=-1)
+    return hom / np.linalg.norm(hom, axis=-1, keepdims=True)
+
+
 def inverse_projection(kp: np.ndarray, K: np.ndarray, root: np.ndarray) -> np.ndarray:
     """The estimation prior's starting point (PADS Eq. 8): each joint's ray scaled to ‖T‖.
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .camera import unit_rays
 from .skeleton import H36M_PARENTS, NUM_JOINTS, PELVIS
 
 # An eigenvalue of S_j below this share of its trace counts as zero: a joint seen in one view, or
@@ -73,8 +74,7 @@ def rays_in_frame(rays: np.ndarray, R: np.ndarray, t: np.ndarray, weight: np.nda
         weight: (V, N, 17) per-view joint weights (0 = unseen there).
         R_ref: (N, 3, 3) the sampling frame's rotation from the world. origin: (N, 3) world metres.
     """
-    hom = np.concatenate([rays, np.ones_like(rays[..., :1])], axis=-1)
-    d_world = np.einsum("vnji,vnkj->vnki", R, hom / np.linalg.norm(hom, axis=-1, keepdims=True))  # Rᵀ d
+    d_world = np.einsum("vnji,vnkj->vnki", R, unit_rays(rays))  # Rᵀ d
     e = np.einsum("nij,vnkj->vnki", R_ref, d_world)
     centre_world = -np.einsum("vnji,vnj->vni", R, t)  # C = −Rᵀ t
     c = np.einsum("nij,vnj->vni", R_ref, centre_world - origin[None])[:, :, None, :]  # (V, N, 1, 3)

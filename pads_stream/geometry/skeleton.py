@@ -96,7 +96,7 @@ def mirror(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def noise_from_symmetry(poses: np.ndarray) -> np.ndarray:
+def noise_from_symmetry(poses: np.ndarray, seen: np.ndarray | None = None) -> np.ndarray:
     """The per-coordinate noise std of poses, from their left/right bone-length differences.
 
     Paired bones of a symmetric skeleton are equally long (within millimetres on real people);
@@ -105,10 +105,13 @@ def noise_from_symmetry(poses: np.ndarray) -> np.ndarray:
 
     Args:
         poses: (N, 17, 3) H36M-17 joints, metres.
+        seen: (N, 16) bool, the bones to count (default all): a pair counts where both are seen.
 
     Returns:
-        (N,) metres.
+        (N,) metres; 0 where no pair is seen.
     """
     length = bone_lengths(poses)  # (N, 16), bone j ending at joint j + 1
-    diff = np.stack([length[:, left - 1] - length[:, right - 1] for left, right in H36M_LR_PAIRS], axis=1)
-    return np.sqrt(np.mean(diff**2, axis=1)) / 2
+    left, right = (np.array([pair[side] for pair in H36M_LR_PAIRS]) - 1 for side in (0, 1))
+    paired = np.ones((len(length), len(left)), bool) if seen is None else seen[:, left] & seen[:, right]
+    diff2 = np.where(paired, (length[:, left] - length[:, right]) ** 2, 0.0)
+    return np.sqrt(diff2.sum(axis=1) / np.maximum(paired.sum(axis=1), 1)) / 2

@@ -5,7 +5,7 @@ The node drives this module frame by frame, and so do the measurement tools
 (``tools/warm_start_eval.py``, ``tools/depth_filter_eval.py``): what they measure is what the node
 runs. Per person of a frame (an :class:`Observation`), :func:`estimate_persons`:
 
-1. chooses the track to continue (:meth:`StreamTracks.source`): the fresh track of the stream
+1. chooses the track to continue (:meth:`StreamTracks.matched`): the fresh track of the stream
    whose pose, at the root given now or else the track's root, is plausible and reprojects best
    onto the new 2D, within ``warm_max_reproj_m`` (the own id wins ties). A tracker's id switch
    then costs nothing, and a pose that fits nobody's 2D is never reused;
@@ -40,8 +40,15 @@ import numpy as np
 
 from ..api import PoseModel
 from ..geometry.bones import sized_on_floor
-from ..geometry.camera import snap_to_rays
-from ..geometry.skeleton import H36M_LR_PAIRS, H36M_PARENTS, MEAN_BONES_M, bone_lengths, bones_plausible
+from ..geometry.camera import snap_to_rays, unit_rays
+from ..geometry.skeleton import (
+    H36M_LR_PAIRS,
+    H36M_PARENTS,
+    MEAN_BONES_M,
+    bone_lengths,
+    bones_plausible,
+    noise_from_symmetry,
+)
 from ..geometry.smoothing import (
     DepthFilterConfig,
     DepthFilterState,
@@ -180,36 +187,32 @@ class StreamTracks:
 
     tracks: dict[int, Track] = field(default_factory=dict)
 
-    def source(self, obs: Observation, cfg: TrackerConfig) -> Track | None:
-        """The track whose pose starts ``obs``'s estimate, or None (a cold start); see the module
-        docstring, step 1."""
-        return self.continued(obs, cfg) if cfg.warm_start else None
-
-    def continued(self, obs: Observation, cfg: TrackerConfig) -> Track | None:
-        """The track ``obs`` continues (its pose seeds the estimate when warm starts are on, and
-        its skeleton): a fresh one whose pose, at the root given now or else its own, reprojects
-        onto the new 2D within ``warm_max_reproj_m``, or None."""
-        return self._nearest(obs, cfg, cfg.warm_max_reproj_m, at_own_root=obs.root is None)
-
-    def person(self, obs: Observation, cfg: TrackerConfig) -> Track | None:
-        """The track whose person ``obs`` still is, for its skeleton, when no track is
-        :meth:`continued` (a move too fast for a warm start): a fresh one whose pose, where it
-        was, reprojects onto the new 2D within :data:`SKELETON_REPROJ_M`; a new person under a
-        reused id, elsewhere in the picture, is nobody's."""
-        return self._nearest(obs, cfg, SKELETON_REPROJ_M, at_own_root=True)
-
-    def _nearest(self, obs: Observation, cfg: TrackerConfig, within_m: float, at_own_root: bool) -> Track | None:
+    def matched(self, obs: Observation, cfg: TrackerConfig) -> tuple[Track | None, Track | None]:
+        """(continued, person) for ``obs``, each a fresh track or None. Continued: the one whose pose,
+        at the root given now or else its own, reprojects onto the new 2D within
+        ``warm_max_reproj_m`` (its pose seeds the estimate when warm starts are on). Person: the
+        one whose skeleton ``obs`` keeps, the continued one or else (a move too fast for a warm
+        start) one whose pose, where it was, reprojects within :data:`SKELETON_REPROJ_M`; a new
+        person under a reused id, elsewhere in the picture, is nobody's."""
         fresh = [(pid, tr) for pid, tr in self.tracks.items() if obs.t_ns - tr.t_ns <= cfg.warm_max_gap_ms * 1e6]
         if not fresh:
-            return None
-        fresh.sort(key=lambda item: item[0] != obs.id)  # own id first
+            return None, None
+        fresh.sort(key=lambda item: item[0] != obs.id)  # own id first: it wins ties
         rel = np.stack([tr.rel for _, tr in fresh])
-        root = np.stack([tr.root if at_own_root else obs.root for _, tr in fresh])
         rays = np.broadcast_to(obs.rays, (len(fresh), 17, 2))
         conf = np.broadcast_to(obs.conf, (len(fresh), 17))
-        miss = np.where(plausible(rel, root, rays, conf), reprojection_miss(rel, root, rays, conf), np.inf)
-        best = int(np.argmin(miss))  # the own id wins ties (it comes first)
-        return fresh[best][1] if miss[best] <= within_m else None
+
+        def misses(root: np.ndarray) -> np.ndarray:
+            return np.where(plausible(rel, root, rays, conf), reprojection_miss(rel, root, rays, conf), np.inf)
+
+        def nearest(miss: np.ndarray, within_m: float) -> Track | None:
+            best = int(np.argmin(miss))
+            return fresh[best][1] if miss[best] <= within_m else None
+
+        where_it_was = misses(np.stack([tr.root for _, tr in fresh]))
+        at_root = where_it_was if obs.root is None else misses(np.broadcast_to(obs.root, (len(fresh), 3)))
+        continued = nearest(at_root, cfg.warm_max_reproj_m)
+        return continued, continued or nearest(where_it_was, SKELETON_REPROJ_M)
 
     def remember(self, obs: Observation, track: Track | None, cfg: TrackerConfig) -> None:
         """Keep ``track`` under ``obs.id`` (None: forget the id; a failed estimate seeds nothing)."""
@@ -258,10 +261,8 @@ def estimate_persons(
     rays = np.stack([o.rays for o in obs])
     given = np.array([o.root is not None for o in obs])
     root = np.stack([o.root if o.root is not None else np.full(3, np.nan) for o in obs])  # NaN: estimate
-    continued = [tracks.continued(o, cfg) for tracks, o in items]
+    continued, owners = zip(*(tracks.matched(o, cfg) for tracks, o in items), strict=True)
     sources = continued if cfg.warm_start else [None] * len(items)
-    # the skeleton is the person's: it follows a move too fast for the pose to seed this frame
-    owners = [tr or tracks.person(o, cfg) for tr, (tracks, o) in zip(continued, items, strict=True)]
     skeletons = [tr.skeleton if tr is not None and cfg.skeleton_frames > 0 else None for tr in owners]
     bones = np.stack([sk.bones() if sk is not None else np.full(16, np.nan) for sk in skeletons])
     bone_weight = np.array([sk.weight(cfg) if sk is not None else 0.0 for sk in skeletons])
@@ -342,20 +343,15 @@ def measured_bones(rel: np.ndarray, root: np.ndarray, rays: np.ndarray, conf: np
     the prior's proportions in the measurement (on detector-like 2D it read Bandai's short thorax
     10 % long); and the 2D noise lengthens every bone, by σ²/L (short bones most: shoulders 7 %),
     so each frame's squared lengths lose 4σ², σ² (m², per coordinate at the person) estimated
-    from the frame's left/right differences (:func:`pads_stream.geometry.skeleton.noise_from_symmetry`'s
-    model: a pair's difference is N(0, 4σ²)). Issue 27, Bandai dataset-2 with detected 2D:
+    from the frame's left/right differences of the bones seen
+    (:func:`pads_stream.geometry.skeleton.noise_from_symmetry`). Issue 27, Bandai dataset-2 with detected 2D:
     bones within ±10 % 95.3 → 99.4 % at 30 Hz (docs/bones.md)."""
-    hom = np.concatenate([rays, np.ones_like(rays[..., :1])], axis=-1)
-    unit = hom / np.linalg.norm(hom, axis=-1, keepdims=True)
     sure = conf >= MEASURE_CONF
-    with np.errstate(invalid="ignore"):
-        lengths = bone_lengths(snap_to_rays(rel.astype(np.float64), unit, root, sure.astype(np.float64), 1.0))
     both = sure[:, 1:] & sure[:, list(H36M_PARENTS[1:])]
-    pairs = np.array(H36M_LR_PAIRS) - 1  # (6, 2) bone indices of the twins
-    paired = both[:, pairs[:, 0]] & both[:, pairs[:, 1]]
-    diff2 = np.where(paired, (lengths[:, pairs[:, 0]] - lengths[:, pairs[:, 1]]) ** 2, 0.0)
-    var = diff2.sum(axis=1) / np.maximum(paired.sum(axis=1), 1) / 4  # (N,) σ², 0 with no pair seen
-    lengths = np.sqrt(np.maximum(lengths**2 - 4 * var[:, None], (0.5 * lengths) ** 2))
+    with np.errstate(invalid="ignore"):
+        snapped = snap_to_rays(rel.astype(np.float64), unit_rays(rays), root, sure.astype(np.float64), 1.0)
+        lengths, sigma = bone_lengths(snapped), noise_from_symmetry(snapped, both)
+    lengths = np.sqrt(np.maximum(lengths**2 - 4 * sigma[:, None] ** 2, (0.5 * lengths) ** 2))
     return np.where(both, lengths, np.nan)
 
 
