@@ -23,8 +23,14 @@ defaults: it calibrates the rig itself from the walk), the walk sent in real tim
 
 Tune on S8 (``--subjects S8``, placed in S9's rig); report on S9 and S11 (never tuned on).
 
+``--domain bandai-1`` / ``bandai-2`` checks the same defaults on a second domain: Bandai Namco actors
+(other people, skeletons and gaits; 30 Hz) walking — each style's walking clips chained (dataset-1:
+walk, walk-back, -left, -right: straight lines; dataset-2: walk, walk-turn-left, -right) and given
+a path by foot locking — in S9's and S11's rigs, by turns; ``--subjects`` then names the styles
+(default: all), one window per style and length.
+
 Usage: python tools/selfcalib_eval.py [--subjects S9,S11] [--seconds 10,30] [--windows 4] [--drift]
-       [--pose] [--node] [--samples 300] [--data DIR]
+       [--domain h36m|bandai-1|bandai-2] [--pose] [--node] [--samples 300] [--data DIR]
 """
 
 from __future__ import annotations
@@ -35,7 +41,9 @@ import time
 import numpy as np
 
 from pads_stream.api import load_model
-from pads_stream.data.datasets import DEFAULT_DATA, data_file, test_path
+from pads_stream.common.files import shipped
+from pads_stream.data.bvh import JointMapping, load_bvh_h36m
+from pads_stream.data.datasets import DEFAULT_DATA, data_file, test_path, to_17
 from pads_stream.data.virtual_rig import CalibratedRig, detector_noise, load_rig, rig_samples
 from pads_stream.data.walks import RATE_HZ, camera_views, foot_locked_path, place_walk
 from pads_stream.geometry.epipolar import rotation_angle_deg
@@ -44,9 +52,22 @@ from pads_stream.geometry.selfcalib import RigCalibration, calibrate_rig, statur
 from pads_stream.geometry.skeleton import bone_lengths
 
 TAKES = ("walking_1", "walking_2", "walkingdog_1", "walkingdog_2")
+BANDAI_STYLES = {
+    "bandai-1": ("active", "angry", "childish", "chimpira", "feminine", "giant", "happy", "masculinity", "musical",
+                 "normal", "not-confident", "old", "proud", "sad", "tired"),
+    "bandai-2": ("active", "elderly", "exhausted", "feminine", "masculine", "normal", "youthful"),
+}  # fmt: skip
+BANDAI_HZ = 30.0
 
 
-def walks(data: str, subject: str) -> np.ndarray:
+def walks(data: str, subject: str, domain: str = "h36m") -> np.ndarray:
+    """A Human3.6M subject's walking takes (25 Hz), or a Bandai style's walking clips (30 Hz), chained:
+    (F, 17, 3) pelvis-relative, Y up, metres."""
+    if domain != "h36m":
+        mapping = JointMapping.from_json(shipped("configs", "bandai_to_h36m.json"))
+        folder = data_file(data, "bandai", domain.replace("bandai", "dataset"))
+        clips = sorted(folder.glob(f"*_walk*_{subject}_[0-9]*.bvh"))
+        return np.concatenate([to_17(load_bvh_h36m(c, mapping)[0]) for c in clips])
     poses = np.load(data_file(data, "h36m", "positions_3d_25hz.npz"), allow_pickle=True)["positions_3d"].item()
     return np.concatenate([poses[subject][k] for k in TAKES if k in poses[subject]])
 
@@ -80,12 +101,12 @@ def errors(cal: RigCalibration, rig: CalibratedRig, offset_s: np.ndarray, drift_
 
 
 def window_views(world: np.ndarray, rig: CalibratedRig, seconds: float, rng: np.random.Generator, detected: bool,
-                 clocks: str) -> tuple:  # fmt: skip
+                 clocks: str, rate_hz: float = RATE_HZ) -> tuple:  # fmt: skip
     """One window seen by the rig: clocks ``sync`` (one instant per frame), ``offsets`` or ``drift``."""
-    frames = int(seconds * RATE_HZ)
+    frames = int(seconds * rate_hz)
     offset_s = np.r_[0.0, rng.uniform(0, 0.040, 3)] if clocks != "sync" else np.zeros(4)
     drift_ppm = np.r_[0.0, rng.uniform(-100, 100, 3)] if clocks == "drift" else np.zeros(4)
-    kp, t_ns, _ = camera_views(world, rig, offset_s, drift_ppm, frames)
+    kp, t_ns, _ = camera_views(world, rig, offset_s, drift_ppm, frames, rate_hz)
     conf = None
     if detected:
         kp, conf = detector_noise(kp, rng)
@@ -109,14 +130,18 @@ def extrinsics_table(args: argparse.Namespace) -> None:
             for seconds in args.seconds:
                 acc: dict[str, list] = {}
                 covered, found, spent, n = [], [], [], 0
-                for subject in args.subjects:
-                    rig = load_rig(cams, "S9" if subject not in ("S9", "S11") else subject)
+                for k, subject in enumerate(args.subjects):
+                    bandai = args.domain != "h36m"
+                    rig = load_rig(cams, ("S9", "S11")[k % 2] if bandai else "S9" if subject not in ("S9", "S11")
+                                   else subject)  # fmt: skip
+                    rate = BANDAI_HZ if bandai else RATE_HZ
                     rng = np.random.default_rng([ord(c) for c in subject] + [int(seconds), detected, len(clocks)])
-                    motion = walks(args.data, subject)
-                    frames = int(seconds * RATE_HZ)
+                    motion = walks(args.data, subject, args.domain)
+                    frames = int(seconds * rate)
                     for w in range(min(args.windows, len(motion) // frames)):
-                        world = place_walk(foot_locked_path(motion[w * frames : (w + 1) * frames + 50]), rig, rng)
-                        kp, conf, t_ns, off, drift = window_views(world, rig, seconds, rng, detected, clocks)
+                        path = foot_locked_path(motion[w * frames : (w + 1) * frames + 50], rate_hz=rate)
+                        world = place_walk(path, rig, rng)
+                        kp, conf, t_ns, off, drift = window_views(world, rig, seconds, rng, detected, clocks, rate)
                         height = float(stature_m(np.median(bone_lengths(world), axis=0)))
                         t0 = time.perf_counter()
                         cal = calibrate_rig(kp, rig.K, conf, None if clocks == "sync" else t_ns, height_m=height)
@@ -220,7 +245,8 @@ def first_pose_table(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=DEFAULT_DATA)
-    parser.add_argument("--subjects", default="S9,S11")
+    parser.add_argument("--subjects", default=None, help="Human3.6M subjects, or Bandai styles (default: S9,S11 / all)")
+    parser.add_argument("--domain", choices=("h36m", *BANDAI_STYLES), default="h36m")
     parser.add_argument("--seconds", default="10,30")
     parser.add_argument("--windows", type=int, default=4, help="windows per subject")
     parser.add_argument("--drift", action="store_true", help="also clocks with ±100 ppm drift")
@@ -228,7 +254,12 @@ def main() -> None:
     parser.add_argument("--node", action="store_true", help="the node's time to its first world pose instead")
     parser.add_argument("--samples", type=int, default=300)
     args = parser.parse_args()
-    args.subjects = args.subjects.split(",")
+    styles = BANDAI_STYLES.get(args.domain)
+    if styles and (args.pose or args.node):
+        parser.error("a Bandai domain measures the calibration (the extrinsics table) only")
+    args.subjects = args.subjects.split(",") if args.subjects else list(styles or ("S9", "S11"))
+    if styles and not set(args.subjects) <= set(styles):
+        parser.error(f"--domain {args.domain} takes styles: {', '.join(styles)}")
     args.seconds = [float(s) for s in args.seconds.split(",")]
     (pose_table if args.pose else first_pose_table if args.node else extrinsics_table)(args)
 

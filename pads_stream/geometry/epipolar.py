@@ -193,3 +193,55 @@ def pnp(X: np.ndarray, x: np.ndarray, w: np.ndarray, focal_px: float, rng: np.ra
         if np.abs(step).max() < 1e-10:
             break
     return R, t
+
+
+def pair_poses(y: np.ndarray, w: np.ndarray, focal: np.ndarray, rng: np.random.Generator
+                ) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]:  # fmt: skip
+    """Each camera pair's relative pose from a robust essential matrix: {(u, v): (R, t)} with
+    X_v = R X_u + t, |t| = 1, both orders, for the pairs sharing 50 or more seen joints (y (V, P, 2)
+    normalised, w (V, P))."""
+    out = {}
+    for u in range(len(y)):
+        for v in range(u + 1, len(y)):
+            both = np.flatnonzero((w[u] > 0) & (w[v] > 0))
+            if len(both) < 50:
+                continue
+            E, _ = essential(y[u, both], y[v, both], focal[[u, v]].mean(), rng)
+            R, t = decompose(E, y[u, both], y[v, both], np.minimum(w[u, both], w[v, both]))
+            out[u, v], out[v, u] = (R, t), (R.T, -R.T @ t)
+    return out
+
+
+def poses_from_reference(pairs: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]], ref: int, y: np.ndarray,
+                         w: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:  # fmt: skip
+    """Every camera (R (V, 3, 3), t (V, 3)) in camera 0's frame from its pair with camera ``ref``, the
+    pairs' scales made one by their triangulated depths in ``ref``; None when a camera has no pair
+    with ``ref``."""
+    V = len(y)
+    others = [v for v in range(V) if v != ref]
+    if any((ref, v) not in pairs for v in others):
+        return None
+    R, t = np.repeat(np.eye(3)[None], V, 0), np.zeros((V, 3))
+    for v in others:
+        R[v], t[v] = pairs[ref, v]
+    depth = {}
+    for v in others:
+        X = triangulate(R[[ref, v]], t[[ref, v]], y[[ref, v]], w[[ref, v]])
+        depth[v] = np.where(X[:, 2] > 0, X[:, 2], np.nan)
+    for v in others[1:]:
+        ratio = depth[others[0]] / depth[v]
+        ratio = ratio[np.isfinite(ratio)]
+        t[v] *= np.median(ratio) if len(ratio) else 1.0
+    R0 = R @ R[0].T  # X_v = R_v R_0ᵀ (X_0 - t_0) + t_v
+    return R0, t - np.einsum("vij,j->vi", R0, t[0])
+
+
+def epipolar_cost(E: np.ndarray, y0: np.ndarray, w0: np.ndarray, yv: np.ndarray, wv: np.ndarray,
+                  focal_px: float) -> float:  # fmt: skip
+    """The mean Cauchy cost of the correspondences seen by both views under E re-fitted to them."""
+    both = np.flatnonzero((w0 > 0) & (wv > 0))
+    if len(both) < 50:
+        return np.inf
+    E = refit(E, y0[both], yv[both], focal_px, rounds=3)
+    d = sampson_px(E, y0[both], yv[both], focal_px)
+    return float(np.mean(np.log1p((d / CAUCHY_PX) ** 2)))

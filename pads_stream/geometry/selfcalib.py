@@ -2,13 +2,15 @@
 from one person walking before cameras whose intrinsics are known — no board.
 
 The person's joints are the correspondences. Steps: each camera's 2D tracks smoothed by one
-zero-delay filter (so they can be read between frames); a robust essential matrix per camera
-pair with camera 0 (:mod:`.epipolar`), with each clock's offset scanned first; the pairs' scales
-made one by their triangulated depths; one bundle adjustment of cameras, clocks and every joint
-(:mod:`.bundle`); a camera that does not fit is re-placed on the others' triangulation (PnP) and
-adjusted again. The scale comes from the person's stature when given, else from the prior's mean
-adult bones (with that choice's uncertainty, one adult standard deviation); the floor from the
-feet's contacts, when they are spread enough to fix a plane.
+zero-delay filter (so they can be read between frames); each clock's offset to camera 0's scanned
+(the most epipolar pair); a robust essential matrix per camera pair (:mod:`.epipolar`); each camera
+in turn the reference for a start (the others placed by their pairs with it, the pairs' scales made
+one by their triangulated depths), the start that a quick adjustment fits best kept; one bundle
+adjustment of cameras, clocks and every joint (:mod:`.bundle`); a camera that does not fit, or sees
+the person behind it, is re-placed on the others' triangulation (PnP) and adjusted again. The
+scale comes from the person's stature when given, else from the prior's mean adult bones (with
+that choice's uncertainty, one adult standard deviation); the floor from the feet's contacts, when
+they are spread enough to fix a plane.
 
 Frames: X_cam = R · X_world + t, metres; the world is Z up with the floor at z = 0 when the floor is
 determined, else camera 0's frame (OpenCV axes). Times: integer nanoseconds of each camera's clock.
@@ -16,21 +18,22 @@ determined, else camera 0's frame (OpenCV axes). Times: integer nanoseconds of e
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from .bundle import Observations, adjust
+from .bundle import Bundle, Observations, adjust
 from .camera import normalized_rays
-from .epipolar import CAUCHY_PX, decompose, essential, pnp, refit, sampson_px, triangulate
+from .epipolar import CAUCHY_PX, epipolar_cost, essential, pair_poses, pnp, poses_from_reference, triangulate
+from .image_tracks import SMOOTH_FRAMES, continuous_motion, smooth_tracks, speed_lag
 from .skeleton import MEAN_BONES_M, NUM_JOINTS, bone_lengths
 
 UNTIMED_HZ = 25.0  # frames without times are taken this far apart (for the feet's speeds on the floor)
-MAX_FRAME_MOVE = 0.15  # a motion moves its joints less than this share of the body's image size per frame
-SMOOTH_FRAMES = 1.5  # the zero-delay Gaussian filter of the 2D tracks, σ in frames
 OUTLIER_PX = 15.0  # a 2D sample this far from its track through the neighbouring frames is left out
 MIN_CONF = 0.3  # joints below this confidence are not used as correspondences
 OFFSET_SCAN_MS = 200.0  # clocks are searched within ±this of camera 0's (hosts that keep time roughly)
+SCAN_STEP_MS = 4.0  # ... first in these steps, by the joints' image speeds
 ADULT_SIZE_SD = 0.04  # one adult standard deviation of body size, relative: the prior-size scale's uncertainty
 ANKLE_HEIGHT_M = 0.08  # the ankle joint above the floor, metres (stature = this + the upright chain)
 UPRIGHT = 0.965  # an upright stance's ankle-to-head height over the summed leg and trunk bones (Human3.6M)
@@ -39,7 +42,9 @@ CONTACT_SPEED = 0.25  # a lower ankle slower than this (m/s) stands on the floor
 FLOOR_SPREAD_M = 0.3  # the contacts' second spread (std, metres) needed to fix the floor's tilt
 DRIFT_MIN_S = 20.0  # clock drifts are solved from walks this long (shorter: offsets only, drift 0)
 DRIFT_SD_PPM = 50.0  # ... with this prior spread (a camera's crystal: tens of ppm), so noise reads as no drift
+START_STRIDE = 4  # each reference's start is adjusted on every this-th instant, the best then on all
 REPLACE_FACTOR = 3.0  # a camera whose median residual exceeds this × the others' (and 10 px) is re-placed
+IN_FRONT = 0.9  # ... as is one with fewer than this share of the person's joints it sees in front of it
 
 
 @dataclass(frozen=True)
@@ -85,72 +90,6 @@ class RigCalibration:
         t = np.asarray(t_ns, dtype=np.float64)
         e = self.epoch_ns[camera]
         return t + self.offset_ns[camera] + self.drift_ppm[camera] * 1e-6 * (t - e)
-
-
-@dataclass
-class Tracks:
-    """One camera's 2D tracks read at any time by Gaussian kernel regression over its frames (a
-    zero-delay filter whose noise does not depend on where between two frames it is read; reading
-    a linear interpolation instead favours times midway between frames).
-
-    times (F,) s on the camera's clock; y (F, 17, 2) normalised; w (F, 17) confidences (0: unseen);
-    sigma_s the kernel's width, seconds.
-    """
-
-    times: np.ndarray
-    y: np.ndarray
-    w: np.ndarray
-    sigma_s: float
-
-    def read(self, at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The tracks at times ``at`` (T,) s -> (y (T, 17, 2), w (T, 17), rate (T, 17, 2) per s); w is
-        the kernel's share of seen frames (0 outside the track)."""
-        reach = int(np.ceil(3 * self.sigma_s / np.median(np.diff(self.times))))
-        centre = np.searchsorted(self.times, at)
-        idx = np.clip(centre[:, None] + np.arange(-reach, reach + 1), 0, len(self.times) - 1)  # (T, n)
-        dt = at[:, None] - self.times[idx]
-        k = np.exp(-0.5 * (dt / self.sigma_s) ** 2)
-        k = np.where(np.diff(idx, axis=1, prepend=-1) > 0, k, 0.0)  # clipped repeats count once
-        kw = k[..., None] * self.w[idx]  # (T, n, 17)
-        dkw = (-dt / self.sigma_s**2)[..., None] * kw
-        d, dd = kw.sum(axis=1), dkw.sum(axis=1)
-        n = np.einsum("tnj,tnjc->tjc", kw, self.y[idx])
-        dn = np.einsum("tnj,tnjc->tjc", dkw, self.y[idx])
-        safe = np.maximum(d, 1e-12)[..., None]
-        y = n / safe
-        rate = (dn * safe - n * dd[..., None]) / safe**2
-        full = np.sqrt(2 * np.pi) * self.sigma_s / np.median(np.diff(self.times))  # the kernel's sum, all seen
-        inside = (at >= self.times[0]) & (at <= self.times[-1])
-        w = np.where(inside[:, None] & (d > 0.3 * full), np.minimum(d / full, 1.0), 0.0)
-        return y, w, rate
-
-
-def smooth_tracks(times: np.ndarray, y: np.ndarray, w: np.ndarray, outlier: float,
-                  sigma: float = SMOOTH_FRAMES) -> Tracks:  # fmt: skip
-    """A camera's tracks (times (F,) s, y (F, 17, 2) normalised, w (F, 17)) read with a kernel
-    ``sigma`` frames wide, after leaving out the samples farther than ``outlier`` (normalised units)
-    from the track through their neighbours (a displaced joint would otherwise smear over its frames)."""
-    dt = float(np.median(np.diff(times)))
-    y = np.nan_to_num(y)
-    tracks = Tracks(times, y, w, sigma * dt)
-    for _ in range(3):
-        fit, _, _ = tracks.read(times)
-        tracks = Tracks(times, 2 * y - fit, tracks.w, sigma * dt)  # twicing: the smoothing's bias removed
-        fit, _, _ = tracks.read(times)
-        tracks = Tracks(times, y, np.where(np.linalg.norm(y - fit, axis=-1) > outlier, 0.0, w), sigma * dt)
-    return tracks
-
-
-def continuous_motion(y: np.ndarray, w: np.ndarray) -> bool:
-    """Whether one camera's frames (y (F, 17, 2), w (F, 17)) follow one motion: the joints' median move
-    between consecutive frames is under :data:`MAX_FRAME_MOVE` of the body's extent in the image."""
-    both = (w[1:] > 0) & (w[:-1] > 0)
-    if not both.any():
-        return False
-    move = np.median(np.linalg.norm(y[1:] - y[:-1], axis=-1)[both])
-    seen = np.where(w[..., None] > 0, y, np.nan)
-    extent = np.nanmedian(np.nanmax(seen, axis=1) - np.nanmin(seen, axis=1), axis=0).max()
-    return bool(move < MAX_FRAME_MOVE * extent)
 
 
 def stature_m(bones: np.ndarray) -> np.ndarray:
@@ -224,20 +163,26 @@ def calibrate_rig(kp2d: np.ndarray, K: np.ndarray, conf: np.ndarray | None = Non
     T = times[0]  # the reference instants: camera 0's frames
     mid = float(np.median(T))
 
-    def observe(off_ms: np.ndarray, drift_ppm: np.ndarray) -> Observations:
-        ys, ws, rates, since = [], [], [], []
-        for v in range(V):
-            at = T - off_ms[v] * 1e-3 - drift_ppm[v] * 1e-6 * (T - mid)
-            y, wv, rate = tracks[v].read(at)
-            ys.append(y.reshape(-1, 2)), ws.append(wv.reshape(-1)), rates.append(rate.reshape(-1, 2))
-            since.append(np.repeat(T - mid, NUM_JOINTS))
-        P = len(T) * NUM_JOINTS
-        return Observations(np.repeat(np.arange(V), P), np.tile(np.arange(P), V), np.concatenate(ys),
-                            np.concatenate(ws), np.concatenate(rates), np.concatenate(since))  # fmt: skip
+    def observer(instants: np.ndarray) -> Callable[[np.ndarray, np.ndarray], Observations]:
+        """The cameras' observations of the joints at ``instants`` (camera 0's clock, s) for given clocks."""
 
-    # -- each camera against camera 0: the clock scanned, then the essential matrix ----------------
+        def observe(off_ms: np.ndarray, drift_ppm: np.ndarray) -> Observations:
+            ys, ws, rates, since = [], [], [], []
+            for v in range(V):
+                at = instants - off_ms[v] * 1e-3 - drift_ppm[v] * 1e-6 * (instants - mid)
+                y, wv, rate = tracks[v].read(at)
+                ys.append(y.reshape(-1, 2)), ws.append(wv.reshape(-1)), rates.append(rate.reshape(-1, 2))
+                since.append(np.repeat(instants - mid, NUM_JOINTS))
+            P = len(instants) * NUM_JOINTS
+            return Observations(np.repeat(np.arange(V), P), np.tile(np.arange(P), V), np.concatenate(ys),
+                                np.concatenate(ws), np.concatenate(rates), np.concatenate(since))  # fmt: skip
+
+        return observe
+
+    observe = observer(T)
+
+    # -- each camera's clock against camera 0's: the offset that makes the two views most epipolar --
     off = np.zeros(V)
-    R, t = np.repeat(np.eye(3)[None], V, 0), np.zeros((V, 3))
     obs0 = observe(off, np.zeros(V))
     P = len(T) * NUM_JOINTS
     y0, w0 = obs0.y[:P], obs0.w[:P]
@@ -247,39 +192,45 @@ def calibrate_rig(kp2d: np.ndarray, K: np.ndarray, conf: np.ndarray | None = Non
             y, wv, _ = tracks[v].read(T - o * 1e-3)
             return y.reshape(-1, 2), wv.reshape(-1)
 
-        yv, wv = pair(0.0)
-        both = np.flatnonzero((w0 > 0) & (wv > 0))
+        both = np.flatnonzero((w0 > 0) & (pair(0.0)[1] > 0))
         if len(both) < 50:
             raise ValueError(f"camera {v} shares {len(both)} seen joints with camera 0; it needs 50 or more")
-        E, _ = essential(y0[both], yv[both], focal[v].mean(), rng)
-        if timed:  # the offset that makes the two views most epipolar (E re-fitted to each), coarse to fine
-            for grid in (np.arange(-OFFSET_SCAN_MS, OFFSET_SCAN_MS + 1, 4.0), off[v] + np.arange(-4, 4.25, 0.5)):
-                costs = [_epipolar_cost(E, y0, w0, *pair(o), focal[v].mean()) for o in grid]
-                off[v] = grid[int(np.argmin(costs))]
+        if timed:  # first where the joints' image speeds agree best (stance and swing at the same time in
+            # every view: no geometry needed), then the most epipolar offset near it, finer
+            off[v] = speed_lag(tracks[0], tracks[v], T, OFFSET_SCAN_MS, SCAN_STEP_MS)
             yv, wv = pair(off[v])
             both = np.flatnonzero((w0 > 0) & (wv > 0))
             E, _ = essential(y0[both], yv[both], focal[v].mean(), rng)
-        weight = np.minimum(w0[both], wv[both])
-        R[v], t[v] = decompose(E, y0[both], yv[both], weight)
+            for step, reach in ((2.0, 16.0), (0.5, 2.0)):
+                grid = off[v] + np.arange(-reach, reach + step / 2, step)
+                costs = [epipolar_cost(E, y0, w0, *pair(o), focal[v].mean()) for o in grid]
+                off[v] = grid[int(np.argmin(costs))]
 
-    # -- one scale for every pair: their triangulated depths in camera 0 against camera 1's ---------
+    # -- each camera in turn the reference for a start; the best fit goes on (joints near one plane, of a
+    # slow walk on one line, can mislead the pairs: from camera 0 alone, cameras 8-49° off at 2-3 px) --
     obs = observe(off, np.zeros(V))
-    yv = obs.y.reshape(V, P, 2)
-    wv = obs.w.reshape(V, P)
-    depth = {}
-    for v in range(1, V):
-        X = triangulate(R[[0, v]], t[[0, v]], yv[[0, v]], wv[[0, v]])
-        depth[v] = np.where(X[:, 2] > 0, X[:, 2], np.nan)
-    for v in range(2, V):
-        ratio = depth[1] / depth[v]
-        ratio = ratio[np.isfinite(ratio)]
-        t[v] *= np.median(ratio) if len(ratio) else 1.0
-    X = triangulate(R, t, yv, wv)
-    X = np.where(np.isfinite(X), X, np.nanmedian(X, axis=0))
+    yv, wv = obs.y.reshape(V, P, 2), obs.w.reshape(V, P)
+    pairs = pair_poses(yv, wv, focal, rng)
+    sparse = observer(T[::START_STRIDE])  # the starts compared on every START_STRIDE-th instant (faster)
+    seen = sparse(off, np.zeros(V))
+    ys, ws = seen.y.reshape(V, -1, 2), seen.w.reshape(V, -1)
+    fit, best = None, np.inf
+    for ref in range(V):
+        start = poses_from_reference(pairs, ref, yv, wv)
+        if start is None:
+            continue
+        X = triangulate(*start, ys, ws)
+        trial = adjust(*start, np.where(np.isfinite(X), X, np.nanmedian(X, axis=0)), focal, sparse, offset_ms=off)
+        cost = float(np.sum(seen.w * np.log1p((trial.residual_px / CAUCHY_PX) ** 2)))
+        if cost < best:
+            fit, best = trial, cost
+    if fit is None:
+        raise ValueError("the cameras share too few seen joints with camera 0 (50 or more each) at their clocks")
+    X = triangulate(fit.R, fit.t, yv, wv)
+    b = adjust(fit.R, fit.t, np.where(np.isfinite(X), X, np.nanmedian(X, axis=0)), focal, observe, offset_ms=off)
 
     # -- bundle adjustment; a camera that does not fit is re-placed on the others' points ------------
     state = ["ok"] * V
-    b = adjust(R, t, X, focal, observe, offset_ms=off)
     clock = "fixed" if not timed else "drift" if T[-1] - T[0] >= DRIFT_MIN_S else "offset"
     if timed:  # the offsets, then (over a long enough walk) the drifts
         b = adjust(b.R, b.t, b.X, focal, observe, clock="offset", offset_ms=off)
@@ -288,7 +239,7 @@ def calibrate_rig(kp2d: np.ndarray, K: np.ndarray, conf: np.ndarray | None = Non
     per_cam = _median_residuals(b.residual_px, observe(b.offset_ms, b.drift_ppm), V)
     for v in range(1, V):
         others = np.delete(per_cam, v)
-        if per_cam[v] > max(REPLACE_FACTOR * np.median(others), 10.0):
+        if per_cam[v] > max(REPLACE_FACTOR * np.median(others), 10.0) or not _in_front(b, observe, v):
             keep = [u for u in range(V) if u != v]
             Xo = triangulate(b.R[keep], b.t[keep], yv[keep], wv[keep])
             Rv, tv = pnp(Xo, yv[v], wv[v], focal[v].mean(), rng)
@@ -297,8 +248,8 @@ def calibrate_rig(kp2d: np.ndarray, K: np.ndarray, conf: np.ndarray | None = Non
             b = adjust(R2, t2, np.where(np.isfinite(Xo), Xo, b.X), focal, observe, clock=clock,
                        offset_ms=b.offset_ms, drift_ppm=b.drift_ppm, drift_sd_ppm=DRIFT_SD_PPM)  # fmt: skip
             per_cam = _median_residuals(b.residual_px, observe(b.offset_ms, b.drift_ppm), V)
-            state[v] = "replaced" if per_cam[v] <= max(REPLACE_FACTOR * np.median(np.delete(per_cam, v)), 10.0) \
-                else "failed"  # fmt: skip
+            fits = per_cam[v] <= max(REPLACE_FACTOR * np.median(np.delete(per_cam, v)), 10.0)
+            state[v] = "replaced" if fits and _in_front(b, observe, v) else "failed"
 
     # -- scale, then the floor ---------------------------------------------------------------------
     skel = b.X.reshape(len(T), NUM_JOINTS, 3)
@@ -348,15 +299,14 @@ def _check_baseline(baseline_m: tuple[int, int, float], cameras: int, height_m: 
         raise ValueError("give height_m or baseline_m, not both: each fixes the scale")
 
 
-def _epipolar_cost(E: np.ndarray, y0: np.ndarray, w0: np.ndarray, yv: np.ndarray, wv: np.ndarray,
-                   focal_px: float) -> float:  # fmt: skip
-    """The mean Cauchy cost of the correspondences seen by both views under E re-fitted to them."""
-    both = np.flatnonzero((w0 > 0) & (wv > 0))
-    if len(both) < 50:
-        return np.inf
-    E = refit(E, y0[both], yv[both], focal_px, rounds=3)
-    d = sampson_px(E, y0[both], yv[both], focal_px)
-    return float(np.mean(np.log1p((d / CAUCHY_PX) ** 2)))
+def _in_front(b: Bundle, observe: Callable[[np.ndarray, np.ndarray], Observations], v: int) -> bool:
+    """Whether camera v sees the person in front of it: most of its observed points at positive depth.
+    (A camera turned half round, the points behind it, projects them to the same image points: its
+    reprojection error alone cannot tell; an essential matrix read wrongly can leave it there.)"""
+    seen = observe(b.offset_ms, b.drift_ppm)
+    points = seen.point[(seen.cam == v) & (seen.w > 0)]
+    depth = (b.X[points] @ b.R[v].T + b.t[v])[:, 2]
+    return bool(len(depth) and np.mean(depth > 0) >= IN_FRONT)
 
 
 def _median_residuals(residual_px: np.ndarray, obs: Observations, V: int) -> np.ndarray:
