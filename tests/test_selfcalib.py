@@ -503,7 +503,7 @@ def test_a_camera_turned_half_round_is_told_apart_by_depth():
     """Reprojection alone cannot tell a camera turned half round (the person behind it) where the
     adjustment can settle: the depth test marks it for re-placing; the same camera facing the person passes."""
     from pads_stream.geometry.bundle import Bundle, Observations
-    from pads_stream.geometry.selfcalib import _in_front
+    from pads_stream.geometry.selfcalib import _misplaced
 
     X = np.random.default_rng(0).normal([0, 0, 4], 0.5, (40, 3))  # the person, 4 m before camera 0
     obs = Observations(np.repeat([0, 1], 40), np.tile(np.arange(40), 2), np.zeros((80, 2)), np.ones(80),
@@ -511,8 +511,8 @@ def test_a_camera_turned_half_round_is_told_apart_by_depth():
     R = np.repeat(np.eye(3)[None], 2, 0)
     t = np.array([[0, 0, 0], [-1.0, 0, 0]])  # camera 1 a metre to the side, facing the same way
     facing = Bundle(R, t, X, np.zeros(2), np.zeros(2), np.zeros(80))
-    assert _in_front(facing, lambda off, drift: obs, 1)
+    assert not _misplaced(facing, obs, 1)  # residuals 0 px: only the depth test can tell
     turned = R.copy()
     turned[1] = np.diag([-1.0, 1, -1])  # half a turn about its y axis, at the same centre
     away = Bundle(turned, np.einsum("vij,vj->vi", turned, t), X, np.zeros(2), np.zeros(2), np.zeros(80))
-    assert not _in_front(away, lambda off, drift: obs, 1)
+    assert _misplaced(away, obs, 1)

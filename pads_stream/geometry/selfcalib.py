@@ -219,15 +219,13 @@ def calibrate_rig(kp2d: np.ndarray, K: np.ndarray, conf: np.ndarray | None = Non
         start = poses_from_reference(pairs, ref, yv, wv)
         if start is None:
             continue
-        X = triangulate(*start, ys, ws)
-        trial = adjust(*start, np.where(np.isfinite(X), X, np.nanmedian(X, axis=0)), focal, sparse, offset_ms=off)
+        trial = adjust(*start, _filled(triangulate(*start, ys, ws)), focal, sparse, offset_ms=off)
         cost = float(np.sum(seen.w * np.log1p((trial.residual_px / CAUCHY_PX) ** 2)))
         if cost < best:
             fit, best = trial, cost
     if fit is None:
         raise ValueError("the cameras share too few seen joints with camera 0 (50 or more each) at their clocks")
-    X = triangulate(fit.R, fit.t, yv, wv)
-    b = adjust(fit.R, fit.t, np.where(np.isfinite(X), X, np.nanmedian(X, axis=0)), focal, observe, offset_ms=off)
+    b = adjust(fit.R, fit.t, _filled(triangulate(fit.R, fit.t, yv, wv)), focal, observe, offset_ms=off)
 
     # -- bundle adjustment; a camera that does not fit is re-placed on the others' points ------------
     state = ["ok"] * V
@@ -238,8 +236,7 @@ def calibrate_rig(kp2d: np.ndarray, K: np.ndarray, conf: np.ndarray | None = Non
             b = adjust(b.R, b.t, b.X, focal, observe, clock="drift", offset_ms=b.offset_ms, drift_sd_ppm=DRIFT_SD_PPM)
     per_cam = _median_residuals(b.residual_px, observe(b.offset_ms, b.drift_ppm), V)
     for v in range(1, V):
-        others = np.delete(per_cam, v)
-        if per_cam[v] > max(REPLACE_FACTOR * np.median(others), 10.0) or not _in_front(b, observe, v):
+        if _misplaced(b, observe(b.offset_ms, b.drift_ppm), v):
             keep = [u for u in range(V) if u != v]
             Xo = triangulate(b.R[keep], b.t[keep], yv[keep], wv[keep])
             Rv, tv = pnp(Xo, yv[v], wv[v], focal[v].mean(), rng)
@@ -247,9 +244,9 @@ def calibrate_rig(kp2d: np.ndarray, K: np.ndarray, conf: np.ndarray | None = Non
             R2[v], t2[v] = Rv, tv
             b = adjust(R2, t2, np.where(np.isfinite(Xo), Xo, b.X), focal, observe, clock=clock,
                        offset_ms=b.offset_ms, drift_ppm=b.drift_ppm, drift_sd_ppm=DRIFT_SD_PPM)  # fmt: skip
-            per_cam = _median_residuals(b.residual_px, observe(b.offset_ms, b.drift_ppm), V)
-            fits = per_cam[v] <= max(REPLACE_FACTOR * np.median(np.delete(per_cam, v)), 10.0)
-            state[v] = "replaced" if fits and _in_front(b, observe, v) else "failed"
+            seen = observe(b.offset_ms, b.drift_ppm)
+            per_cam = _median_residuals(b.residual_px, seen, V)
+            state[v] = "failed" if _misplaced(b, seen, v) else "replaced"
 
     # -- scale, then the floor ---------------------------------------------------------------------
     skel = b.X.reshape(len(T), NUM_JOINTS, 3)
@@ -299,14 +296,22 @@ def _check_baseline(baseline_m: tuple[int, int, float], cameras: int, height_m: 
         raise ValueError("give height_m or baseline_m, not both: each fixes the scale")
 
 
-def _in_front(b: Bundle, observe: Callable[[np.ndarray, np.ndarray], Observations], v: int) -> bool:
-    """Whether camera v sees the person in front of it: most of its observed points at positive depth.
-    (A camera turned half round, the points behind it, projects them to the same image points: its
-    reprojection error alone cannot tell; an essential matrix read wrongly can leave it there.)"""
-    seen = observe(b.offset_ms, b.drift_ppm)
-    points = seen.point[(seen.cam == v) & (seen.w > 0)]
-    depth = (b.X[points] @ b.R[v].T + b.t[v])[:, 2]
-    return bool(len(depth) and np.mean(depth > 0) >= IN_FRONT)
+def _filled(X: np.ndarray) -> np.ndarray:
+    """Points (N, 3) with those not triangulated (NaN: under two views) at the others' median."""
+    return np.where(np.isfinite(X), X, np.nanmedian(X, axis=0))
+
+
+def _misplaced(b: Bundle, seen: Observations, v: int) -> bool:
+    """Whether camera v is not where the others put the person: its median residual over
+    :data:`REPLACE_FACTOR` × the others' (and 10 px), or under :data:`IN_FRONT` of the joints it sees
+    in front of it (a camera turned half round projects the person behind it to nearly the same
+    image points: its residual alone cannot tell, and an essential matrix read wrongly can leave it
+    there)."""
+    per_cam = _median_residuals(b.residual_px, seen, len(b.R))
+    mine = (seen.cam == v) & (seen.w > 0)
+    depth = (b.X[seen.point[mine]] @ b.R[v].T + b.t[v])[:, 2]
+    in_front = len(depth) > 0 and np.mean(depth > 0) >= IN_FRONT
+    return bool(per_cam[v] > max(REPLACE_FACTOR * np.median(np.delete(per_cam, v)), 10.0) or not in_front)
 
 
 def _median_residuals(residual_px: np.ndarray, obs: Observations, V: int) -> np.ndarray:
