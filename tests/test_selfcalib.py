@@ -63,6 +63,7 @@ def test_a_walk_calibrates_the_rig_its_clocks_scale_and_floor():
     prior = pads_stream.calibrate_rig(kp, rig.K, conf, t_ns)
     err = np.median(np.linalg.norm(prior.centres[1:] - prior.centres[0], axis=1) / dist) - 1
     assert prior.scale_source == "prior" and abs(err) <= 2 * prior.scale_sd
+    assert prior.scale_sd < 0.06  # a body of the mean adult's proportions: about one adult's 4 %
     # a measured distance between two cameras fixes the scale instead
     base = pads_stream.calibrate_rig(kp, rig.K, conf, t_ns, baseline_m=(0, 2, float(dist[1])))
     found = np.linalg.norm(base.centres[1:] - base.centres[0], axis=1)
@@ -484,6 +485,20 @@ def test_a_slow_walk_on_one_line_is_not_left_in_a_wrong_placement():
     cal = pads_stream.calibrate_rig(kp, rig.K, conf, height_m=1.6)
     assert cal.state == ("ok",) * 4
     assert relative_rotation_errors(cal, rig).max() < 1.0  # degrees
+
+
+@needs_bandai
+def test_a_body_unlike_the_mean_adult_publishes_a_scale_uncertainty_that_covers_it():
+    """Without a height the mean adult's bones set the scale; this actor's (mapped) bones are about
+    15 % shorter, and unevenly so: the published uncertainty grows with how unlike the mean adult's
+    proportions the bones are (it took their ratios' spread in the adjustment's own units, over √16)."""
+    rig, kp, conf, _, _ = straight_walk("normal", "S9", np.random.default_rng(3), np.zeros(4))
+    cal = pads_stream.calibrate_rig(kp, rig.K, conf)
+    true_c = -np.einsum("vji,vj->vi", rig.R, rig.t)
+    found = np.linalg.norm(cal.centres[1:] - cal.centres[0], axis=1)
+    error = np.median(found / np.linalg.norm(true_c[1:] - true_c[0], axis=1)) - 1
+    assert abs(error) > 0.08  # the case: a scale well off the mean adult's
+    assert 0.08 < cal.scale_sd < 0.3 and abs(error) <= 2 * cal.scale_sd
 
 
 @needs_bandai

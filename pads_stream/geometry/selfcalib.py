@@ -9,7 +9,8 @@ one by their triangulated depths), the start that a quick adjustment fits best k
 adjustment of cameras, clocks and every joint (:mod:`.bundle`); a camera that does not fit, or sees
 the person behind it, is re-placed on the others' triangulation (PnP) and adjusted again. The
 scale comes from the person's stature when given, else from the prior's mean adult bones (with
-that choice's uncertainty, one adult standard deviation); the floor from the feet's contacts, when
+that choice's uncertainty: one adult standard deviation, and the spread of the person's bones'
+ratios to the mean adult's); the floor from the feet's contacts, when
 they are spread enough to fix a plane.
 
 Frames: X_cam = R · X_world + t, metres; the world is Z up with the floor at z = 0 when the floor is
@@ -263,7 +264,9 @@ def calibrate_rig(kp2d: np.ndarray, K: np.ndarray, conf: np.ndarray | None = Non
     else:
         ratio = MEAN_BONES_M / bones
         scale = float(np.sum(MEAN_BONES_M * bones) / np.sum(bones * bones))
-        sd = float(np.hypot(ADULT_SIZE_SD, np.std(ratio) / np.sqrt(len(ratio))))
+        # a body whose proportions are not the mean adult's is sized as unsurely as they differ (relative
+        # spread; one body's difference, not 16 independent errors to average)
+        sd = float(np.hypot(ADULT_SIZE_SD, np.std(ratio / scale)))
         source = "prior"
     R_out, t_out, skel = b.R, b.t * scale, skel * scale
     floor = _floor(skel[whole], T[whole])
