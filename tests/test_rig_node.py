@@ -262,7 +262,9 @@ def test_views_of_free_running_cameras_are_fused_at_one_instant(model, align):
     frames = 14
     kp, tau_ns, _ = camera_views(world, rig, shutter_s, np.zeros(4), frames)
     stamps = tau_ns + np.round(shutter_s * 1e9).astype(np.int64)[:, None] + time.time_ns()  # true capture times
-    h = RigHarness(model, steps=3, warm_steps=3, latency_budget_ms=60_000, rig_wait_ms=80, one_euro=False,
+    # a rig frame waits for all four views (a loaded machine can read them over 80 ms apart, and a frame
+    # fused from fewer views is not what this test compares)
+    h = RigHarness(model, steps=3, warm_steps=3, latency_budget_ms=60_000, rig_wait_ms=2000, one_euro=False,
                    rig_align_views=align)  # fmt: skip
     errs = []
     try:
@@ -271,7 +273,9 @@ def test_views_of_free_running_cameras_are_fused_at_one_instant(model, align):
                         [kp[v, f], np.ones((17, 1))], -1).tolist()}],  # fmt: skip
                     camera=camera_map(rig.K[v], R=rig.R[v], t=rig.t[v], rig="studio"))
                     for v in np.argsort(stamps[:, f])]  # fmt: skip
-            (msg,) = rig_frames(until(h, lambda o: rig_frames(o), *msgs))
+            # this frame's fused pose (a loaded machine may answer the frame before in the same exchange)
+            done = until(h, lambda o, f=f: any(m["frame"] == f for m in rig_frames(o)), *msgs)
+            msg = [m for m in rig_frames(done) if m["frame"] == f][-1]
             instant_s = (stamps[:, f].max() - stamps[0, 0] + round(shutter_s[0] * 1e9)) / 1e9
             truth = sample_at(world, np.array([instant_s]))[0]
             if f >= 2:  # a view moves once its previous frame is known

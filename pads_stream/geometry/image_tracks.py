@@ -1,7 +1,6 @@
-"""One camera's 2D joint tracks, read at any time: a zero-delay local line through its frames under a
-Gaussian kernel (so views captured at different instants can be compared at one), outliers left out
-against the track through their neighbours, and the clock lag between two cameras from their joints'
-image speeds.
+"""One camera's 2D joint tracks, read at any time: a zero-delay Gaussian kernel over its frames (so
+views captured at different instants can be compared at one), outliers left out against the track
+through their neighbours, and the clock lag between two cameras from their joints' image speeds.
 
 Coordinates are normalised image coordinates (K⁻¹[u, v, 1]); times are seconds of the camera's clock.
 """
@@ -18,10 +17,9 @@ MAX_FRAME_MOVE = 0.15  # a motion moves its joints less than this share of the b
 
 @dataclass
 class Tracks:
-    """One camera's 2D tracks read at any time by local linear regression over its frames under a
-    Gaussian kernel (a zero-delay filter whose noise does not depend on where between two frames it
-    is read, as a linear interpolation's does; unlike the kernel's weighted mean it is not pulled
-    towards one side where frames are missing, which reads as a clock shift where the joint moves).
+    """One camera's 2D tracks read at any time by Gaussian kernel regression over its frames (a
+    zero-delay filter whose noise does not depend on where between two frames it is read; reading
+    a linear interpolation instead favours times midway between frames).
 
     times (F,) s on the camera's clock; y (F, 17, 2) normalised; w (F, 17) confidences (0: unseen);
     sigma_s the kernel's width, seconds.
@@ -33,9 +31,8 @@ class Tracks:
     sigma_s: float
 
     def read(self, at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The tracks at times ``at`` (T,) s -> (y (T, 17, 2), w (T, 17), rate (T, 17, 2) per s: the
-        exact time derivative of y); w is the kernel's share of seen frames, fading to 0 over one kernel
-        width beyond the track's ends and below a third of the frames seen."""
+        """The tracks at times ``at`` (T,) s -> (y (T, 17, 2), w (T, 17), rate (T, 17, 2) per s); w is
+        the kernel's share of seen frames (0 outside the track)."""
         reach = int(np.ceil(3 * self.sigma_s / np.median(np.diff(self.times))))
         centre = np.searchsorted(self.times, at)
         idx = np.clip(centre[:, None] + np.arange(-reach, reach + 1), 0, len(self.times) - 1)  # (T, n)
@@ -43,30 +40,16 @@ class Tracks:
         k = np.exp(-0.5 * (dt / self.sigma_s) ** 2)
         k = np.where(np.diff(idx, axis=1, prepend=-1) > 0, k, 0.0)  # clipped repeats count once
         kw = k[..., None] * self.w[idx]  # (T, n, 17)
-        # a line through the frames near the read, weighted by the kernel (unbiased where frames are
-        # missing on one side, unlike the kernel's mean), read there; the rate is that reading's exact
-        # derivative in time (the bundle adjustment's clock terms need the derivative of what it reads)
-        d = -dt[..., None]  # (T, n, 1) each frame's time from the read's, s
-        s2 = self.sigma_s**2
-        S = [(kw * d**p).sum(axis=1)[..., None] for p in range(4)]  # (T, 17, 1) Σ k w dᵖ
-        M = [np.einsum("tnj,tnjc->tjc", kw * d**p, self.y[idx]) for p in range(3)]  # (T, 17, 2) Σ k w dᵖ y
-        dS = [S[p + 1] / s2 - p * S[p - 1] for p in range(3)]  # d/dt: dk/dt = k d / σ², dd/dt = -1
-        dM = [M[p + 1] / s2 - p * M[p - 1] for p in range(2)]
-        num, den = S[2] * M[0] - S[1] * M[1], S[0] * S[2] - S[1] ** 2
-        dnum = dS[2] * M[0] + S[2] * dM[0] - dS[1] * M[1] - S[1] * dM[1]
-        dden = dS[0] * S[2] + S[0] * dS[2] - 2 * S[1] * dS[1]
-        line = den > 1e-9 * np.maximum(S[0] * S[2], 1e-300)  # frames at two times or more
-        safe = np.where(line, den, 1.0)
-        y = np.where(line, num / safe, M[0] / np.maximum(S[0], 1e-12))
-        rate = np.where(line, (dnum * safe - num * dden) / safe**2, 0.0)
-        seen = S[0][..., 0]
+        dkw = (-dt / self.sigma_s**2)[..., None] * kw
+        d, dd = kw.sum(axis=1), dkw.sum(axis=1)
+        n = np.einsum("tnj,tnjc->tjc", kw, self.y[idx])
+        dn = np.einsum("tnj,tnjc->tjc", dkw, self.y[idx])
+        safe = np.maximum(d, 1e-12)[..., None]
+        y = n / safe
+        rate = (dn * safe - n * dd[..., None]) / safe**2
         full = np.sqrt(2 * np.pi) * self.sigma_s / np.median(np.diff(self.times))  # the kernel's sum, all seen
-        # weights that fade (not jump) to 0 beyond the track's ends and where few frames were seen, so
-        # that what a bundle adjustment's cost counts changes continuously with the clock it reads at
-        beyond = np.maximum(self.times[0] - at, at - self.times[-1])
-        ends = np.clip(1.0 - beyond / self.sigma_s, 0.0, 1.0)
-        share = np.minimum(seen / full, 1.0)
-        w = ends[:, None] * share * np.clip((share - 0.3) / 0.3, 0.0, 1.0)
+        inside = (at >= self.times[0]) & (at <= self.times[-1])
+        w = np.where(inside[:, None] & (d > 0.3 * full), np.minimum(d / full, 1.0), 0.0)
         return y, w, rate
 
 
