@@ -166,7 +166,9 @@ def test_replay_sends_the_test_rig_and_listen_scores_it(model, tmp_path):
     from .conftest import TEST_SET
 
     rec = from_test_set(str(TEST_SET), 4, 2, 3, detected=False, rig=str(CAMERAS)).occluded((11, 12, 13), [3])
-    h = Harness(model, steps=3, status_period_s=0.05, latency_budget_ms=60_000)
+    # each rig frame waits for its four views (a loaded machine read them over 60 ms apart and fused a
+    # moment twice: 8 rig persons for 6)
+    h = Harness(model, steps=3, status_period_s=0.05, latency_budget_ms=60_000, rig_wait_ms=2000)
     listener = Listener(h.node.endpoints[1], context=h.ctx)
     rep = Replayer(rec, h.node.endpoints[0], 25.0, send_root=False, send_extrinsics=True, context=h.ctx,
                    rig="studio")  # fmt: skip
