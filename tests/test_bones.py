@@ -6,16 +6,29 @@ import numpy as np
 import pytest
 
 import pads_stream
-from pads_stream.geometry.bones import BONE_BAND, fit_rays, hold_bones, range_targets, skeleton_targets
+from pads_stream.geometry.bones import (
+    BONE_BAND,
+    fit_rays,
+    hold_bones,
+    measured_bones,
+    range_targets,
+    skeleton_targets,
+)
 from pads_stream.geometry.camera import normalized_rays, snap_to_rays
-from pads_stream.geometry.skeleton import BONE_RANGE, H36M_LR_PAIRS, H36M_PARENTS, MEAN_BONES_M, bone_lengths
+from pads_stream.geometry.skeleton import (
+    BONE_RANGE,
+    H36M_LR_PAIRS,
+    H36M_PARENTS,
+    MEAN_BONES_M,
+    bone_lengths,
+    stature_m,
+)
 from pads_stream.stream.tracker import (
     Observation,
     Skeleton,
     StreamTracks,
     TrackerConfig,
     estimate_persons,
-    measured_bones,
     plausible,
     track_sequences,
 )
@@ -98,6 +111,28 @@ def test_estimate_keeps_given_bones_and_refuses_bad_ones(test_set):
         bad = bones.copy()
         bad[0, 3] = np.nan
         model.estimate(kp, K, root, bones=bad)
+
+
+def test_a_given_stature_sizes_a_person_one_camera_cannot(test_set):
+    """Issue 27: the image of a person 15 % smaller than V-H36M's actors, 15 % nearer, is the same
+    image; from one camera the size is only assumed (the mean adult), unless the stature is given."""
+    model = pads_stream.load_model()
+    idx = np.arange(0, 3000, 150)
+    kp, K, gt, root = (test_set[k][idx] for k in ("kp2d", "K", "gt", "root"))
+    small_root, small_bones = 0.85 * root, 0.85 * bone_lengths(gt)  # the same rays: the scene scaled at the camera
+    stature = stature_m(small_bones)
+    for given, off in ((None, 0.15), (stature, 0.0)):
+        x, r = model.estimate(kp, K, steps=4, return_root=True, stature_m=given)
+        depth = np.median(r[:, 2] / small_root[:, 2])
+        size = np.median(bone_lengths(x) / small_bones)
+        assert depth == pytest.approx(1 + off / 0.85, abs=0.04) and size == pytest.approx(1 + off / 0.85, abs=0.04)
+    # the node's tracker: the same person, sent with its stature, stands that much nearer
+    rays, cfg = normalized_rays(kp, K)[..., :2], TrackerConfig(steps=4, warm_steps=4)
+    persons = [(StreamTracks(), Observation(k, rays[k], np.ones(17), None, stature_m=s)) for k, s in enumerate(stature)]
+    depth = np.array([result.root[2] for result in estimate_persons(model, cfg, persons)])
+    assert np.median(depth / small_root[:, 2]) == pytest.approx(1.0, abs=0.04)
+    with pytest.raises(ValueError, match="standing height in metres"):
+        model.estimate(kp, K, steps=4, stature_m=1750.0)
 
 
 def test_a_forearm_pointing_at_the_camera_is_published(test_set):

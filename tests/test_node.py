@@ -14,6 +14,7 @@ import zmq
 
 from pads_stream.api import load_model
 from pads_stream.geometry.layout import get as get_layout
+from pads_stream.geometry.skeleton import size_from_stature
 from pads_stream.stream.node import Node, NodeConfig, warm_up
 from pads_stream.stream.wire import DROP_KINDS, ERROR_KINDS, camera_message, decode, kp2d_message
 
@@ -136,6 +137,18 @@ def test_unknown_root_is_estimated(harness, test_set):
     (msg,) = poses(out, "u")
     root = np.array(msg["persons"][0]["root"])
     assert root[2] > 0 and abs(root[2] / test_set["root"][3][2] - 1) < 0.5
+
+
+def test_a_person_sent_with_a_stature_takes_its_size(harness, test_set):
+    """A root estimated from one camera assumes the mean adult's size unless the person's stature is
+    sent: the same 2D of someone 1.40 m tall stands that much nearer, with bones that much shorter."""
+    idx = list(range(0, 1200, 200))
+    plain = persons_of(test_set, idx, root=False)
+    sized = [dict(p, stature_m=1.40) for p in plain]
+    out = harness.exchange(harness.frame("plain", 0, plain, camera=True), harness.frame("sized", 0, sized, camera=True))
+    (a,), (b,) = poses(out, "plain"), poses(out, "sized")
+    depth = [np.array([p["root"][2] for p in m["persons"]]) for m in (a, b)]
+    assert np.median(depth[1] / depth[0]) == pytest.approx(size_from_stature(1.40), abs=0.03)
 
 
 @pytest.mark.parametrize("kind", sorted(MALFORMED))

@@ -65,7 +65,7 @@ def test_schema_describes_what_the_encoders_send():
             "c",
             3,
             5,
-            [{"id": 1, "kp": kp.tobytes()}, {"id": 2, "kp": kp.tolist(), "root": [0, 0, 4.0]}],
+            [{"id": 1, "kp": kp.tobytes()}, {"id": 2, "kp": kp.tolist(), "root": [0, 0, 4.0], "stature_m": 1.7}],
             camera={"K": fuzz.K, "dist": [0.1, 0, 0, 0, 0]},
         ),  # fmt: skip
         kp2d_message("c", None, 5, [], layout="coco17"),
@@ -130,7 +130,7 @@ json_any = st.recursive(
     json_leaf, lambda c: st.lists(c, max_size=5) | st.dictionaries(st.text(max_size=8), c, max_size=5), max_leaves=30
 )
 FIELDS = ["v", "stream", "frame", "t_ns", "layout", "camera", "persons"]
-PERSON_FIELDS = ["id", "kp", "root"]
+PERSON_FIELDS = ["id", "kp", "root", "stature_m"]
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -150,6 +150,7 @@ def test_decoder_gives_only_wire_errors_on_generated_fields(field, value, topic)
         return
     for person in getattr(msg, "persons", ()):  # what passes is finite where used
         assert np.isfinite(person.kp[person.conf > 0]).all() and np.abs(person.kp).max() <= 1e6
+        assert person.stature_m is None or 0.5 <= person.stature_m <= 2.5
 
 
 @settings(max_examples=300, deadline=None)

@@ -16,8 +16,7 @@ from pads_stream.data import rig_files
 from pads_stream.data.virtual_rig import detector_noise, load_rig
 from pads_stream.data.walks import camera_views, foot_locked_path, place_walk
 from pads_stream.geometry import epipolar
-from pads_stream.geometry.selfcalib import stature_m
-from pads_stream.geometry.skeleton import bone_lengths
+from pads_stream.geometry.skeleton import bone_lengths, stature_m
 from pads_stream.stream.wire import kp2d_message
 
 from .conftest import CAMERAS, H36M, SHARED

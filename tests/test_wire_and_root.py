@@ -135,6 +135,14 @@ HOSTILE = {
     "nested 1000 deep in frame": (good(frame=nested(1000)), "not_msgpack"),
     "nested 1000 deep in camera": (good(camera=nested(1000)), "not_msgpack"),
     "nested 1000 deep in K": (good(camera={"K": nested(1000)}), "not_msgpack"),
+    # Issue 27: a person's stature (metres) sizes an estimated root
+    "stature a string": (good(persons=person(stature_m="1.7")), "schema"),
+    "stature true": (good(persons=person(stature_m=True)), "schema"),
+    "stature an array": (good(persons=person(stature_m=[1.7])), "shape"),
+    "stature NaN": (good(persons=person(stature_m=float("nan"))), "value"),
+    "stature 1e300": (good(persons=person(stature_m=1e300)), "value"),
+    "stature in millimetres": (good(persons=person(stature_m=1750)), "value"),
+    "stature 0": (good(persons=person(stature_m=0.0)), "value"),
 }
 
 
@@ -145,6 +153,14 @@ def test_hostile_fields_get_their_documented_kind_and_a_short_reason(case):
         decode_inbound(frames)
     assert err.value.kind == kind
     assert len(err.value.reason) <= 200  # never echoes the input
+
+
+def test_a_stature_is_read_in_metres_and_may_be_nil():
+    (p,) = decode_inbound(good(persons=person(stature_m=1.62))).persons
+    assert p.stature_m == pytest.approx(1.62)
+    assert decode_inbound(good(persons=person(stature_m=None))).persons[0].stature_m is None
+    assert decode_inbound(good(persons=person(stature_m=2))).persons[0].stature_m == 2.0  # an int is a number
+    assert decode_inbound(good()).persons[0].stature_m is None
 
 
 def test_frame_may_be_nil():

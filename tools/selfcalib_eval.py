@@ -49,8 +49,8 @@ from pads_stream.data.virtual_rig import CalibratedRig, detector_noise, load_rig
 from pads_stream.data.walks import RATE_HZ, camera_views, foot_locked_path, place_walk
 from pads_stream.geometry.epipolar import rotation_angle_deg
 from pads_stream.geometry.metrics import mpjpe, p_mpjpe
-from pads_stream.geometry.selfcalib import RigCalibration, calibrate_rig, stature_m
-from pads_stream.geometry.skeleton import bone_lengths
+from pads_stream.geometry.selfcalib import RigCalibration, calibrate_rig
+from pads_stream.geometry.skeleton import bone_lengths, stature_m
 
 TAKES = ("walking_1", "walking_2", "walkingdog_1", "walkingdog_2")
 BANDAI_STYLES = {

@@ -11,7 +11,8 @@ Domains (never the prior's training takes for the final table; ``--split tune`` 
 
 Each through fixed virtual cameras (``--streams`` x 2 persons, ``pads_stream.apps.recordings.through_camera``),
 exact and detector-like 2D (5 px noise, 5 % outliers), root given and estimated (2D + K; ``--roots floor``:
-estimated with the camera's extrinsics, so the floor sets it). The node
+estimated with the camera's extrinsics, so the floor sets it; ``--roots stature``: estimated, with each
+person's true stature sent, as a user types it in). The node
 runs its own tracker frame by frame (:func:`pads_stream.stream.tracker.track_sequences`, the node's config
 file and ``--set`` overrides); the cold rows call ``estimate()`` on every frame. Prints MPJPE
 (pelvis-relative), root error, acceleration error (mm/frame², pelvis-relative), refusals, and for
@@ -41,7 +42,7 @@ from pads_stream.data.datasets import (
     to_17,
 )
 from pads_stream.geometry.camera import normalized_rays
-from pads_stream.geometry.skeleton import bone_lengths
+from pads_stream.geometry.skeleton import bone_lengths, stature_m
 from pads_stream.stream.node import DEFAULT_CONFIG, NodeConfig
 from pads_stream.stream.tracker import track_sequences
 
@@ -57,7 +58,8 @@ parser.add_argument("--inputs", default="exact,detected")
 parser.add_argument(
     "--roots",
     default="given,estimated",
-    help="given, estimated (2D + K), floor (estimated with the camera's extrinsics: the floor sets it)",
+    help="given, estimated (2D + K), floor (estimated with the camera's extrinsics: the floor sets it), "
+    "stature (estimated, each person's stature sent, as a VR headset asks it)",
 )
 args = parser.parse_args()
 
@@ -151,15 +153,20 @@ for name, takes, fps in domains():
         R, t = np.repeat(rec.R[:, 0], 2, axis=0), np.repeat(rec.t[:, 0], 2, axis=0)  # (P, 3, 3), (P, 3): fixed cameras
         for how in args.roots.split(","):
             given, ext = how == "given", (R, t) if how == "floor" else None
+            stature = stature_m(np.median(bone_lengths(gt), axis=0)) if how == "stature" else None  # (P,) m
             flat = lambda a: a.reshape(-1, *a.shape[2:])  # noqa: E731
             ext_flat = None if ext is None else (np.tile(R, (args.frames, 1, 1)), np.tile(t, (args.frames, 1)))
+            heights = None if stature is None else np.tile(stature, args.frames)
             x, r = model.estimate(flat(kp), flat(K), flat(root) if given else None, flat(conf), return_root=True,
-                                  extrinsics=ext_flat)  # fmt: skip
+                                  extrinsics=ext_flat, stature_m=heights)  # fmt: skip
             cold = (x + r[:, None]).reshape(gt.shape)
             results = [("cold estimate()", cold)]
             for label, cfg in rows:
                 results.append(
-                    (label, track_sequences(model, cfg, rays, conf, root if given else None, stream_of, fps, ext))
+                    (
+                        label,
+                        track_sequences(model, cfg, rays, conf, root if given else None, stream_of, fps, ext, stature),
+                    )  # fmt: skip
                 )
             for label, joints in results:
                 s = score(joints, gt, root, fps)

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..geometry.camera import check_intrinsics
 from ..geometry.layout import get as get_layout
-from ..geometry.skeleton import NUM_JOINTS
+from ..geometry.skeleton import NUM_JOINTS, STATURE_RANGE_M
 
 
 def as_array(value: object, name: str, shape: tuple[int | None, ...]) -> np.ndarray:
@@ -85,6 +85,16 @@ def check_bones(bones: object, n: int) -> np.ndarray:
     if np.any((b[known] < 0.02) | (b[known] > 1.0)):
         raise ValueError("bones must be metres in [0.02, 1.0] (a hip bone is ~0.13 m, a shin ~0.45 m; millimetres?)")
     return b
+
+
+def check_stature(stature_m: object, n: int) -> np.ndarray:
+    """(n,) statures in metres (a number is every person's); NaN: unknown."""
+    s = np.broadcast_to(np.asarray(stature_m, dtype=np.float64), (n,)) if np.ndim(stature_m) == 0 else (
+        as_array(stature_m, "stature_m", (n,)))  # fmt: skip
+    lo, hi = STATURE_RANGE_M
+    if np.any(np.isinf(s)) or np.any((s < lo) | (s > hi)):
+        raise ValueError(f"stature_m is each person's standing height in metres, {lo}-{hi} (NaN: unknown)")
+    return s
 
 
 def check_root(root: object, n: int) -> np.ndarray:

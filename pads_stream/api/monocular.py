@@ -14,9 +14,18 @@ import numpy as np
 from ..geometry.bones import fit_rays, held
 from ..geometry.camera import floor_scale, normalized_rays, snap_to_rays, sphere_start, unit_rays
 from ..geometry.rootfind import bone_scale, initial_root
-from ..geometry.skeleton import NUM_JOINTS, fill_from_ancestors
+from ..geometry.skeleton import NUM_JOINTS, fill_from_ancestors, size_from_stature
 from ..prior.sampler import DEFAULT_STEPS, split_steps
-from .inputs import as_array, as_int, check_bones, check_camera, check_extrinsics, check_keypoints, check_root
+from .inputs import (
+    as_array,
+    as_int,
+    check_bones,
+    check_camera,
+    check_extrinsics,
+    check_keypoints,
+    check_root,
+    check_stature,
+)
 
 AUTO_STEPS = (10, 40)  # estimate(steps="auto"): the fewest and the most steps
 
@@ -38,6 +47,7 @@ class MonocularTasks:
         extrinsics: tuple[np.ndarray, np.ndarray] | None = None,
         bones: np.ndarray | None = None,
         budget_ms: float | None = None,
+        stature_m: np.ndarray | float | None = None,
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Lift 2D keypoints to 3D (perspective projection).
 
@@ -69,6 +79,10 @@ class MonocularTasks:
                 final fit to the rays keeps them; without them every bone stays within ±10 % of
                 the mean adult's at the person's size (:mod:`pads_stream.geometry.bones`).
             budget_ms: with ``steps="auto"``, the time the call may take, milliseconds.
+            stature_m: (N,) or one number: each person's standing height, metres (0.5-2.5; NaN:
+                unknown). With ``root`` None and no ``extrinsics`` it sizes the person (and so
+                the depth) instead of the mean adult's 1.65 m: from one camera a person's absolute
+                size cannot be seen, only assumed or given.
 
         Returns:
             (N, 17, 3) float32 pelvis-relative joints in H36M-17 order, camera frame, metres
@@ -100,8 +114,9 @@ class MonocularTasks:
                 raise ValueError("init has NaN or infinite values")
         floor = None if extrinsics is None else check_extrinsics(extrinsics, n)
         b = None if bones is None else check_bones(bones, n)
+        size = None if stature_m is None else size_from_stature(check_stature(stature_m, n))
         x, r, ok = self.lift(normalized_rays(kp, K)[..., :2], c, r, steps=steps, init=init, t_start=t0, floor=floor,
-                             bones=b)  # fmt: skip
+                             bones=b, size=size)  # fmt: skip
         if timed:
             self.step_cost.observe(n, steps, time.monotonic() - started, self.sampler_s - inside)
         unsized = np.flatnonzero(~ok & np.isfinite(x).all(axis=(1, 2)))
@@ -113,7 +128,7 @@ class MonocularTasks:
     def lift(self, rays: np.ndarray, conf: np.ndarray, root: np.ndarray | None = None, *, steps: int,
              init: np.ndarray | None = None, t_start: int | None = None, depth_guess: np.ndarray | None = None,
              floor: tuple[np.ndarray, np.ndarray] | None = None, bones: np.ndarray | None = None,
-             bone_weight: np.ndarray | None = None,
+             bone_weight: np.ndarray | None = None, size: np.ndarray | None = None,
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
         """The estimation core, on inputs already validated (by :meth:`estimate`, or the node's wire
         decoder): the one path from rays to poses that the API, the node and the tools share.
@@ -137,6 +152,10 @@ class MonocularTasks:
                 estimate keeps its bones within the human range (:mod:`pads_stream.geometry.bones`), and
                 within that moves them towards these by ``bone_weight``.
             bone_weight: (N,) in [0, 1], how sure each person's ``bones`` are (default 1).
+            size: (N,) each person's size as a factor of the mean adult's, for an estimated root
+                without a floor (its depth: a person 10 % larger stands 10 % further along the
+                rays); NaN or None: the mean adult. From a stature:
+                :func:`pads_stream.geometry.skeleton.size_from_stature`.
 
         Returns:
             (rel (N, 17, 3) float32 pelvis-relative metres, root (N, 3) float32 metres, ok (N,)
@@ -146,6 +165,8 @@ class MonocularTasks:
         t0 = self.sampler.t_start if t_start is None else t_start
         given = np.zeros(n, bool) if root is None else np.isfinite(root).all(axis=1)
         r, ok = initial_root(rays, conf)
+        typical = np.ones(n) if size is None else np.nan_to_num(np.asarray(size, dtype=np.float64), nan=1.0)
+        r = r * typical[:, None]  # a body-size depth: the person's size, else the mean adult's
         if depth_guess is not None:  # the guess's depth, on this frame's pelvis ray (the person moves)
             r = np.where(np.isfinite(depth_guess)[:, None], r * (depth_guess / r[:, 2])[:, None], r)
         if root is not None:
@@ -163,18 +184,18 @@ class MonocularTasks:
             skeleton = (known, weight, estimated)
         x = self._lift(rays, unit, r, conf, init, t0, first, rho, skeleton)
         # an estimated root moves with its pose along the rays: to the floor, else to a typical body size
-        r, x = self._rescale(x, r, conf, estimated, floor, bone_scale(x, conf))
+        r, x = self._rescale(x, r, conf, estimated, floor, typical * bone_scale(x, conf))
         if restart:
             x = self._lift(rays, unit, r, conf, x, self.sampler.restart_t_start, restart, rho, skeleton)
         x = self._complete_unseen(x, conf, steps)
         if skeleton is not None and (conf <= 0).any():  # completed joints keep the bones too (seen ones stay)
             x = held(x, *skeleton, fixed=conf > 0).astype(np.float32)
-        # a known skeleton's estimated root ends at the typical size exactly: the restart and the bone fit leave
+        # a known skeleton's estimated root ends at the person's size exactly: the restart and the bone fit leave
         # it a little off, differently each frame, and a held skeleton's bones would breathe with it (docs/bones.md)
         if skeleton is not None:
             known, weight, _ = skeleton
             sized = estimated & np.isfinite(known).all(axis=1) & (weight > 0)
-            r, x = self._rescale(x, r, conf, sized, None, bone_scale(x, conf))
+            r, x = self._rescale(x, r, conf, sized, None, typical * bone_scale(x, conf))
         if floor is not None:  # the final pose's lowest joint onto the floor (no network pass)
             r, x = self._rescale(x, r, conf, estimated, floor, np.ones(n))
         ok &= np.isfinite(x).all(axis=(1, 2)) & np.isfinite(r).all(axis=1)

@@ -28,7 +28,7 @@ from .bundle import Bundle, Observations, adjust
 from .camera import normalized_rays
 from .epipolar import CAUCHY_PX, epipolar_cost, essential, pair_poses, pnp, poses_from_reference, triangulate
 from .image_tracks import SMOOTH_FRAMES, continuous_motion, smooth_tracks, speed_lag
-from .skeleton import MEAN_BONES_M, NUM_JOINTS, bone_lengths
+from .skeleton import ANKLE_HEIGHT_M, MEAN_BONES_M, NUM_JOINTS, STATURE_RANGE_M, bone_lengths, stature_m
 
 UNTIMED_HZ = 25.0  # frames without times are taken this far apart (for the feet's speeds on the floor)
 OUTLIER_PX = 15.0  # a 2D sample this far from its track through the neighbouring frames is left out
@@ -36,9 +36,6 @@ MIN_CONF = 0.3  # joints below this confidence are not used as correspondences
 OFFSET_SCAN_MS = 200.0  # clocks are searched within ±this of camera 0's (hosts that keep time roughly)
 SCAN_STEP_MS = 4.0  # ... first in these steps, by the joints' image speeds
 ADULT_SIZE_SD = 0.04  # one adult standard deviation of body size, relative: the prior-size scale's uncertainty
-ANKLE_HEIGHT_M = 0.08  # the ankle joint above the floor, metres (stature = this + the upright chain)
-UPRIGHT = 0.965  # an upright stance's ankle-to-head height over the summed leg and trunk bones (Human3.6M)
-LEG_TRUNK = (1, 2, 4, 5, 6, 7, 8, 9)  # bones: thighs, shins (left and right averaged), spine to head
 CONTACT_SPEED = 0.25  # a lower ankle slower than this (m/s) stands on the floor
 FLOOR_SPREAD_M = 0.3  # the contacts' second spread (std, metres) needed to fix the floor's tilt
 DRIFT_MIN_S = 20.0  # clock drifts are solved from walks this long (shorter: offsets only, drift 0)
@@ -93,13 +90,6 @@ class RigCalibration:
         return t + self.offset_ns[camera] + self.drift_ppm[camera] * 1e-6 * (t - e)
 
 
-def stature_m(bones: np.ndarray) -> np.ndarray:
-    """(..., 16) bone lengths, metres -> (...) standing height floor to head top, metres."""
-    b = np.asarray(bones)
-    legs = (b[..., 1] + b[..., 4]) / 2 + (b[..., 2] + b[..., 5]) / 2
-    return UPRIGHT * (legs + b[..., 6] + b[..., 7] + b[..., 8] + b[..., 9]) + ANKLE_HEIGHT_M
-
-
 def _check(kp2d, K, conf, t_ns) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     kp = np.asarray(kp2d, dtype=np.float64)
     if kp.ndim != 4 or kp.shape[2:] != (NUM_JOINTS, 2) or kp.shape[0] < 2:
@@ -144,8 +134,10 @@ def calibrate_rig(kp2d: np.ndarray, K: np.ndarray, conf: np.ndarray | None = Non
         ValueError: bad input, or too few correspondences for a camera (the message names it).
     """
     kp, Ks, c, t_ns = _check(kp2d, K, conf, t_ns)
-    if height_m is not None and not 0.5 <= float(height_m) <= 2.5:
-        raise ValueError(f"height_m is a person's stature in metres (0.5-2.5), got {height_m!r}")
+    if height_m is not None and not STATURE_RANGE_M[0] <= float(height_m) <= STATURE_RANGE_M[1]:
+        raise ValueError(
+            f"height_m is a person's stature in metres ({STATURE_RANGE_M[0]}-{STATURE_RANGE_M[1]}), got {height_m!r}"
+        )
     V, F = kp.shape[:2]
     if baseline_m is not None:
         _check_baseline(baseline_m, V, height_m)

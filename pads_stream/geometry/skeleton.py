@@ -37,6 +37,9 @@ MEAN_BONES_M = np.array([0.1329, 0.4429, 0.4541, 0.1329, 0.4429, 0.4541, 0.2335,
 # to a very tall adult (about 1.3), widened for a single frame's estimation error. Outside it a
 # bone is absurd (a 40 cm pelvis-to-hip, a 1 m shin) and the pose is not published.
 BONE_RANGE = (0.2, 2.0)
+ANKLE_HEIGHT_M = 0.08  # the ankle joint above the floor, standing, metres (stature = this + the upright chain)
+UPRIGHT = 0.965  # an upright stance's ankle-to-head height over the summed leg and trunk bones (Human3.6M)
+STATURE_RANGE_M = (0.5, 2.5)  # a person's stature as given (a small child to the tallest adults), metres
 
 
 def fill_from_ancestors(x: np.ndarray, seen: np.ndarray) -> np.ndarray:
@@ -70,6 +73,21 @@ def bone_lengths(x: np.ndarray) -> np.ndarray:
     """
     parents = list(H36M_PARENTS[1:])
     return np.linalg.norm(x[..., 1:, :] - x[..., parents, :], axis=-1)
+
+
+def stature_m(bones: np.ndarray) -> np.ndarray:
+    """(..., 16) bone lengths, metres -> (...) standing height, floor to head top, metres (the legs
+    and the trunk upright, left and right averaged, over the ankle's height)."""
+    b = np.asarray(bones)
+    legs = (b[..., 1] + b[..., 4]) / 2 + (b[..., 2] + b[..., 5]) / 2
+    return UPRIGHT * (legs + b[..., 6] + b[..., 7] + b[..., 8] + b[..., 9]) + ANKLE_HEIGHT_M
+
+
+def size_from_stature(stature: np.ndarray | float) -> np.ndarray:
+    """A person's size as a factor of the mean adult's (:data:`MEAN_BONES_M`, whose stature is
+    :func:`stature_m` of them, 1.65 m) from their stature, metres; NaN stays NaN (unknown)."""
+    upright = float(stature_m(MEAN_BONES_M)) - ANKLE_HEIGHT_M
+    return (np.asarray(stature, dtype=np.float64) - ANKLE_HEIGHT_M) / upright
 
 
 def bones_plausible(x: np.ndarray) -> np.ndarray:

@@ -187,7 +187,7 @@ class Admission:
                 self.reject(WireError("value", "keypoints undistort to non-finite rays", frame.stream, frame.frame,
                                       p.id))  # fmt: skip
             else:
-                out.append(Person(p.id, kp[k], conf[k], rays[k], camera.K, p.root, camera))
+                out.append(Person(p.id, kp[k], conf[k], rays[k], camera.K, p.root, camera, p.stature_m))
         return out
 
     def reject(self, err: WireError) -> None:

@@ -91,7 +91,8 @@ class Batching:
         ``steps`` sampler steps (default the config's; a warm start gets warm_steps / steps as many)."""
         items = []
         for f, p in batch:
-            obs = Observation(p.id, p.rays, p.conf, p.root, p.camera.R, p.camera.t, f.t_recv, f.t_sender * 1e-9)
+            obs = Observation(p.id, p.rays, p.conf, p.root, p.camera.R, p.camera.t, f.t_recv, f.t_sender * 1e-9,
+                              p.stature_m)  # fmt: skip
             items.append((self.streams[f.frame.stream].tracks, obs))
         cfg = self.cfg
         if steps is not None and steps != cfg.steps:

@@ -94,6 +94,7 @@ class Person:
     K: np.ndarray  # (3, 3)
     root: np.ndarray | None  # (3,) m or None (to be estimated)
     camera: Camera  # the stream's latched camera (extrinsics, if any, for the floor and world joints)
+    stature_m: float | None = None  # the person's standing height, m, as sent (sizes an estimated root)
 
 
 @dataclass

@@ -39,15 +39,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..api import PoseModel
-from ..geometry.bones import sized_on_floor
-from ..geometry.camera import snap_to_rays, unit_rays
+from ..geometry.bones import measured_bones, sized_on_floor
 from ..geometry.skeleton import (
     H36M_LR_PAIRS,
-    H36M_PARENTS,
     MEAN_BONES_M,
-    bone_lengths,
     bones_plausible,
-    noise_from_symmetry,
+    size_from_stature,
 )
 from ..geometry.smoothing import (
     DepthFilterConfig,
@@ -59,7 +56,6 @@ from ..geometry.smoothing import (
 )
 from ..prior.sampler import DEFAULT_STEPS
 
-MEASURE_CONF = 0.5  # a joint's confidence from which its 2D ray measures the skeleton's bones
 # a track's skeleton follows its person to a frame its pose reprojects onto within this (m at the person, the
 # plausibility gate's bound): further than a warm start's, not to another person elsewhere under a reused id
 SKELETON_REPROJ_M = 0.3
@@ -160,6 +156,7 @@ class Observation:
     t: np.ndarray | None = None  # (3,) m
     t_ns: int = 0  # when it was received, ns on this host's clock
     t_sender_s: float = 0.0  # capture time on the sender's clock, s
+    stature_m: float | None = None  # the person's standing height, m, when known (sizes an estimated root)
 
 
 def reprojection_miss(rel: np.ndarray, root: np.ndarray, rays: np.ndarray, conf: np.ndarray) -> np.ndarray:
@@ -273,6 +270,7 @@ def estimate_persons(
     prev_root = np.stack([s.root if s is not None else np.full(3, np.nan) for s in sources])
     R = np.stack([o.R if o.R is not None else np.full((3, 3), np.nan) for o in obs])
     t = np.stack([o.t if o.t is not None else np.full(3, np.nan) for o in obs])
+    size = size_from_stature([o.stature_m if o.stature_m is not None else np.nan for o in obs])
     # each new track's (since_check, disagreed): a warm one counts on from its source, a new one's first
     # check is staggered by its id (persons who appear together are not all checked in one frame)
     every = cfg.cold_check_every
@@ -293,6 +291,7 @@ def estimate_persons(
                 rays[r], conf[r], root[r], steps=cfg.warm_steps if is_warm else cfg.steps,
                 init=init[r] if is_warm else None, t_start=cfg.warm_t_start if is_warm else None,
                 depth_guess=prev_root[r, 2], floor=(R[r], t[r]), bones=bones[r], bone_weight=bone_weight[r],
+                size=size[r],
             )  # fmt: skip
     cold_check(rel, out_root, ok, rows, checks, cfg)
     rel, out_root, ok = rel[:n], out_root[:n], ok[:n]
@@ -335,27 +334,6 @@ def estimate_persons(
     return out
 
 
-def measured_bones(rel: np.ndarray, root: np.ndarray, rays: np.ndarray, conf: np.ndarray) -> np.ndarray:
-    """(N, 16) bone lengths (metres) of estimates (rel (N, 17, 3), root (N, 3)) as the 2D rays
-    (N, 17, 2) measure them: every joint seen with confidence of at least :data:`MEASURE_CONF`
-    moved onto its ray (at the estimate's depth), NaN for a bone with a less sure end.
-
-    Two biases removed: a partial pull (the sampler's ``conf ** snap_power``) would leave part of
-    the prior's proportions in the measurement (on detector-like 2D it read Bandai's short thorax
-    10 % long); and the 2D noise lengthens every bone, by σ²/L (short bones most: shoulders 7 %),
-    so each frame's squared lengths lose 4σ², σ² (m², per coordinate at the person) estimated
-    from the frame's left/right differences of the bones seen
-    (:func:`pads_stream.geometry.skeleton.noise_from_symmetry`). Issue 27, Bandai dataset-2 with detected 2D:
-    bones within ±10 % 95.3 → 99.4 % at 30 Hz (docs/bones.md)."""
-    sure = conf >= MEASURE_CONF
-    both = sure[:, 1:] & sure[:, list(H36M_PARENTS[1:])]
-    with np.errstate(invalid="ignore"):
-        snapped = snap_to_rays(rel.astype(np.float64), unit_rays(rays), root, sure.astype(np.float64), 1.0)
-        lengths, sigma = bone_lengths(snapped), noise_from_symmetry(snapped, both)
-    lengths = np.sqrt(np.maximum(lengths**2 - 4 * sigma[:, None] ** 2, (0.5 * lengths) ** 2))
-    return np.where(both, lengths, np.nan)
-
-
 def cold_check(rel: np.ndarray, root: np.ndarray, ok: np.ndarray, rows: np.ndarray,
                checks: list[tuple[int, int]], cfg: TrackerConfig) -> None:  # fmt: skip
     """Compare each checked person's warm estimate (row k) with its cold one (a row beyond the
@@ -375,7 +353,8 @@ def cold_check(rel: np.ndarray, root: np.ndarray, ok: np.ndarray, rows: np.ndarr
 
 def track_sequences(model: PoseModel, cfg: TrackerConfig, rays: np.ndarray, conf: np.ndarray,
                     root: np.ndarray | None, stream_of: np.ndarray, fps: float,
-                    extrinsics: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:  # fmt: skip
+                    extrinsics: tuple[np.ndarray, np.ndarray] | None = None,
+                    stature: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
     """Recorded sequences through the tracker frame by frame, as the node runs them (no sockets):
     what the measurement tools score.
 
@@ -386,6 +365,8 @@ def track_sequences(model: PoseModel, cfg: TrackerConfig, rays: np.ndarray, conf
         fps: frame rate (the frames' capture and arrival times).
         extrinsics: (R (P, 3, 3), t (P, 3)) each person's camera, X_cam = R X_world + t, in a
             world whose floor is z = 0 (an estimated root is then set by the floor), or None.
+        stature: (P,) each person's standing height, metres, as a sender may give it (sizes an
+            estimated root without extrinsics), or None (unknown: the mean adult's size).
 
     Returns:
         (F, P, 17, 3) joints (root + rel, metres, camera frame); NaN where the tracker refused.
@@ -399,8 +380,9 @@ def track_sequences(model: PoseModel, cfg: TrackerConfig, rays: np.ndarray, conf
         for p in range(persons):
             given = None if root is None else root[f, p]
             R, t = (None, None) if extrinsics is None else (extrinsics[0][p], extrinsics[1][p])
+            height = None if stature is None else float(stature[p])
             items.append((streams[stream_of[p]], Observation(p, rays[f, p], conf[f, p], given, R, t, t_ns=t_ns,
-                                                             t_sender_s=f / fps)))  # fmt: skip
+                                                             t_sender_s=f / fps, stature_m=height)))  # fmt: skip
         for p, result in enumerate(estimate_persons(model, cfg, items)):
             if result is not None:
                 out[f, p] = result.rel + result.root

@@ -14,6 +14,7 @@ import numpy as np
 
 from ...geometry.layout import NAMES as LAYOUTS
 from ...geometry.layout import get as get_layout
+from ...geometry.skeleton import STATURE_RANGE_M
 from .framing import (
     MAX_K,
     MAX_PERSONS,
@@ -47,12 +48,14 @@ class Camera:
 
 @dataclass(frozen=True)
 class Person:
-    """One person of a frame: id, keypoints (17, 2) px, confidences (17,), optional root (3,) m."""
+    """One person of a frame: id, keypoints (17, 2) px, confidences (17,), optional root (3,) m and
+    stature (standing height) m."""
 
     id: int
     kp: np.ndarray
     conf: np.ndarray
     root: np.ndarray | None
+    stature_m: float | None = None
 
 
 @dataclass(frozen=True)
@@ -185,7 +188,14 @@ def decode_inbound(frames: list[bytes]) -> Kp2dFrame | CameraUpdate:
                 if root[2] >= MAX_ROOT_DEPTH_M:
                     raise WireError("value", f"persons[{k}].root is {MAX_ROOT_DEPTH_M:g} m or more from the camera: "
                                     "roots are metres (millimetres sent?)")  # fmt: skip
-            out.append(Person(id=pid, kp=np.where(conf[:, None] > 0, kp[:, :2], 0.0), conf=conf, root=root))
+            stature = None
+            if person.get("stature_m") is not None:
+                stature = float(read_floats(person["stature_m"], (), f"persons[{k}].stature_m"))
+                if not STATURE_RANGE_M[0] <= stature <= STATURE_RANGE_M[1]:  # NaN fails too
+                    raise WireError("value", f"persons[{k}].stature_m is a standing height in metres, "
+                                    f"{STATURE_RANGE_M[0]}-{STATURE_RANGE_M[1]}")  # fmt: skip
+            kp = np.where(conf[:, None] > 0, kp[:, :2], 0.0)
+            out.append(Person(id=pid, kp=kp, conf=conf, root=root, stature_m=stature))
     except WireError as err:
         err.stream, err.frame = stream, frame
         raise
