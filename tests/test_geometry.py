@@ -12,6 +12,7 @@ from pads_stream.geometry.camera import (
     rotation_y,
     undistort_points,
 )
+from pads_stream.geometry.image_tracks import Tracks
 
 K = np.array([[1145.0, 0.0, 512.0], [0.0, 1143.0, 515.0], [0.0, 0.0, 1.0]])
 
@@ -115,3 +116,39 @@ def test_knn_limb_reference_is_rotation_invariant_and_exact_on_its_own_poses(tes
         np.testing.assert_allclose(out, gt, atol=1e-9)
     other = knn_limb(train[20:], gt[:20], LIMBS["left arm"], k=1)  # without itself: another pose's arm
     assert np.abs(other - gt[:20]).max() > 0.05
+
+
+def a_track(motion, unseen=(), frames: int = 50, hz: float = 25.0) -> Tracks:
+    """One camera's track of 17 joints moving by ``motion(t)`` (normalised units), frames ``unseen`` dropped."""
+    times = np.arange(frames) / hz
+    y = np.broadcast_to(motion(times)[:, None, None], (frames, 17, 2)).copy()
+    w = np.ones((frames, 17))
+    w[list(unseen)] = 0.0
+    return Tracks(times, y, w, 1.5 / hz)
+
+
+def test_a_track_read_beside_a_dropped_frame_or_near_its_end_stays_on_its_line():
+    """Issue 33: a steady motion is read where it is even where the frames on one side are missing
+    (a kernel's mean is pulled towards the other side: near a dropped joint that reads as a clock
+    shift of several milliseconds)."""
+    track = a_track(lambda t: 0.1 + 0.5 * t, unseen=[20])
+    at = np.linspace(0.70, 0.90, 41)  # around frame 20 (0.8 s), and within a kernel of the end
+    y, w, rate = track.read(np.r_[at, 1.92, 1.95])
+    np.testing.assert_allclose(y[:, 0, 0], 0.1 + 0.5 * np.r_[at, 1.92, 1.95], atol=1e-9)
+    np.testing.assert_allclose(rate[w[:, 0] > 0, 0, 0], 0.5, atol=1e-9)
+
+
+def test_a_tracks_reading_has_its_rate_as_derivative_and_weights_that_fade():
+    """The bundle adjustment moves each camera's clock by the rate (dy/dt of what it reads) and
+    counts each read by its weight: the rate must be the reading's own derivative, and the weight
+    must change continuously with the time read (a weight that jumps to 0 at a track's end made the
+    adjustment's cost jump as an offset moved, leaving cameras in local minima)."""
+    track = a_track(lambda t: np.sin(7 * t), unseen=[10, 11, 30])
+    at = np.linspace(-0.05, 2.05, 4201) + 1.3e-4  # 0.5 ms steps across both ends and the gaps, between frames
+    y, w, rate = track.read(at)
+    h = 1e-6
+    numeric = (track.read(at + h)[0] - track.read(at - h)[0]) / (2 * h)
+    inside = w[:, 0] > 0
+    np.testing.assert_allclose(rate[inside, 0, 0], numeric[inside, 0, 0], atol=1e-4)
+    assert np.abs(np.diff(w[:, 0])).max() < 0.02  # no jump
+    assert (w[at < 0, 0] == 0).all() and (w[at > 1.96, 0] == 0).all() and w[:, 0].max() > 0.99

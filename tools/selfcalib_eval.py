@@ -22,6 +22,10 @@ frame, pelvis-relative, mm.
 ``--node`` prints instead the node's time from a rig's first frame to its first world pose (its
 defaults: it calibrates the rig itself from the walk), the walk sent in real time over loopback.
 
+``--bound`` prints instead the clock offsets' Cramér-Rao bound on the windows of the detector-like
+``offsets`` rows (what any unbiased calibration could reach on them: per window, and the spread of
+the largest error a table of them would show).
+
 Tune on S8 (``--subjects S8``, placed in S9's rig); report on S9 and S11 (never tuned on).
 
 ``--domain bandai-1`` / ``bandai-2`` checks the same defaults on a second domain: Bandai Namco actors
@@ -31,7 +35,7 @@ a path by foot locking — in S9's and S11's rigs, by turns; ``--subjects`` then
 (default: all), one window per style and length.
 
 Usage: python tools/selfcalib_eval.py [--subjects S9,S11] [--seconds 10,30] [--windows 4] [--drift]
-       [--domain h36m|bandai-1|bandai-2] [--pose] [--node] [--samples 300] [--data DIR]
+       [--domain h36m|bandai-1|bandai-2] [--pose] [--node] [--bound] [--samples 300] [--data DIR]
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ from pads_stream.data.bvh import JointMapping, load_bvh_h36m
 from pads_stream.data.datasets import DEFAULT_DATA, data_file, test_path, to_17
 from pads_stream.data.virtual_rig import CalibratedRig, detector_noise, load_rig, rig_samples
 from pads_stream.data.walks import RATE_HZ, camera_views, foot_locked_path, place_walk
-from pads_stream.geometry.epipolar import rotation_angle_deg
+from pads_stream.geometry.epipolar import rotation_angle_deg, skew
 from pads_stream.geometry.metrics import mpjpe, p_mpjpe
 from pads_stream.geometry.selfcalib import RigCalibration, calibrate_rig
 from pads_stream.geometry.skeleton import bone_lengths, stature_m
@@ -244,6 +248,78 @@ def first_pose_table(args: argparse.Namespace) -> None:
         print(f"| {subject} | {node.cfg.rig_autocalibrate_s:g} | {first:.1f} |", flush=True)
 
 
+def offset_information(world: np.ndarray, rig: CalibratedRig, offset_s: np.ndarray, frames: int, rate: float,
+                       noise_px: float = 5.0, inliers: float = 0.95) -> np.ndarray:  # fmt: skip
+    """Fisher information (V-1+6(V-1) square, cameras 1..V-1's offsets in s first) that a window holds
+    about the clock offsets, as the windows are made: each joint moves linearly between camera 0's
+    frames (``camera_views`` samples the walk so), every instant's joints free, cameras 1..V-1's
+    poses free (rotation, translation), Gaussian 2D noise of ``noise_px`` per coordinate, displaced
+    joints carrying nothing (``inliers``)."""
+    V, F = len(rig.K), frames - 1  # the last instant has no successor to move towards
+    n_clock = (V - 1) * 7
+    info = np.zeros((n_clock, n_clock))
+    for j in range(17):
+        X = world[:frames, j]
+        rows = []
+        for v in range(V):
+            a = offset_s[v] * rate  # camera v's frame k lies this far (frames) after camera 0's instant k
+            P = (1 - a) * X[:F] + a * X[1 : F + 1]
+            p = P @ rig.R[v].T + rig.t[v]
+            dpi = np.zeros((F, 2, 3))
+            fx, fy = rig.K[v, 0, 0], rig.K[v, 1, 1]
+            dpi[:, 0, 0], dpi[:, 1, 1] = fx / p[:, 2], fy / p[:, 2]
+            dpi[:, 0, 2], dpi[:, 1, 2] = -fx * p[:, 0] / p[:, 2] ** 2, -fy * p[:, 1] / p[:, 2] ** 2
+            dX = dpi @ rig.R[v]
+            A = np.zeros((F, 2, 3 * frames + n_clock))
+            k = np.arange(F)
+            for c in range(3):
+                A[k, :, 3 * k + c], A[k, :, 3 * (k + 1) + c] = (1 - a) * dX[:, :, c], a * dX[:, :, c]
+            if v:
+                base = 3 * frames
+                A[:, :, base + v - 1] = np.einsum("kab,kb->ka", dX, (X[1 : F + 1] - X[:F]) * rate)
+                pose = base + V - 1 + 6 * (v - 1)
+                A[:, :, pose : pose + 3] = dpi @ -skew(p - rig.t[v])
+                A[:, :, pose + 3 : pose + 6] = dpi
+            rows.append(A.reshape(2 * F, -1))
+        J = np.concatenate(rows)
+        H = J.T @ J
+        n = 3 * frames
+        info += H[n:, n:] - H[n:, :n] @ np.linalg.solve(H[:n, :n], H[:n, n:])
+    return info * inliers / noise_px**2
+
+
+def bound_table(args: argparse.Namespace) -> None:
+    """The clock offsets' Cramér-Rao bound on the extrinsics table's windows (detector-like 2D,
+    offsets): what any unbiased calibration could reach on them, and so the spread of a table's
+    maximum that the data allows."""
+    cams = str(data_file(args.data, "h36m", "cameras_s9_s11.json"))
+    covs = []
+    print("| subject | window | seconds | offsets ms (cameras 1-3) | bound sd ms |\n|---|---|---|---|---|")
+    for seconds in args.seconds:
+        for subject in args.subjects:
+            rig = load_rig(cams, subject if subject in ("S9", "S11") else "S9")
+            rng = np.random.default_rng([ord(c) for c in subject] + [int(seconds), True, len("offsets")])
+            motion, frames = walks(args.data, subject), int(seconds * RATE_HZ)
+            for w in range(min(args.windows, len(motion) // frames)):  # the same draws as the table's windows
+                world = place_walk(foot_locked_path(motion[w * frames : (w + 1) * frames + 50], rate_hz=RATE_HZ), rig,
+                                   rng)  # fmt: skip
+                *_, off, _ = window_views(world, rig, seconds, rng, True, "offsets")
+                cov = np.linalg.pinv(offset_information(world, rig, off, frames, RATE_HZ), rcond=1e-10)[:3, :3] * 1e6
+                covs.append(cov)
+                print(f"| {subject} | {w} | {seconds:g} | {' / '.join(f'{1e3 * o:.1f}' for o in off[1:])} "
+                      f"| {' / '.join(f'{s:.2f}' for s in np.sqrt(np.diag(cov)))} |", flush=True)  # fmt: skip
+        rng = np.random.default_rng(0)
+        draws = np.stack([rng.multivariate_normal(np.zeros(3), c, 20000) for c in covs], axis=1)  # (N, windows, 3)
+        err = np.abs(draws).reshape(len(draws), -1)
+        top = err.max(axis=1)
+        print(
+            f"\nAt the bound, {seconds:g} s, {err.shape[1]} offsets: median |error| {np.median(err):.2f} ms; the "
+            f"largest of them {np.median(top):.2f} ms median (10-90 %: {np.percentile(top, 10):.2f}-"
+            f"{np.percentile(top, 90):.2f}), within 2 ms in {100 * np.mean(top <= 2):.0f} % of such tables\n"
+        )
+        covs = []
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=DEFAULT_DATA)
@@ -255,15 +331,19 @@ def main() -> None:
     parser.add_argument("--pose", action="store_true", help="the fused pose's accuracy instead")
     parser.add_argument("--node", action="store_true", help="the node's time to its first world pose instead")
     parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument(
+        "--bound", action="store_true", help="the clock offsets' Cramér-Rao bound on the windows instead"
+    )
     args = parser.parse_args()
     styles = BANDAI_STYLES.get(args.domain)
-    if styles and (args.pose or args.node):
+    if styles and (args.pose or args.node or args.bound):
         parser.error("a Bandai domain measures the calibration (the extrinsics table) only")
     args.subjects = args.subjects.split(",") if args.subjects else list(styles or ("S9", "S11"))
     if styles and not set(args.subjects) <= set(styles):
         parser.error(f"--domain {args.domain} takes styles: {', '.join(styles)}")
     args.seconds = [float(s) for s in args.seconds.split(",")]
-    (pose_table if args.pose else first_pose_table if args.node else extrinsics_table)(args)
+    table = pose_table if args.pose else first_pose_table if args.node else bound_table if args.bound else None
+    (table or extrinsics_table)(args)
 
 
 if __name__ == "__main__":

@@ -238,10 +238,11 @@ def poses_from_reference(pairs: dict[tuple[int, int], tuple[np.ndarray, np.ndarr
 
 def epipolar_cost(E: np.ndarray, y0: np.ndarray, w0: np.ndarray, yv: np.ndarray, wv: np.ndarray,
                   focal_px: float) -> float:  # fmt: skip
-    """The mean Cauchy cost of the correspondences seen by both views under E re-fitted to them."""
+    """The Cauchy cost of the correspondences seen by both views under E re-fitted to them, their
+    mean weighted by both views' weights (a read that fades out, near a track's end, counts less)."""
     both = np.flatnonzero((w0 > 0) & (wv > 0))
     if len(both) < 50:
         return np.inf
     E = refit(E, y0[both], yv[both], focal_px, rounds=3)
     d = sampson_px(E, y0[both], yv[both], focal_px)
-    return float(np.mean(np.log1p((d / CAUCHY_PX) ** 2)))
+    return float(np.average(np.log1p((d / CAUCHY_PX) ** 2), weights=w0[both] * wv[both]))

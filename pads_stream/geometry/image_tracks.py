@@ -17,9 +17,11 @@ MAX_FRAME_MOVE = 0.15  # a motion moves its joints less than this share of the b
 
 @dataclass
 class Tracks:
-    """One camera's 2D tracks read at any time by Gaussian kernel regression over its frames (a
-    zero-delay filter whose noise does not depend on where between two frames it is read; reading
-    a linear interpolation instead favours times midway between frames).
+    """One camera's 2D tracks read at any time by local linear regression under a Gaussian kernel
+    over its frames (a zero-delay filter whose noise barely depends on where between two frames it
+    is read — reading a linear interpolation instead favours times midway between frames — and,
+    unlike the kernel's weighted mean, not pulled towards the frames on one side where the other
+    side's are missing: beside a dropped joint, or near a track's end, a mean reads as a clock shift).
 
     times (F,) s on the camera's clock; y (F, 17, 2) normalised; w (F, 17) confidences (0: unseen);
     sigma_s the kernel's width, seconds.
@@ -32,7 +34,9 @@ class Tracks:
 
     def read(self, at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The tracks at times ``at`` (T,) s -> (y (T, 17, 2), w (T, 17), rate (T, 17, 2) per s); w is
-        the kernel's share of seen frames (0 outside the track)."""
+        the kernel's share of seen frames, fading to 0 over one kernel width at the track's ends
+        and from 0.6 to 0.3 of a full share (so a cost summed with it changes continuously with
+        ``at``); rate is dy/d``at`` of the reading itself."""
         reach = int(np.ceil(3 * self.sigma_s / np.median(np.diff(self.times))))
         centre = np.searchsorted(self.times, at)
         idx = np.clip(centre[:, None] + np.arange(-reach, reach + 1), 0, len(self.times) - 1)  # (T, n)
@@ -40,16 +44,29 @@ class Tracks:
         k = np.exp(-0.5 * (dt / self.sigma_s) ** 2)
         k = np.where(np.diff(idx, axis=1, prepend=-1) > 0, k, 0.0)  # clipped repeats count once
         kw = k[..., None] * self.w[idx]  # (T, n, 17)
-        dkw = (-dt / self.sigma_s**2)[..., None] * kw
-        d, dd = kw.sum(axis=1), dkw.sum(axis=1)
-        n = np.einsum("tnj,tnjc->tjc", kw, self.y[idx])
-        dn = np.einsum("tnj,tnjc->tjc", dkw, self.y[idx])
-        safe = np.maximum(d, 1e-12)[..., None]
-        y = n / safe
-        rate = (dn * safe - n * dd[..., None]) / safe**2
+        # a line through the frames near the read, weighted by the kernel (unbiased where frames are
+        # missing on one side, unlike the kernel's mean), read there; the rate is that reading's exact
+        # derivative in time (the bundle adjustment's clock terms need the derivative of what it reads)
+        d = -dt[..., None]  # (T, n, 1) each frame's time from the read's, s
+        s2 = self.sigma_s**2
+        S = [(kw * d**p).sum(axis=1)[..., None] for p in range(4)]  # (T, 17, 1) Σ k w dᵖ
+        M = [np.einsum("tnj,tnjc->tjc", kw * d**p, self.y[idx]) for p in range(3)]  # (T, 17, 2) Σ k w dᵖ y
+        dS = [S[p + 1] / s2 - p * S[p - 1] for p in range(3)]  # d/dt: dk/dt = k d / σ², dd/dt = -1
+        dM = [M[p + 1] / s2 - p * M[p - 1] for p in range(2)]
+        num, den = S[2] * M[0] - S[1] * M[1], S[0] * S[2] - S[1] ** 2
+        dnum = dS[2] * M[0] + S[2] * dM[0] - dS[1] * M[1] - S[1] * dM[1]
+        dden = dS[0] * S[2] + S[0] * dS[2] - 2 * S[1] * dS[1]
+        line = den > 1e-9 * np.maximum(S[0] * S[2], 1e-300)  # frames at two times or more
+        safe = np.where(line, den, 1.0)
+        y = np.where(line, num / safe, M[0] / np.maximum(S[0], 1e-12))
+        rate = np.where(line, (dnum * safe - num * dden) / safe**2, 0.0)
+        d = S[0][..., 0]
         full = np.sqrt(2 * np.pi) * self.sigma_s / np.median(np.diff(self.times))  # the kernel's sum, all seen
-        inside = (at >= self.times[0]) & (at <= self.times[-1])
-        w = np.where(inside[:, None] & (d > 0.3 * full), np.minimum(d / full, 1.0), 0.0)
+        # weights that fade (not jump) to 0 towards the track's ends and where few frames were seen, so
+        # that what a bundle adjustment's cost counts changes continuously with the clock it reads at
+        ends = np.clip(np.minimum(at - self.times[0], self.times[-1] - at) / self.sigma_s, 0.0, 1.0)
+        share = np.minimum(d / full, 1.0)
+        w = ends[:, None] * share * np.clip((share - 0.3) / 0.3, 0.0, 1.0)
         return y, w, rate
 
 
