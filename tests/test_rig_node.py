@@ -263,7 +263,8 @@ def test_views_of_free_running_cameras_are_fused_at_one_instant(model, align):
     shutter_s = np.array([0.0, 0.012, -0.006, 0.014])  # each camera's capture time after camera 0's
     frames = 14
     kp, tau_ns, _ = camera_views(world, rig, shutter_s, np.zeros(4), frames)
-    stamps = tau_ns + np.round(shutter_s * 1e9).astype(np.int64)[:, None] + time.time_ns()  # true capture times
+    captured = tau_ns + np.round(shutter_s * 1e9).astype(np.int64)[:, None]  # capture times, ns from the walk's start
+    stamps = captured + time.time_ns()  # as the cameras stamp them (one clock)
     # a rig frame waits for all four views (a loaded machine can read them over 80 ms apart, and a frame
     # fused from fewer views is not what this test compares)
     h = RigHarness(model, steps=3, warm_steps=3, latency_budget_ms=60_000, rig_wait_ms=2000, one_euro=False,
@@ -271,6 +272,10 @@ def test_views_of_free_running_cameras_are_fused_at_one_instant(model, align):
     errs = []
     try:
         for f in range(frames):
+            if f == 1:  # the rig's first moment waited for its members (rig_wait_ms): go on from now, as a live
+                stamps[:, 1:] += max(0, time.time_ns() - stamps[:, 1].max())  # rig would (not a 2 s clock step)
+            while time.time_ns() < stamps[:, f].max():  # frames in real time, never ahead of their capture
+                time.sleep(0.001)
             msgs = [kp2d_message(f"cam{v}", f, int(stamps[v, f]), [{"id": 7, "kp": np.concatenate(
                         [kp[v, f], np.ones((17, 1))], -1).tolist()}],  # fmt: skip
                     camera=camera_map(rig.K[v], R=rig.R[v], t=rig.t[v], rig="studio"))
@@ -278,14 +283,15 @@ def test_views_of_free_running_cameras_are_fused_at_one_instant(model, align):
             # this frame's fused pose (a loaded machine may answer the frame before in the same exchange)
             done = until(h, lambda o, f=f: any(m["frame"] == f for m in rig_frames(o)), *msgs)
             msg = [m for m in rig_frames(done) if m["frame"] == f][-1]
-            instant_s = (stamps[:, f].max() - stamps[0, 0] + round(shutter_s[0] * 1e9)) / 1e9
+            instant_s = captured[:, f].max() / 1e9
             truth = sample_at(world, np.array([instant_s]))[0]
-            if f >= 2:  # a view moves once its previous frame is known
+            if f >= 3:  # a view moves once its previous frame is known (frame 1's, after the first moment's wait,
+                # is too old: frame 1 is fused as captured, and frame 2 starts from that pose)
                 errs.append(np.linalg.norm(np.array(msg["persons"][0]["joints_world"]) - truth, axis=-1).mean())
     finally:
         h.close()
     error_mm = 1000 * float(np.mean(errs))
     if align:
-        assert error_mm < 3, error_mm  # mm, measured 0.7
+        assert error_mm < 3, error_mm  # mm, measured 0.7 (beside three CPU hogs on two cores too)
     else:
-        assert error_mm > 5, error_mm  # measured 7.3: the four instants mixed, what the alignment removes
+        assert error_mm > 5, error_mm  # measured 7.2: the four instants mixed, what the alignment removes
