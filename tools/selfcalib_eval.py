@@ -123,9 +123,23 @@ def fmt(x: np.ndarray, digits: int = 2) -> str:
     return f"{np.median(x):.{digits}f} [{np.max(x):.{digits}f}]" if len(x) else "–"
 
 
-def extrinsics_table(args: argparse.Namespace) -> None:
+def windows(args: argparse.Namespace, seconds: float, detected: bool, clocks: str):
+    """Every window of a table row, drawn the same for every table that asks for the row: (subject, rig,
+    rate Hz, world walk (F, 17, 3) m, (kp, conf, t_ns, offset_s, drift_ppm) as :func:`window_views`)."""
     cams = str(data_file(args.data, "h36m", "cameras_s9_s11.json"))
     bandai = args.domain != "h36m"
+    for k, subject in enumerate(args.subjects):
+        rig = load_rig(cams, ("S9", "S11")[k % 2] if bandai else "S9" if subject not in ("S9", "S11") else subject)
+        rate = BANDAI_HZ if bandai else RATE_HZ
+        rng = np.random.default_rng([ord(c) for c in subject] + [int(seconds), detected, len(clocks)])
+        motion = walks(args.data, subject, args.domain)
+        frames = int(seconds * rate)
+        for w in range(min(args.windows, len(motion) // frames)):
+            world = place_walk(foot_locked_path(motion[w * frames : (w + 1) * frames + 50], rate_hz=rate), rig, rng)
+            yield subject, rig, rate, world, window_views(world, rig, seconds, rng, detected, clocks, rate)
+
+
+def extrinsics_table(args: argparse.Namespace) -> None:
     print(
         "| 2D | clocks | s | windows | rotation ° | centre cm | offset ms | drift ppm | scale % height "
         "| scale % prior (covered 1σ, 2σ) | floor tilt ° (found) | s per calibration |"
@@ -136,30 +150,20 @@ def extrinsics_table(args: argparse.Namespace) -> None:
             for seconds in args.seconds:
                 acc: dict[str, list] = {}
                 within, found, spent, n = [], [], [], 0  # within: |prior scale error| in published sds
-                for k, subject in enumerate(args.subjects):
-                    rig = load_rig(cams, ("S9", "S11")[k % 2] if bandai else "S9" if subject not in ("S9", "S11")
-                                   else subject)  # fmt: skip
-                    rate = BANDAI_HZ if bandai else RATE_HZ
-                    rng = np.random.default_rng([ord(c) for c in subject] + [int(seconds), detected, len(clocks)])
-                    motion = walks(args.data, subject, args.domain)
-                    frames = int(seconds * rate)
-                    for w in range(min(args.windows, len(motion) // frames)):
-                        path = foot_locked_path(motion[w * frames : (w + 1) * frames + 50], rate_hz=rate)
-                        world = place_walk(path, rig, rng)
-                        kp, conf, t_ns, off, drift = window_views(world, rig, seconds, rng, detected, clocks, rate)
-                        height = float(stature_m(np.median(bone_lengths(world), axis=0)))
-                        t0 = time.perf_counter()
-                        cal = calibrate_rig(kp, rig.K, conf, None if clocks == "sync" else t_ns, height_m=height)
-                        spent.append(time.perf_counter() - t0)
-                        e = errors(cal, rig, off, drift, int(t_ns[0, len(t_ns[0]) // 2]))
-                        prior = calibrate_rig(kp, rig.K, conf, None if clocks == "sync" else t_ns)
-                        sp = errors(prior, rig, off, drift, int(t_ns[0, len(t_ns[0]) // 2]))["scale"]
-                        e["prior"] = sp
-                        within.append(np.abs(np.median(sp)) / (100 * prior.scale_sd))
-                        found.append(cal.floor_determined)
-                        for name, value in e.items():
-                            acc.setdefault(name, []).append(value)
-                        n += 1
+                for _, rig, _, world, (kp, conf, t_ns, off, drift) in windows(args, seconds, detected, clocks):
+                    height = float(stature_m(np.median(bone_lengths(world), axis=0)))
+                    t0 = time.perf_counter()
+                    cal = calibrate_rig(kp, rig.K, conf, None if clocks == "sync" else t_ns, height_m=height)
+                    spent.append(time.perf_counter() - t0)
+                    e = errors(cal, rig, off, drift, int(t_ns[0, len(t_ns[0]) // 2]))
+                    prior = calibrate_rig(kp, rig.K, conf, None if clocks == "sync" else t_ns)
+                    sp = errors(prior, rig, off, drift, int(t_ns[0, len(t_ns[0]) // 2]))["scale"]
+                    e["prior"] = sp
+                    within.append(np.abs(np.median(sp)) / (100 * prior.scale_sd))
+                    found.append(cal.floor_determined)
+                    for name, value in e.items():
+                        acc.setdefault(name, []).append(value)
+                    n += 1
                 a = {k: np.concatenate(v) for k, v in acc.items()}
                 sds = np.array(within)
                 sync = clocks == "sync"
@@ -292,22 +296,14 @@ def bound_table(args: argparse.Namespace) -> None:
     """The clock offsets' Cramér-Rao bound on the extrinsics table's windows (detector-like 2D,
     offsets): what any unbiased calibration could reach on them, and so the spread of a table's
     maximum that the data allows."""
-    cams = str(data_file(args.data, "h36m", "cameras_s9_s11.json"))
-    covs = []
-    print("| subject | window | seconds | offsets ms (cameras 1-3) | bound sd ms |\n|---|---|---|---|---|")
+    print("| subject | seconds | offsets ms (cameras 1-3) | bound sd ms |\n|---|---|---|---|")
     for seconds in args.seconds:
-        for subject in args.subjects:
-            rig = load_rig(cams, subject if subject in ("S9", "S11") else "S9")
-            rng = np.random.default_rng([ord(c) for c in subject] + [int(seconds), True, len("offsets")])
-            motion, frames = walks(args.data, subject), int(seconds * RATE_HZ)
-            for w in range(min(args.windows, len(motion) // frames)):  # the same draws as the table's windows
-                world = place_walk(foot_locked_path(motion[w * frames : (w + 1) * frames + 50], rate_hz=RATE_HZ), rig,
-                                   rng)  # fmt: skip
-                *_, off, _ = window_views(world, rig, seconds, rng, True, "offsets")
-                cov = np.linalg.pinv(offset_information(world, rig, off, frames, RATE_HZ), rcond=1e-10)[:3, :3] * 1e6
-                covs.append(cov)
-                print(f"| {subject} | {w} | {seconds:g} | {' / '.join(f'{1e3 * o:.1f}' for o in off[1:])} "
-                      f"| {' / '.join(f'{s:.2f}' for s in np.sqrt(np.diag(cov)))} |", flush=True)  # fmt: skip
+        covs = []
+        for subject, rig, rate, world, (*_, off, _) in windows(args, seconds, True, "offsets"):
+            cov = np.linalg.pinv(offset_information(world, rig, off, int(seconds * rate), rate), rcond=1e-10)[:3, :3]
+            covs.append(cov * 1e6)  # ms²
+            print(f"| {subject} | {seconds:g} | {' / '.join(f'{1e3 * o:.1f}' for o in off[1:])} "
+                  f"| {' / '.join(f'{s:.2f}' for s in np.sqrt(np.diag(covs[-1])))} |", flush=True)  # fmt: skip
         rng = np.random.default_rng(0)
         draws = np.stack([rng.multivariate_normal(np.zeros(3), c, 20000) for c in covs], axis=1)  # (N, windows, 3)
         err = np.abs(draws).reshape(len(draws), -1)
@@ -317,7 +313,6 @@ def bound_table(args: argparse.Namespace) -> None:
             f"largest of them {np.median(top):.2f} ms median (10-90 %: {np.percentile(top, 10):.2f}-"
             f"{np.percentile(top, 90):.2f}), within 2 ms in {100 * np.mean(top <= 2):.0f} % of such tables\n"
         )
-        covs = []
 
 
 def main() -> None:

@@ -60,12 +60,11 @@ class Tracks:
         safe = np.where(line, den, 1.0)
         y = np.where(line, num / safe, M[0] / np.maximum(S[0], 1e-12))
         rate = np.where(line, (dnum * safe - num * dden) / safe**2, 0.0)
-        d = S[0][..., 0]
         full = np.sqrt(2 * np.pi) * self.sigma_s / np.median(np.diff(self.times))  # the kernel's sum, all seen
         # weights that fade (not jump) to 0 towards the track's ends and where few frames were seen, so
         # that what a bundle adjustment's cost counts changes continuously with the clock it reads at
         ends = np.clip(np.minimum(at - self.times[0], self.times[-1] - at) / self.sigma_s, 0.0, 1.0)
-        share = np.minimum(d / full, 1.0)
+        share = np.minimum(S[0][..., 0] / full, 1.0)
         w = ends[:, None] * share * np.clip((share - 0.3) / 0.3, 0.0, 1.0)
         return y, w, rate
 

@@ -28,7 +28,7 @@ from .bundle import Bundle, Observations, adjust
 from .camera import normalized_rays
 from .epipolar import CAUCHY_PX, epipolar_cost, essential, pair_poses, pnp, poses_from_reference, triangulate
 from .image_tracks import SMOOTH_FRAMES, continuous_motion, smooth_tracks, speed_lag
-from .skeleton import ANKLE_HEIGHT_M, MEAN_BONES_M, NUM_JOINTS, STATURE_RANGE_M, bone_lengths, stature_m
+from .skeleton import MEAN_BONES_M, NUM_JOINTS, STATURE_RANGE_M, bone_lengths, size_from_stature, stature_m
 
 UNTIMED_HZ = 25.0  # frames without times are taken this far apart (for the feet's speeds on the floor)
 OUTLIER_PX = 15.0  # a 2D sample this far from its track through the neighbouring frames is left out
@@ -251,8 +251,7 @@ def calibrate_rig(kp2d: np.ndarray, K: np.ndarray, conf: np.ndarray | None = Non
         centres = -np.einsum("vji,vj->vi", b.R, b.t)
         scale, source, sd = metres / float(np.linalg.norm(centres[i] - centres[j])), "baseline", 0.002
     elif height_m is not None:
-        upright = float(stature_m(bones)) - ANKLE_HEIGHT_M  # the chain alone scales with the bones
-        scale, source, sd = (float(height_m) - ANKLE_HEIGHT_M) / upright, "height", 0.005
+        scale, source, sd = float(size_from_stature(height_m, bones)), "height", 0.005
     else:
         ratio = MEAN_BONES_M / bones
         scale = float(np.sum(MEAN_BONES_M * bones) / np.sum(bones * bones))

@@ -83,10 +83,11 @@ def stature_m(bones: np.ndarray) -> np.ndarray:
     return UPRIGHT * (legs + b[..., 6] + b[..., 7] + b[..., 8] + b[..., 9]) + ANKLE_HEIGHT_M
 
 
-def size_from_stature(stature: np.ndarray | float) -> np.ndarray:
-    """A person's size as a factor of the mean adult's (:data:`MEAN_BONES_M`, whose stature is
-    :func:`stature_m` of them, 1.65 m) from their stature, metres; NaN stays NaN (unknown)."""
-    upright = float(stature_m(MEAN_BONES_M)) - ANKLE_HEIGHT_M
+def size_from_stature(stature: np.ndarray | float, bones: np.ndarray = MEAN_BONES_M) -> np.ndarray:
+    """The factor that scales a skeleton of ``bones`` (16,) metres — by default the mean adult's
+    (:data:`MEAN_BONES_M`, 1.65 m tall by :func:`stature_m`) — to a person of ``stature`` metres
+    (the upright chain scales, the ankle's height does not); NaN stays NaN (unknown)."""
+    upright = float(stature_m(bones)) - ANKLE_HEIGHT_M
     return (np.asarray(stature, dtype=np.float64) - ANKLE_HEIGHT_M) / upright
 
 
