@@ -57,8 +57,9 @@ def _residuals(R, t, X, obs: Observations, focal: np.ndarray) -> tuple[np.ndarra
     return focal[obs.cam] * (p[:, :2] / z[:, None] - obs.y), p
 
 
-def _cost(r: np.ndarray, w: np.ndarray) -> float:
-    return float(np.sum(w * np.log1p(np.sum(r * r, axis=1) / CAUCHY_PX**2)))
+def robust_cost(residual_px: np.ndarray, w: np.ndarray) -> float:
+    """The weighted Cauchy cost Σ w · log(1 + (|r| / CAUCHY_PX)²) of residual lengths (O,) pixels."""
+    return float(np.sum(w * np.log1p((residual_px / CAUCHY_PX) ** 2)))
 
 
 def _sum_by(index: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
@@ -103,7 +104,7 @@ def adjust(R: np.ndarray, t: np.ndarray, X: np.ndarray, focal: np.ndarray,
         # a 2D Gaussian residual of σ per axis has a median length of 1.1774 σ
         noise = float(np.median(np.linalg.norm(r[seen], axis=1))) / 1.1774 if seen.any() else 1.0
         prior = noise**2 / CAUCHY_PX**2 / drift_sd_ppm**2
-    cost, lam = _cost(r, obs.w) + prior * float(np.sum(drift**2)), 1e-3
+    cost, lam = robust_cost(np.linalg.norm(r, axis=1), obs.w) + prior * float(np.sum(drift**2)), 1e-3
     for _ in range(iterations):
         # Jacobians per observation: points (O, 2, 3), the camera's parameters (O, 2, k)
         z = np.where(np.abs(p[:, 2]) > 1e-9, p[:, 2], 1e-9)
@@ -153,7 +154,7 @@ def adjust(R: np.ndarray, t: np.ndarray, X: np.ndarray, focal: np.ndarray,
             drift_n = drift + dc[:, 7] if clock == "drift" else drift
             obs_n = observe(off_n, drift_n) if timed else obs
             r_n, p_n = _residuals(R_n, t_n, X_n, obs_n, focal)
-            cost_n = _cost(r_n, obs_n.w) + prior * float(np.sum(drift_n**2))
+            cost_n = robust_cost(np.linalg.norm(r_n, axis=1), obs_n.w) + prior * float(np.sum(drift_n**2))
             if cost_n < cost:
                 break
             lam *= 10

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .bundle import Bundle, Observations, adjust
+from .bundle import Bundle, Observations, adjust, robust_cost
 from .camera import normalized_rays
-from .epipolar import CAUCHY_PX, epipolar_cost, essential, pair_poses, pnp, poses_from_reference, triangulate
+from .epipolar import epipolar_cost, essential, pair_poses, pnp, poses_from_reference, triangulate
 from .image_tracks import SMOOTH_FRAMES, continuous_motion, smooth_tracks, speed_lag
 from .skeleton import MEAN_BONES_M, NUM_JOINTS, STATURE_RANGE_M, bone_lengths, size_from_stature, stature_m
 
@@ -213,7 +213,7 @@ def calibrate_rig(kp2d: np.ndarray, K: np.ndarray, conf: np.ndarray | None = Non
         if start is None:
             continue
         trial = adjust(*start, _filled(triangulate(*start, ys, ws)), focal, sparse, offset_ms=off)
-        cost = float(np.sum(seen.w * np.log1p((trial.residual_px / CAUCHY_PX) ** 2)))
+        cost = robust_cost(trial.residual_px, seen.w)
         if cost < best:
             fit, best = trial, cost
     if fit is None:
