@@ -22,9 +22,9 @@ frame, pelvis-relative, mm.
 ``--node`` prints instead the node's time from a rig's first frame to its first world pose (its
 defaults: it calibrates the rig itself from the walk), the walk sent in real time over loopback.
 
-``--bound`` prints instead the clock offsets' Cramér-Rao bound on the windows of the detector-like
-``offsets`` rows (what any unbiased calibration could reach on them: per window, and the spread of
-the largest error a table of them would show).
+``--bound`` prints instead the clocks' Cramér-Rao bound on the windows of the detector-like
+``offsets`` rows (and ``drift`` rows with ``--drift``): what any unbiased calibration could reach on
+them, per window, and the spread of the largest error a table of them would show.
 
 Tune on S8 (``--subjects S8``, placed in S9's rig); report on S9 and S11 (never tuned on).
 
@@ -252,39 +252,52 @@ def first_pose_table(args: argparse.Namespace) -> None:
         print(f"| {subject} | {node.cfg.rig_autocalibrate_s:g} | {first:.1f} |", flush=True)
 
 
-def offset_information(world: np.ndarray, rig: CalibratedRig, offset_s: np.ndarray, frames: int, rate: float,
-                       noise_px: float = 5.0, inliers: float = 0.95) -> np.ndarray:  # fmt: skip
-    """Fisher information (V-1+6(V-1) square, cameras 1..V-1's offsets in s first) that a window holds
-    about the clock offsets, as the windows are made: each joint moves linearly between camera 0's
-    frames (``camera_views`` samples the walk so), every instant's joints free, cameras 1..V-1's
-    poses free (rotation, translation), Gaussian 2D noise of ``noise_px`` per coordinate, displaced
-    joints carrying nothing (``inliers``)."""
+def clock_information(world: np.ndarray, rig: CalibratedRig, offset_s: np.ndarray, drift_ppm: np.ndarray | None,
+                      frames: int, rate: float, noise_px: float = 5.0,
+                      inliers: float = 0.95) -> np.ndarray:  # fmt: skip
+    """Fisher information that a window holds about the clocks, as the windows are made: each joint
+    moves linearly between camera 0's frames (``camera_views`` samples the walk so), every instant's
+    joints free, cameras 1..V-1's poses free (rotation, translation), Gaussian 2D noise of
+    ``noise_px`` per coordinate, displaced joints carrying nothing (``inliers``). Parameters: cameras
+    1..V-1's offsets (ms), then with ``drift_ppm`` their drifts (ppm), then their poses (radians,
+    metres); square."""
     V, F = len(rig.K), frames - 1  # the last instant has no successor to move towards
-    n_clock = (V - 1) * 7
-    info = np.zeros((n_clock, n_clock))
+    tau = np.arange(frames) / rate
+    since = tau - tau[frames // 2]  # camera_views's drift runs from the window's middle
+    n_clock = (V - 1) * (2 if drift_ppm is not None else 1)
+    n_par = n_clock + 6 * (V - 1)
+    info = np.zeros((n_par, n_par))
     for j in range(17):
         X = world[:frames, j]
         rows = []
         for v in range(V):
-            a = offset_s[v] * rate  # camera v's frame k lies this far (frames) after camera 0's instant k
-            P = (1 - a) * X[:F] + a * X[1 : F + 1]
+            # camera v's frame k lies at camera 0's instant k + a_k (frames); between instants i and i + 1
+            a = (offset_s[v] + (0.0 if drift_ppm is None else drift_ppm[v] * 1e-6 * since)) * rate
+            pos = np.arange(frames) + a * np.ones(frames)
+            keep = np.flatnonzero((pos >= 0) & (pos < F))
+            i = np.floor(pos[keep]).astype(int)
+            frac = (pos[keep] - i)[:, None]
+            P = (1 - frac) * X[i] + frac * X[i + 1]
             p = P @ rig.R[v].T + rig.t[v]
-            dpi = np.zeros((F, 2, 3))
+            dpi = np.zeros((len(keep), 2, 3))
             fx, fy = rig.K[v, 0, 0], rig.K[v, 1, 1]
             dpi[:, 0, 0], dpi[:, 1, 1] = fx / p[:, 2], fy / p[:, 2]
             dpi[:, 0, 2], dpi[:, 1, 2] = -fx * p[:, 0] / p[:, 2] ** 2, -fy * p[:, 1] / p[:, 2] ** 2
             dX = dpi @ rig.R[v]
-            A = np.zeros((F, 2, 3 * frames + n_clock))
-            k = np.arange(F)
+            A = np.zeros((len(keep), 2, 3 * frames + n_par))
+            k = np.arange(len(keep))
             for c in range(3):
-                A[k, :, 3 * k + c], A[k, :, 3 * (k + 1) + c] = (1 - a) * dX[:, :, c], a * dX[:, :, c]
+                A[k, :, 3 * i + c], A[k, :, 3 * (i + 1) + c] = (1 - frac) * dX[:, :, c], frac * dX[:, :, c]
             if v:
                 base = 3 * frames
-                A[:, :, base + v - 1] = np.einsum("kab,kb->ka", dX, (X[1 : F + 1] - X[:F]) * rate)
-                pose = base + V - 1 + 6 * (v - 1)
+                d_offset = np.einsum("kab,kb->ka", dX, (X[i + 1] - X[i]) * rate * 1e-3)  # per ms of offset
+                A[:, :, base + v - 1] = d_offset
+                if drift_ppm is not None:
+                    A[:, :, base + V - 1 + v - 1] = d_offset * 1e3 * 1e-6 * since[keep, None]  # per ppm
+                pose = base + n_clock + 6 * (v - 1)
                 A[:, :, pose : pose + 3] = dpi @ -skew(p - rig.t[v])
                 A[:, :, pose + 3 : pose + 6] = dpi
-            rows.append(A.reshape(2 * F, -1))
+            rows.append(A.reshape(2 * len(keep), -1))
         J = np.concatenate(rows)
         H = J.T @ J
         n = 3 * frames
@@ -293,26 +306,39 @@ def offset_information(world: np.ndarray, rig: CalibratedRig, offset_s: np.ndarr
 
 
 def bound_table(args: argparse.Namespace) -> None:
-    """The clock offsets' Cramér-Rao bound on the extrinsics table's windows (detector-like 2D,
-    offsets): what any unbiased calibration could reach on them, and so the spread of a table's
-    maximum that the data allows."""
-    print("| subject | seconds | offsets ms (cameras 1-3) | bound sd ms |\n|---|---|---|---|")
-    for seconds in args.seconds:
-        covs = []
-        for subject, rig, rate, world, (*_, off, _) in windows(args, seconds, True, "offsets"):
-            cov = np.linalg.pinv(offset_information(world, rig, off, int(seconds * rate), rate), rcond=1e-10)[:3, :3]
-            covs.append(cov * 1e6)  # ms²
-            print(f"| {subject} | {seconds:g} | {' / '.join(f'{1e3 * o:.1f}' for o in off[1:])} "
-                  f"| {' / '.join(f'{s:.2f}' for s in np.sqrt(np.diag(covs[-1])))} |", flush=True)  # fmt: skip
-        rng = np.random.default_rng(0)
-        draws = np.stack([rng.multivariate_normal(np.zeros(3), c, 20000) for c in covs], axis=1)  # (N, windows, 3)
-        err = np.abs(draws).reshape(len(draws), -1)
-        top = err.max(axis=1)
-        print(
-            f"\nAt the bound, {seconds:g} s, {err.shape[1]} offsets: median |error| {np.median(err):.2f} ms; the "
-            f"largest of them {np.median(top):.2f} ms median (10-90 %: {np.percentile(top, 10):.2f}-"
-            f"{np.percentile(top, 90):.2f}), within 2 ms in {100 * np.mean(top <= 2):.0f} % of such tables\n"
-        )
+    """The clocks' Cramér-Rao bound on the extrinsics table's windows (detector-like 2D; offsets, and
+    with ``--drift`` drifting clocks): what any unbiased calibration could reach on them, and so the
+    spread of a table's maximum that the data allows."""
+    print("| subject | clocks | seconds | offsets ms (cameras 1-3) | offset bound sd ms | drift bound sd ppm |")
+    print("|---|---|---|---|---|---|")
+    for clocks in ("offsets",) + (("drift",) if args.drift else ()):
+        for seconds in args.seconds:
+            covs = []  # per window: the clocks' covariance, offsets in ms² (then drifts in ppm²)
+            for subject, rig, rate, world, (*_, off, drift) in windows(args, seconds, True, clocks):
+                frames = int(seconds * rate)
+                info = clock_information(world, rig, off, drift if clocks == "drift" else None, frames, rate)
+                n = 6 if clocks == "drift" else 3
+                cov = np.linalg.pinv(info, rcond=1e-12)[:n, :n]  # (the rig's scale is free: a pseudo-inverse)
+                covs.append((cov + cov.T) / 2)
+                sd = np.sqrt(np.diag(covs[-1]))
+                print(f"| {subject} | {clocks} | {seconds:g} | {' / '.join(f'{1e3 * o:.1f}' for o in off[1:])} "
+                      f"| {' / '.join(f'{x:.2f}' for x in sd[:3])} "
+                      f"| {' / '.join(f'{x:.0f}' for x in sd[3:]) or '–'} |", flush=True)  # fmt: skip
+            rng = np.random.default_rng(0)
+            draws = np.stack([rng.multivariate_normal(np.zeros(len(c)), c, 20000) for c in covs], axis=1)  # (N, w, n)
+            err = np.abs(draws[..., :3]).reshape(len(draws), -1)
+            top = err.max(axis=1)
+            print(
+                f"\nAt the bound, {clocks}, {seconds:g} s, {err.shape[1]} offsets: median |error| {np.median(err):.2f} "
+                f"ms; the largest of them {np.median(top):.2f} ms median (10-90 %: {np.percentile(top, 10):.2f}-"
+                f"{np.percentile(top, 90):.2f}), within 2 ms in {100 * np.mean(top <= 2):.0f} % of such tables"
+            )
+            if clocks == "drift":  # (the calibration also has a prior on each drift, N(0, 50 ppm²); this has none)
+                d = np.abs(draws[..., 3:]).reshape(len(draws), -1)
+                print(f"Drifts: median |error| {np.median(d):.0f} ppm; the largest of {d.shape[1]} "
+                      f"{np.median(d.max(axis=1)):.0f} ppm median (10-90 %: {np.percentile(d.max(axis=1), 10):.0f}-"
+                      f"{np.percentile(d.max(axis=1), 90):.0f})")  # fmt: skip
+            print()
 
 
 def main() -> None:
@@ -326,9 +352,7 @@ def main() -> None:
     parser.add_argument("--pose", action="store_true", help="the fused pose's accuracy instead")
     parser.add_argument("--node", action="store_true", help="the node's time to its first world pose instead")
     parser.add_argument("--samples", type=int, default=300)
-    parser.add_argument(
-        "--bound", action="store_true", help="the clock offsets' Cramér-Rao bound on the windows instead"
-    )
+    parser.add_argument("--bound", action="store_true", help="the clocks' Cramér-Rao bound on the windows instead")
     args = parser.parse_args()
     styles = BANDAI_STYLES.get(args.domain)
     if styles and (args.pose or args.node or args.bound):
