@@ -154,9 +154,11 @@ class Batching:
         by_id = all(p.camera.rig_ids for m in members for p in m.persons)
         tracks = self.rig_tracks.setdefault(rig, RigTracks())
         t_capture = max(m.t_capture for m in members)  # the rig frame's instant: every view is moved to it
-        if self.cfg.rig_align_views:
+        if self.cfg.rig_align_views:  # along the rig's own stamps (its one clock): this host's capture times
+            # carry the rig's transit offset, which drops within a frame when a sender runs ahead of real time
             motion = self.rig_motion.setdefault(rig, ViewMotion())
-            views = [motion.at_instant(m.frame.stream, m.t_capture, v, t_capture)
+            instant = max(m.t_sender for m in members)
+            views = [motion.at_instant(m.frame.stream, m.t_sender, v, instant)
                      for m, v in zip(members, views, strict=True)]  # fmt: skip
         try:
             streams = [m.frame.stream for m in members]
