@@ -153,7 +153,7 @@ class Batching:
                  for m in members]  # fmt: skip
         by_id = all(p.camera.rig_ids for m in members for p in m.persons)
         tracks = self.rig_tracks.setdefault(rig, RigTracks())
-        t_capture = max(m.t_capture for m in members)  # the rig frame's instant: every view is moved to it
+        t_capture = max(m.t_capture for m in members)  # the rig frame's instant (its newest capture), this host's clock
         if self.cfg.rig_align_views:  # along the rig's own stamps (its one clock): this host's capture times
             # carry the rig's transit offset, which drops within a frame when a sender runs ahead of real time
             motion = self.rig_motion.setdefault(rig, ViewMotion())
