@@ -273,7 +273,7 @@ def clock_information(world: np.ndarray, rig: CalibratedRig, offset_s: np.ndarra
         for v in range(V):
             # camera v's frame k lies at camera 0's instant k + a_k (frames); between instants i and i + 1
             a = (offset_s[v] + (0.0 if drift_ppm is None else drift_ppm[v] * 1e-6 * since)) * rate
-            pos = np.arange(frames) + a * np.ones(frames)
+            pos = np.arange(frames) + a
             keep = np.flatnonzero((pos >= 0) & (pos < F))
             i = np.floor(pos[keep]).astype(int)
             frac = (pos[keep] - i)[:, None]
@@ -361,8 +361,10 @@ def main() -> None:
     if styles and not set(args.subjects) <= set(styles):
         parser.error(f"--domain {args.domain} takes styles: {', '.join(styles)}")
     args.seconds = [float(s) for s in args.seconds.split(",")]
-    table = pose_table if args.pose else first_pose_table if args.node else bound_table if args.bound else None
-    (table or extrinsics_table)(args)
+    table = (
+        pose_table if args.pose else first_pose_table if args.node else bound_table if args.bound else extrinsics_table
+    )
+    table(args)
 
 
 if __name__ == "__main__":

@@ -161,12 +161,10 @@ for name, takes, fps in domains():
                                   extrinsics=ext_flat, stature_m=heights)  # fmt: skip
             cold = (x + r[:, None]).reshape(gt.shape)
             results = [("cold estimate()", cold)]
+            sent_root = root if given else None
             for label, cfg in rows:
                 results.append(
-                    (
-                        label,
-                        track_sequences(model, cfg, rays, conf, root if given else None, stream_of, fps, ext, stature),
-                    )  # fmt: skip
+                    (label, track_sequences(model, cfg, rays, conf, sent_root, stream_of, fps, ext, stature))
                 )
             for label, joints in results:
                 s = score(joints, gt, root, fps)
